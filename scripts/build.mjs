@@ -1,0 +1,25 @@
+// Build: tsc emits the library (ESM + .d.ts) into dist/; esbuild bundles each bin into one
+// file so `kabi --help` does not resolve dozens of modules at start-up. Native codec
+// packages stay external: they are optional and loaded lazily at run time.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, rmSync, chmodSync } from 'node:fs';
+import { build } from 'esbuild';
+
+rmSync('dist', { recursive: true, force: true });
+execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+
+const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
+await build({
+  entryPoints: bins.map((f) => `src/bin/${f}`),
+  outdir: 'dist/bin',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);",
+  },
+  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
+  logLevel: 'warning',
+});
+for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);

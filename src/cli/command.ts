@@ -1,0 +1,34 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { KabiError } from '../errors.js';
+import type { CliIo } from './io.js';
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  /** Returns the exit status. */
+  run(argv: string[], io: CliIo): Promise<number>;
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util parseArgs with kabi's usage errors (exit 2 via KabiError USAGE). */
+export function parse<O extends Options>(argv: string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new KabiError('USAGE', `${(e as Error).message}\n${usage}`);
+  }
+}
+
+/** Exit status for errors: 2 for bad input or usage, as documented for every kabi command. */
+export const EXIT_ERROR = 2;
+
+export function reportError(e: unknown, io: CliIo, prog = 'kabi'): number {
+  if (e instanceof KabiError) {
+    io.stderr(`${prog}: ${e.message}\n`);
+    return EXIT_ERROR;
+  }
+  io.stderr(`${prog}: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+  return 70;
+}

@@ -1,0 +1,72 @@
+import type { KernelModule } from '../module/read-module.js';
+import type { Reason } from './types.js';
+
+/** One entry of depmod's symbol table: the CRC it will compare, and who provides it. */
+export interface DepmodSymbol {
+  readonly crc: bigint;
+  /** undefined for vmlinux and the fake symbols. */
+  readonly owner: string | undefined;
+}
+
+export interface DepmodSymbols {
+  get(symbol: string): DepmodSymbol | undefined;
+  /** A module that would export it but was dropped as incompatible (weak-modules' next round). */
+  blockedProvider(symbol: string): { name: string; reason: string } | undefined;
+}
+
+/** The symbols depmod adds itself because the loader provides them. */
+export const DEPMOD_FAKE_SYMBOLS = ['__this_module', '_GLOBAL_OFFSET_TABLE_', 'TOC.'];
+
+/** What kmod lists as a module's dependency symbols (kmod_elf_get_dependency_symbols). */
+export function depmodDependencySymbols(mod: KernelModule): { name: string; crc: bigint; weak: boolean; versioned: boolean }[] {
+  const versions = mod.versions ?? [];
+  const visited = new Uint8Array(versions.length);
+  const out: { name: string; crc: bigint; weak: boolean; versioned: boolean }[] = [];
+  for (const u of mod.undefinedSymbols) {
+    // kmod matches __versions names exactly and takes the first entry; no entry means CRC 0.
+    const idx = versions.findIndex((v) => v.symbol === u.name);
+    if (idx >= 0) visited[idx] = 1;
+    out.push({ name: u.name, crc: idx >= 0 ? versions[idx]!.crc : 0n, weak: u.weak, versioned: idx >= 0 });
+  }
+  // Entries no undefined symbol refers to (module_layout at least) are dependencies too.
+  versions.forEach((v, i) => {
+    if (!visited[i]) out.push({ name: v.symbol, crc: v.crc, weak: false, versioned: true });
+  });
+  return out;
+}
+
+/**
+ * depmod -e [-E]: the warnings depmod prints for one module, with its quirks kept: weak
+ * symbols are never reported, a symbol with no __versions entry compares as CRC 0, an
+ * unreferenced __versions entry must resolve too, and nothing else (vermagic, licence,
+ * namespaces, signatures) is looked at.
+ */
+export function depmodReasons(mod: KernelModule, path: string, symbols: DepmodSymbols, checkSymvers: boolean): Reason[] {
+  const out: Reason[] = [];
+  for (const dep of depmodDependencySymbols(mod)) {
+    const lookup = dep.name.startsWith('.') ? dep.name.slice(1) : dep.name;
+    const sym = symbols.get(lookup);
+    if (sym === undefined) {
+      if (dep.weak) continue;
+      const blocked = symbols.blockedProvider(lookup);
+      out.push({
+        kind: blocked ? 'provider-incompatible' : 'unknown-symbol',
+        severity: 'error',
+        symbol: dep.name,
+        message: `${path} needs unknown symbol ${dep.name}`,
+        ...(blocked ? { provider: blocked.name } : {}),
+      });
+      continue;
+    }
+    if (checkSymvers && sym.crc !== dep.crc && !dep.weak) {
+      // Same words either way; the kind says whether the module had no CRC for it at all (depmod compares 0).
+      out.push({
+        kind: dep.versioned ? 'crc-mismatch' : 'missing-crc',
+        severity: 'error',
+        symbol: dep.name,
+        message: `${path} disagrees about version of symbol ${dep.name}`,
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,125 @@
+import type { KernelModule } from '../module/read-module.js';
+import { DEPMOD_FAKE_SYMBOLS, depmodReasons, type DepmodSymbol } from './depmod.js';
+import { loaderReasons } from './loader.js';
+import type { Candidate, KernelExport, KernelModel, Reason, Semantics, TreeModule, Verdict } from './types.js';
+
+export interface CheckOptions {
+  semantics?: Semantics;
+  /**
+   * depmod semantics only: compare CRCs (`depmod -E`). Defaults to true when the kernel has a
+   * Module.symvers, as weak-modules always passes one.
+   */
+  checkSymvers?: boolean;
+}
+
+/** A module whose own loadability is in question: a candidate, or an out-of-tree module already in the tree. */
+interface Member {
+  readonly name: string;
+  readonly path: string;
+  readonly module: KernelModule;
+  readonly candidate: boolean;
+}
+
+/**
+ * Decide, for each candidate, whether it loads on this kernel. Candidates are taken as
+ * installed together and ahead of same-named modules of the tree (as weak-modules
+ * validates them). Out-of-tree modules depend on each other, so the set is resolved to a
+ * fixpoint: a module that cannot load provides nothing, which can break the next one.
+ * Pure: all I/O happened when the KernelModel was built.
+ */
+export function checkAgainstKernel(candidates: readonly Candidate[], model: KernelModel, opts: CheckOptions = {}): Verdict[] {
+  const semantics = opts.semantics ?? 'loader';
+  const checkSymvers = opts.checkSymvers ?? model.exportSource === 'symvers';
+  const candidateNames = new Set(candidates.map((c) => c.module.name));
+
+  const members: Member[] = candidates.map((c) => ({ name: c.module.name, path: c.path, module: c.module, candidate: true }));
+  const inTree: TreeModule[] = [];
+  for (const tm of model.modules.values()) {
+    if (candidateNames.has(tm.name)) continue; // shadowed by the candidate
+    if (tm.inTree || tm.module === undefined) inTree.push(tm);
+    else members.push({ name: tm.name, path: tm.path, module: tm.module, candidate: false });
+  }
+
+  const dropped = new Map<string, { member: Member; reason: string }>();
+  let reasons = new Map<Member, Reason[]>();
+  for (let round = 0; round <= members.length; round++) {
+    const live = members.filter((m) => !dropped.has(m.path));
+    const evaluate = semantics === 'loader' ? loaderEvaluator(model, inTree, live, dropped) : depmodEvaluator(model, inTree, live, dropped, checkSymvers);
+    reasons = new Map(members.map((m) => [m, evaluate(m)]));
+    let changed = false;
+    for (const m of live) {
+      const first = reasons.get(m)!.find((r) => r.severity === 'error');
+      if (first) {
+        dropped.set(m.path, { member: m, reason: first.message });
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+
+  return members
+    .filter((m) => m.candidate)
+    .map((m) => {
+      const rs = reasons.get(m)!;
+      return { module: m.path, name: m.name, kernel: model.release, compatible: !rs.some((r) => r.severity === 'error'), reasons: rs };
+    });
+}
+
+function blockedIndex(dropped: Map<string, { member: Member; reason: string }>, exportsOf: (m: KernelModule) => Iterable<string>) {
+  const idx = new Map<string, { name: string; reason: string }>();
+  for (const { member, reason } of dropped.values()) {
+    for (const s of exportsOf(member.module)) if (!idx.has(s)) idx.set(s, { name: member.name, reason });
+  }
+  return idx;
+}
+
+function loaderEvaluator(model: KernelModel, inTree: readonly TreeModule[], live: readonly Member[], dropped: Map<string, { member: Member; reason: string }>) {
+  const modExports = new Map<string, { exp: KernelExport; providerLicense: string | undefined }>();
+  for (const tm of inTree) {
+    for (const e of tm.exports) if (!modExports.has(e.symbol)) modExports.set(e.symbol, { exp: e, providerLicense: tm.license });
+  }
+  for (const m of live) {
+    for (const e of m.module.exports) {
+      if (!modExports.has(e.symbol)) {
+        modExports.set(e.symbol, {
+          exp: { symbol: e.symbol, crc: e.crc, gplOnly: e.gplOnly, namespace: e.namespace, owner: m.name, certain: true },
+          providerLicense: m.module.license,
+        });
+      }
+    }
+  }
+  const blocked = blockedIndex(dropped, (mod) => mod.exports.map((e) => e.symbol));
+  const symbols = {
+    find: (s: string) => {
+      const v = model.vmlinux.get(s);
+      return v ? { exp: v, providerLicense: 'GPL' } : modExports.get(s);
+    },
+    blockedProvider: (s: string) => blocked.get(s),
+  };
+  return (m: Member) => loaderReasons(m.module, model, symbols);
+}
+
+function depmodEvaluator(
+  model: KernelModel,
+  inTree: readonly TreeModule[],
+  live: readonly Member[],
+  dropped: Map<string, { member: Member; reason: string }>,
+  checkSymvers: boolean,
+) {
+  // depmod's symbol hash: vmlinux lines, its fake symbols, then every module in turn; a later
+  // addition replaces an earlier one (hash_add).
+  const table = new Map<string, DepmodSymbol>();
+  for (const [s, crc] of model.depmodVmlinux) table.set(s, { crc, owner: undefined });
+  for (const s of DEPMOD_FAKE_SYMBOLS) table.set(s, { crc: 0n, owner: undefined });
+  for (const tm of inTree) for (const e of tm.depmodExports) table.set(e.symbol, { crc: e.crc, owner: tm.name });
+  for (const m of live) for (const e of kmodExports(m.module)) table.set(e.symbol, { crc: e.crc, owner: m.name });
+  const blocked = blockedIndex(dropped, (mod) => kmodExports(mod).map((e) => e.symbol));
+  const symbols = { get: (s: string) => table.get(s), blockedProvider: (s: string) => blocked.get(s) };
+  return (m: Member) => depmodReasons(m.module, m.path, symbols, checkSymvers);
+}
+
+/** kmod_module_get_symbols(): the `__crc_` symbols, or `__ksymtab_strings` with CRC 0 when there are none. */
+export function kmodExports(mod: KernelModule): { symbol: string; crc: bigint }[] {
+  if (mod.crcSymbols.length > 0) return mod.crcSymbols.map((c) => ({ symbol: c.symbol, crc: c.crc }));
+  return mod.ksymtabStrings.map((s) => ({ symbol: s, crc: 0n }));
+}

@@ -1,0 +1,220 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { attributeTo, KabiError } from '../errors.js';
+import type { KabiFs } from '../fs.js';
+import { SHF_ALLOC, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, STB_WEAK, STT_SPARC_REGISTER, machineName } from '../elf/constants.js';
+import { ElfFile } from '../elf/reader.js';
+import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
+import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.js';
+import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
+import { splitSignature, type ModuleSignature } from './signature.js';
+
+export interface UndefinedSymbol {
+  readonly name: string;
+  /** STB_WEAK: the loader lets it stay unresolved; depmod never reports it. */
+  readonly weak: boolean;
+}
+
+export interface ThisModuleInfo {
+  /** Number of `.gnu.linkonce.this_module` sections (the loader wants exactly one). */
+  readonly count: number;
+  /** sh_size: sizeof(struct module) of the kernel the module was built for. */
+  readonly size: number;
+  readonly allocated: boolean;
+  readonly nobits: boolean;
+  /** struct module.name, when the section has file contents. */
+  readonly name: string | undefined;
+}
+
+/** Structural facts the loader checks that a plain listing would not show. */
+export interface LoaderFacts {
+  readonly modinfoSections: number;
+  readonly symtabSections: number;
+  /** Exports present, with their CRC tables (modversions kernels want `__kcrctab*` when there are exports). */
+  readonly hasKsymtab: boolean;
+  readonly hasKcrctab: boolean;
+  readonly hasKflagstab: boolean;
+  readonly hasObsoleteKsymtabGpl: boolean;
+  /** SHN_COMMON symbols: the loader refuses them ("please compile with -fno-common"). */
+  readonly commonSymbols: readonly string[];
+}
+
+export interface ElfIdentity {
+  readonly class: 32 | 64;
+  readonly endian: 'little' | 'big';
+  readonly machine: number;
+  readonly machineName: string;
+  readonly type: number;
+  readonly flags: number;
+}
+
+/**
+ * Everything kabi needs to know about one `.ko`, as plain data (no reference to the file's
+ * bytes is kept, so thousands can be held at once).
+ */
+export interface KernelModule {
+  readonly file: string | undefined;
+  /** modinfo name=, else struct module.name, else the file's basename. */
+  readonly name: string;
+  readonly compression: Compression | undefined;
+  /** Bytes of the (decompressed) file and of its ELF part. */
+  readonly size: number;
+  readonly elfSize: number;
+  readonly elf: ElfIdentity;
+  readonly modinfo: ModInfo;
+  readonly vermagic: Vermagic | undefined;
+  /** The first license= (the only one the loader reads). */
+  readonly license: string | undefined;
+  readonly depends: readonly string[];
+  readonly importNamespaces: readonly string[];
+  /** `__versions`, or undefined when the module has none. */
+  readonly versions: readonly ModVersion[] | undefined;
+  readonly versionsAllocated: boolean;
+  /** `__version_ext_crcs`/`__version_ext_names` (≥6.14), or undefined. */
+  readonly extendedVersions: readonly ModVersion[] | undefined;
+  readonly undefinedSymbols: readonly UndefinedSymbol[];
+  readonly exports: readonly ExportedSymbol[];
+  /** Every `__crc_<sym>` symbol resolved (what `modprobe --show-exports` and depmod see). */
+  readonly crcSymbols: readonly CrcSymbol[];
+  /** kmod's fallback export list (strings of `__ksymtab_strings`) when there are no `__crc_` symbols. */
+  readonly ksymtabStrings: readonly string[];
+  readonly thisModule: ThisModuleInfo | undefined;
+  readonly signature: ModuleSignature | undefined;
+  readonly loader: LoaderFacts;
+}
+
+export interface ReadModuleOptions {
+  file?: string;
+}
+
+/** Parse an uncompressed module image (ELF, optionally followed by a signature). Pure. */
+export function readModule(bytes: Uint8Array, opts: ReadModuleOptions = {}): KernelModule {
+  return attributeTo(opts.file, () => parseModule(bytes, opts.file, undefined));
+}
+
+/** Parse a module file's bytes, decompressing first when its magic says so. */
+export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions = {}): Promise<KernelModule> {
+  const { data, format } = await maybeDecompress(bytes, { file: opts.file });
+  return attributeTo(opts.file, () => parseModule(data, opts.file, format));
+}
+
+export interface ReadModuleFileOptions {
+  fs?: KabiFs;
+}
+
+/** Read and parse a `.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz` file. */
+export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
+  let bytes: Uint8Array;
+  try {
+    bytes = opts.fs ? await opts.fs.readFile(path) : await readFile(path);
+  } catch (e) {
+    throw new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
+  }
+  return readModuleBytes(bytes, { file: path });
+}
+
+function parseModule(bytes: Uint8Array, file: string | undefined, compression: Compression | undefined): KernelModule {
+  const { elf: image, signature } = splitSignature(bytes, file);
+  const elf = new ElfFile(image, file);
+  const symbols = elf.symbols();
+
+  const modinfoSecs = elf.sectionsNamed('.modinfo');
+  const modinfo = modinfoSecs[0] ? parseModinfo(elf.data(modinfoSecs[0])) : new ModInfo([]);
+  const vermagicRaw = modinfo.get('vermagic');
+
+  const versions = readVersions(elf);
+  const extendedVersions = readExtendedVersions(elf);
+  const crcSymbols = readCrcSymbols(elf, symbols);
+  const exports = readExports(elf, symbols, crcSymbols);
+
+  const sparc = elf.machine === 2 || elf.machine === 43;
+  const undefinedSymbols: UndefinedSymbol[] = [];
+  const commonSymbols: string[] = [];
+  for (let i = 1; i < symbols.length; i++) {
+    const s = symbols[i]!;
+    if (s.shndx === SHN_UNDEF) {
+      if (s.name === '' || (sparc && s.type === STT_SPARC_REGISTER)) continue;
+      undefinedSymbols.push({ name: s.name, weak: s.bind === STB_WEAK });
+    } else if (s.shndx === SHN_COMMON && !s.name.startsWith('__gnu_lto')) {
+      commonSymbols.push(s.name);
+    }
+  }
+
+  const thisSecs = elf.sectionsNamed('.gnu.linkonce.this_module');
+  let thisModule: ThisModuleInfo | undefined;
+  const tm = thisSecs[0];
+  if (tm) {
+    const nobits = tm.type === SHT_NOBITS;
+    const nameAt = elf.is64 ? 24 : 12;
+    const nameLen = elf.is64 ? 56 : 60;
+    let name: string | undefined;
+    if (!nobits && tm.size >= nameAt + nameLen) {
+      const d = elf.data(tm);
+      let end = nameAt;
+      while (end < nameAt + nameLen && d[end] !== 0) end++;
+      if (end > nameAt) name = elf.stringAt(tm.offset, tm.size, nameAt, 'struct module name');
+    }
+    thisModule = { count: thisSecs.length, size: tm.size, allocated: (tm.flags & SHF_ALLOC) !== 0, nobits, name };
+  }
+
+  const fileBase = file ? moduleNameFromPath(file) : undefined;
+  const name = modinfo.get('name') || thisModule?.name || fileBase || '';
+
+  return {
+    file,
+    name,
+    compression,
+    size: bytes.length,
+    elfSize: image.length,
+    elf: {
+      class: elf.elfClass,
+      endian: elf.littleEndian ? 'little' : 'big',
+      machine: elf.machine,
+      machineName: machineName(elf.machine),
+      type: elf.type,
+      flags: elf.flags,
+    },
+    modinfo,
+    vermagic: vermagicRaw === undefined ? undefined : parseVermagic(vermagicRaw),
+    license: modinfo.get('license'),
+    depends: splitDepends(modinfo.get('depends')),
+    importNamespaces: modinfo.getAll('import_ns'),
+    versions: versions?.entries,
+    versionsAllocated: versions?.allocated ?? false,
+    extendedVersions,
+    undefinedSymbols,
+    exports,
+    crcSymbols,
+    ksymtabStrings: crcSymbols.length === 0 ? readKsymtabStrings(elf) : [],
+    thisModule,
+    signature,
+    loader: {
+      modinfoSections: modinfoSecs.length,
+      symtabSections: elf.sections.filter((s) => s.type === 2).length,
+      hasKsymtab: exports.length > 0,
+      hasKcrctab: elf.sections.some((s) => s.name.startsWith('__kcrctab')) || crcSymbols.length > 0,
+      hasKflagstab: elf.section('__kflagstab') !== undefined,
+      hasObsoleteKsymtabGpl: elf.section('__ksymtab_gpl') !== undefined,
+      commonSymbols,
+    },
+  };
+}
+
+function splitDepends(v: string | undefined): string[] {
+  return v ? v.split(',').filter((d) => d !== '') : [];
+}
+
+/** kmod's module name for a path: basename up to the first '.', with '-' folded to '_'. */
+export function moduleNameFromPath(path: string): string {
+  const base = basename(path);
+  const dot = base.indexOf('.');
+  return (dot < 0 ? base : base.slice(0, dot)).replace(/-/g, '_');
+}
+
+/** The module file extensions kmod recognises (kmod ≥28 with zstd). */
+export const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
+
+export function isModuleFileName(name: string): boolean {
+  return MODULE_EXTENSIONS.some((ext) => name.endsWith(ext));
+}

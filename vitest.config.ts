@@ -1,0 +1,34 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` runs on synthetic modules and fixture roots built under a temp dir
+// (kmod, readelf and openssl serve as oracles there; .ci/run installs them); `real` runs against the Debian corpus (downloaded and cached by corpus/debian/fetch.mjs
+// in its global setup) and kmod/dracut/initramfs-tools as oracles. A missing corpus fails the
+// run loudly; nothing is skipped silently.
+export default defineConfig({
+  test: {
+    testTimeout: 120_000,
+    hookTimeout: 1_800_000,
+    reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/real/**'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'real',
+          include: ['test/real/**/*.test.ts'],
+          globalSetup: ['test/real/global-setup.ts'],
+          testTimeout: 1_800_000,
+          // The corpus tests are CPU-bound and spawn many kmod processes; two cores.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
