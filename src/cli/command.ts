@@ -13,7 +13,7 @@ export interface Command {
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** node:util parseArgs with kabi's usage errors (exit 2 via KabiError USAGE). */
-export function parse<O extends Options>(argv: string[], options: O, usage: string) {
+export function parse<O extends Options>(argv: string[], options: O, usage: string): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {

@@ -1,12 +1,11 @@
-import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs } from '../fs.js';
-import { DEFAULT_DEPMOD_CONFIG, loadDepmodConfig, type DepmodConfig } from '../depmod/config.js';
+import { loadDepmodConfig, type DepmodConfig } from '../depmod/config.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { loaderConfigFrom, parseKernelConfig } from '../kernel/kconfig.js';
 import { chooseModules, scanModuleFiles, type ModuleFile } from '../kernel/module-tree.js';
-import { hostPath } from '../kernel/paths.js';
+import { hostPath, readSystemFile, realHostPath } from '../kernel/paths.js';
 import { readModuleFile, type KernelModule } from '../module/read-module.js';
 import { readSymversFile } from '../symvers/read-file.js';
 import { isGplOnlyExport, type SymversEntry, type SymversTable } from '../symvers/parse.js';
@@ -65,7 +64,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
   if (opts.extraFiles) files = [...files, ...opts.extraFiles];
   const chosen = chooseModules(depmodConfig, files);
 
-  const symversTable = kernel.symvers ? await readSymversFile(hostPath(root, kernel.symvers.path), { fs }) : undefined;
+  const symversTable = kernel.symvers ? await readSymversFile((await realHostPath(fs, root, kernel.symvers.path)) ?? hostPath(root, kernel.symvers.path), { fs }) : undefined;
   const parseAll = opts.parseAllModules === true || symversTable === undefined;
   const byKbuildPath = symversTable ? groupByModulePath(symversTable) : undefined;
 
@@ -118,7 +117,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
 
   let configMap: Map<string, string> | undefined;
   if (kernel.config) {
-    configMap = parseKernelConfig(new TextDecoder().decode(await fs.readFile(hostPath(root, kernel.config))));
+    configMap = parseKernelConfig(new TextDecoder().decode(await readSystemFile(fs, root, kernel.config)));
   } else {
     notes.push('no kernel config: CONFIG_MODULE_FORCE_LOAD, signature enforcement and namespace switches are assumed off');
   }
@@ -200,7 +199,7 @@ async function sampleInTreeModule(
 ): Promise<KernelModule | undefined> {
   const candidates: ModuleFile[] = [];
   try {
-    const order = new TextDecoder().decode(await fs.readFile(hostPath(root, `${kernel.moduleDir}/modules.order`)));
+    const order = new TextDecoder().decode(await readSystemFile(fs, root, `${kernel.moduleDir}/modules.order`));
     const first = order.split('\n').find((l) => l.trim() !== '');
     if (first) {
       const stem = first.trim().replace(MODULE_EXT, '');
@@ -240,14 +239,15 @@ async function deriveVmlinux(
   const depmodVmlinux = new Map<string, bigint>();
   for (const m of modules.values()) {
     if (!m.inTree) continue;
-    const mod = await cache.read(hostPath(root, m.path)).catch(() => undefined);
+    const host = await realHostPath(fs, root, m.path);
+    const mod = host === undefined ? undefined : await cache.read(host).catch(() => undefined);
     for (const v of mod?.versions ?? []) {
       if (moduleSymbols.has(v.symbol) || vmlinux.has(v.symbol)) continue;
       vmlinux.set(v.symbol, { symbol: v.symbol, crc: v.crc, gplOnly: false, namespace: undefined, owner: 'vmlinux', certain: false });
     }
   }
   if (kernel.systemMap) {
-    const text = new TextDecoder().decode(await fs.readFile(hostPath(root, kernel.systemMap)));
+    const text = new TextDecoder().decode(await readSystemFile(fs, root, kernel.systemMap));
     for (const line of text.split('\n')) {
       const i = line.indexOf(' __ksymtab_');
       if (i < 0) continue;
@@ -271,7 +271,7 @@ async function detectMissingCrcPolicy(fs: KabiFs, root: string, compilerText: st
   if (compilerText !== undefined) return /\(Debian /.test(compilerText) ? 'reject' : 'warn';
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
     try {
-      const text = new TextDecoder().decode(await fs.readFile(hostPath(root, p)));
+      const text = new TextDecoder().decode(await readSystemFile(fs, root, p));
       const id = /^ID=("?)([^"\n]*)\1$/m.exec(text)?.[2];
       return id === 'debian' ? 'reject' : 'warn';
     } catch (e) {
@@ -289,4 +289,3 @@ async function runPool(tasks: (() => Promise<void>)[], n: number): Promise<void>
   await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
 }
 
-export { DEFAULT_DEPMOD_CONFIG, posix };

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
+import { hostPath, readSystemFile } from '../kernel/paths.js';
 
 /** One entry of a `search` line: a subdirectory, or the `built-in`/`external` keywords. */
 export type SearchEntry = { kind: 'dir'; path: string } | { kind: 'built-in' } | { kind: 'external' };
@@ -142,7 +142,7 @@ export async function loadDepmodConfig(fs: KabiFs, root: string, kernelRelease: 
   for (const name of [...chosen.keys()].sort()) {
     const file = chosen.get(name)!;
     try {
-      sources.push({ file, text: new TextDecoder().decode(await fs.readFile(hostPath(root, file))) });
+      sources.push({ file, text: new TextDecoder().decode(await readSystemFile(fs, root, file)) });
     } catch (e) {
       if (!isNotFound(e)) throw new KabiError('IO', `cannot read ${file}: ${(e as Error).message}`, { file: hostPath(root, file), cause: e });
     }

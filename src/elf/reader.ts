@@ -41,7 +41,9 @@ export interface ElfSymbol {
 }
 
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/** Node's Buffer decodes Latin-1 natively; other runtimes fall back to a loop. */
+const nodeBuffer = (globalThis as { Buffer?: { prototype: { latin1Slice: (this: Uint8Array, s: number, e: number) => string } } }).Buffer;
 
 /**
  * A read-only view of an ELF relocatable object. Nothing is copied: section contents are
@@ -66,7 +68,7 @@ export class ElfFile {
   readonly shnum: number;
   readonly shstrndx: number;
   readonly sections: readonly ElfSection[];
-  private symtabCache: ElfSymbol[] | undefined;
+  private symtab: SymbolTable | undefined;
   private byName: Map<string, ElfSection[]> | undefined;
 
   constructor(bytes: Uint8Array, file?: string) {
@@ -141,9 +143,12 @@ export class ElfFile {
   /** A target-word field (u32 or u64) as a number; a value past 2^53 cannot be a valid offset or size. */
   addr(offset: number): number {
     if (!this.is64) return this.u32(offset);
-    const v = this.u64(offset);
-    if (v > BigInt(MAX_SAFE)) throw this.error(`64-bit field value 0x${v.toString(16)} is out of range`, offset);
-    return Number(v);
+    this.need(offset, 8, 'u64');
+    const le = this.littleEndian;
+    const hi = this.view.getUint32(offset + (le ? 4 : 0), le);
+    const lo = this.view.getUint32(offset + (le ? 0 : 4), le);
+    if (hi > 0x1fffff) throw this.error(`64-bit field value 0x${this.u64(offset).toString(16)} is out of range`, offset);
+    return hi * 0x1_0000_0000 + lo;
   }
 
   /** A target word at full width (u32 or u64), e.g. a modversion CRC field. */
@@ -208,10 +213,10 @@ export class ElfFile {
     if (this.bytes[shstr.offset + shstr.size - 1] !== 0) {
       throw this.error('section name string table is not NUL-terminated', shstr.offset + shstr.size - 1);
     }
-    return raw.map((s, i) => ({
-      ...s,
-      name: this.stringAt(shstr.offset, shstr.size, nameOffsets[i]!, `name of section ${i}`),
-    }));
+    for (let i = 0; i < raw.length; i++) {
+      (raw[i] as { name?: string }).name = this.stringAt(shstr.offset, shstr.size, nameOffsets[i]!, 'section name');
+    }
+    return raw as ElfSection[];
   }
 
   /** The first section with this name, regardless of flags (kmod's lookup rule). */
@@ -253,11 +258,9 @@ export class ElfFile {
     }
     const start = tableOffset + at;
     const end = tableOffset + tableSize;
-    const bytes = this.bytes;
-    let p = start;
-    while (p < end && bytes[p] !== 0) p++;
-    if (p >= end) throw this.error(`${what}: string is not NUL-terminated within its table`, start);
-    return latin1(bytes, start, p);
+    const p = this.bytes.indexOf(0, start);
+    if (p < 0 || p >= end) throw this.error(`${what}: string is not NUL-terminated within its table`, start);
+    return latin1(this.bytes, start, p);
   }
 
   // ---- symbols ----
@@ -270,60 +273,156 @@ export class ElfFile {
     return tabs[0]!;
   }
 
-  /** All entries of the symbol table, index 0 included, parsed once and cached. */
+  /** The symbol table, validated once and cached; names are decoded only when asked for. */
+  symbolTable(): SymbolTable {
+    this.symtab ??= new SymbolTable(this);
+    return this.symtab;
+  }
+
+  /** All entries of the symbol table as objects, index 0 included (convenient; symbolTable() is cheaper). */
   symbols(): readonly ElfSymbol[] {
-    if (this.symtabCache) return this.symtabCache;
-    const symtab = this.symtabSection();
-    const entsize = this.is64 ? 24 : 16;
-    if (symtab.entsize !== entsize && symtab.entsize !== 0) {
-      throw this.error(`symbol table entry size is ${symtab.entsize}, expected ${entsize}`, symtab.headerOffset);
-    }
-    if (symtab.size % entsize !== 0) {
-      throw this.error(`symbol table size ${symtab.size} is not a multiple of ${entsize}`, symtab.headerOffset);
-    }
-    const strtab = this.sectionAt(symtab.link, 'symbol string table index');
-    if (strtab.type !== SHT_STRTAB) throw this.error(`symbol string table (section ${strtab.index}) is not SHT_STRTAB`, strtab.headerOffset);
-    if (strtab.size === 0 || this.bytes[strtab.offset + strtab.size - 1] !== 0) {
-      throw this.error('symbol string table is empty or not NUL-terminated', strtab.offset);
-    }
-    const count = symtab.size / entsize;
-    const out: ElfSymbol[] = new Array(count);
-    const v = this.view;
-    const le = this.littleEndian;
-    const nameCache = new Map<number, string>();
-    for (let i = 0; i < count; i++) {
-      const e = symtab.offset + i * entsize;
-      const nameOff = v.getUint32(e, le);
-      let value: number, size: number, info: number, other: number, shndx: number;
-      if (this.is64) {
-        info = v.getUint8(e + 4);
-        other = v.getUint8(e + 5);
-        shndx = v.getUint16(e + 6, le);
-        value = v.getUint32(e + 8 + (le ? 4 : 0), le) * 0x1_0000_0000 + v.getUint32(e + 8 + (le ? 0 : 4), le);
-        size = v.getUint32(e + 16 + (le ? 4 : 0), le) * 0x1_0000_0000 + v.getUint32(e + 16 + (le ? 0 : 4), le);
-      } else {
-        value = v.getUint32(e + 4, le);
-        size = v.getUint32(e + 8, le);
-        info = v.getUint8(e + 12);
-        other = v.getUint8(e + 13);
-        shndx = v.getUint16(e + 14, le);
-      }
-      let name = '';
-      if (nameOff !== 0) {
-        const cached = nameCache.get(nameOff);
-        name = cached ?? this.stringAt(strtab.offset, strtab.size, nameOff, `name of symbol ${i}`);
-        if (cached === undefined) nameCache.set(nameOff, name);
-      }
-      out[i] = { index: i, name, value, size, bind: info >> 4, type: info & 0xf, other, shndx, entryOffset: e };
-    }
-    this.symtabCache = out;
+    const t = this.symbolTable();
+    const out: ElfSymbol[] = new Array(t.count);
+    for (let i = 0; i < t.count; i++) out[i] = t.symbol(i);
     return out;
   }
 
   /** st_value of a symbol at its full width. */
-  symbolValue(sym: ElfSymbol): bigint {
-    return this.is64 ? this.u64(sym.entryOffset + 8) : BigInt(this.u32(sym.entryOffset + 4));
+  symbolValue(sym: ElfSymbol | number): bigint {
+    const entry = typeof sym === 'number' ? this.symbolTable().entryOffset(sym) : sym.entryOffset;
+    return this.is64 ? this.u64(entry + 8) : BigInt(this.u32(entry + 4));
   }
+
+  /** Decode [start, end) as Latin-1 (one byte per character). */
+  text(start: number, end: number): string {
+    return latin1(this.bytes, start, end);
+  }
+}
+
+/**
+ * Column view of `.symtab`. Every entry's name offset is checked against the string table
+ * up front (which is NUL-terminated), so decoding any name later cannot run out of bounds.
+ */
+export class SymbolTable {
+  readonly count: number;
+  readonly section: ElfSection;
+  private readonly nameOff: Uint32Array;
+  private readonly infoArr: Uint8Array;
+  private readonly shndxArr: Uint16Array;
+  private readonly valueArr: Float64Array;
+  private readonly strOffset: number;
+  private readonly names: (string | undefined)[];
+
+  constructor(private readonly elf: ElfFile) {
+    const symtab = elf.symtabSection();
+    const entsize = elf.is64 ? 24 : 16;
+    if (symtab.entsize !== entsize && symtab.entsize !== 0) {
+      throw elf.error(`symbol table entry size is ${symtab.entsize}, expected ${entsize}`, symtab.headerOffset);
+    }
+    if (symtab.size % entsize !== 0) {
+      throw elf.error(`symbol table size ${symtab.size} is not a multiple of ${entsize}`, symtab.headerOffset);
+    }
+    const strtab = elf.sectionAt(symtab.link, 'symbol string table index');
+    if (strtab.type !== SHT_STRTAB) throw elf.error(`symbol string table (section ${strtab.index}) is not SHT_STRTAB`, strtab.headerOffset);
+    if (strtab.size === 0 || elf.bytes[strtab.offset + strtab.size - 1] !== 0) {
+      throw elf.error('symbol string table is empty or not NUL-terminated', strtab.offset);
+    }
+    this.section = symtab;
+    this.strOffset = strtab.offset;
+    const count = symtab.size / entsize;
+    this.count = count;
+    this.nameOff = new Uint32Array(count);
+    this.infoArr = new Uint8Array(count);
+    this.shndxArr = new Uint16Array(count);
+    this.valueArr = new Float64Array(count);
+    this.names = new Array(count);
+    const v = elf.view;
+    const le = elf.littleEndian;
+    const hiFirst = le ? 4 : 0;
+    const loFirst = le ? 0 : 4;
+    for (let i = 0; i < count; i++) {
+      const e = symtab.offset + i * entsize;
+      const name = v.getUint32(e, le);
+      if (name >= strtab.size) {
+        throw elf.error(`name of symbol ${i}: string offset ${name} is past the end of its table (${strtab.size} bytes)`, e);
+      }
+      this.nameOff[i] = name;
+      if (elf.is64) {
+        this.infoArr[i] = v.getUint8(e + 4);
+        this.shndxArr[i] = v.getUint16(e + 6, le);
+        this.valueArr[i] = v.getUint32(e + 8 + hiFirst, le) * 0x1_0000_0000 + v.getUint32(e + 8 + loFirst, le);
+      } else {
+        this.valueArr[i] = v.getUint32(e + 4, le);
+        this.infoArr[i] = v.getUint8(e + 12);
+        this.shndxArr[i] = v.getUint16(e + 14, le);
+      }
+    }
+  }
+
+  name(i: number): string {
+    let n = this.names[i];
+    if (n === undefined) {
+      const start = this.strOffset + this.nameOff[i]!;
+      const end = this.elf.bytes.indexOf(0, start);
+      n = latin1(this.elf.bytes, start, end);
+      this.names[i] = n;
+    }
+    return n;
+  }
+
+  /** Does symbol i's name start with these ASCII bytes? (No string is made.) */
+  nameStartsWith(i: number, prefix: Uint8Array): boolean {
+    const b = this.elf.bytes;
+    const start = this.strOffset + this.nameOff[i]!;
+    for (let k = 0; k < prefix.length; k++) if (b[start + k] !== prefix[k]) return false;
+    return true;
+  }
+
+  isNameEmpty(i: number): boolean {
+    return this.elf.bytes[this.strOffset + this.nameOff[i]!] === 0;
+  }
+
+  shndx(i: number): number {
+    return this.shndxArr[i]!;
+  }
+
+  bind(i: number): number {
+    return this.infoArr[i]! >> 4;
+  }
+
+  type(i: number): number {
+    return this.infoArr[i]! & 0xf;
+  }
+
+  /** st_value; exact up to 2^53 (ElfFile.symbolValue gives the full width). */
+  value(i: number): number {
+    return this.valueArr[i]!;
+  }
+
+  entryOffset(i: number): number {
+    return this.section.offset + i * (this.elf.is64 ? 24 : 16);
+  }
+
+  symbol(i: number): ElfSymbol {
+    const e = this.entryOffset(i);
+    const size = this.elf.is64 ? Number(this.elf.u64(e + 16)) : this.elf.u32(e + 8);
+    return {
+      index: i,
+      name: this.name(i),
+      value: this.value(i),
+      size,
+      bind: this.bind(i),
+      type: this.type(i),
+      other: this.elf.u8(e + (this.elf.is64 ? 5 : 13)),
+      shndx: this.shndx(i),
+      entryOffset: e,
+    };
+  }
+}
+
+/** ASCII bytes of a string, for SymbolTable.nameStartsWith. */
+export function ascii(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
 export function parseElf(bytes: Uint8Array, file?: string): ElfFile {
@@ -337,6 +436,7 @@ export function parseElf(bytes: Uint8Array, file?: string): ElfFile {
  */
 export function latin1(bytes: Uint8Array, start: number, end: number): string {
   if (end - start <= 0) return '';
+  if (nodeBuffer) return nodeBuffer.prototype.latin1Slice.call(bytes, start, end);
   let s = '';
   for (let i = start; i < end; i += 4096) {
     s += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs } from '../fs.js';
-import { hostPath, resolveInRoot } from './paths.js';
+import { hostPath, readSystemFile, resolveInRoot } from './paths.js';
 import { rpmvercmp } from './rpmvercmp.js';
 
 /** Where a kernel's Module.symvers came from (which distro convention). */
@@ -103,7 +103,7 @@ export async function describeKernel(fs: KabiFs, root: string, release: string, 
 
   let pkgbase: string | undefined;
   try {
-    pkgbase = new TextDecoder().decode(await fs.readFile(hostPath(root, `${moduleDir}/pkgbase`))).trim() || undefined;
+    pkgbase = new TextDecoder().decode(await readSystemFile(fs, root, `${moduleDir}/pkgbase`)).trim() || undefined;
   } catch {
     pkgbase = undefined;
   }

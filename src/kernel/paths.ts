@@ -69,3 +69,19 @@ export async function resolveInRoot(fs: KabiFs, root: string, host: string, maxL
   }
   return hostPath(rootN, done);
 }
+
+/** Read a file by its system path, following symlinks inside the root only. */
+export async function readSystemFile(fs: KabiFs, root: string, systemPath: string): Promise<Uint8Array> {
+  const host = await resolveInRoot(fs, root, hostPath(root, systemPath));
+  if (host === undefined) {
+    const e = new Error(`ENOENT: no such file (dangling or missing): ${systemPath}`) as NodeJS.ErrnoException;
+    e.code = 'ENOENT';
+    throw e;
+  }
+  return fs.readFile(host);
+}
+
+/** The host path a system path ends up at inside the root, or undefined if it does not exist. */
+export async function realHostPath(fs: KabiFs, root: string, systemPath: string): Promise<string | undefined> {
+  return resolveInRoot(fs, root, hostPath(root, systemPath));
+}

@@ -1,5 +1,5 @@
 import { SHN_ABS, SHN_UNDEF, SHT_NOBITS } from '../elf/constants.js';
-import type { ElfFile, ElfSymbol } from '../elf/reader.js';
+import { ascii, type ElfFile, type SymbolTable } from '../elf/reader.js';
 
 export interface ExportedSymbol {
   readonly symbol: string;
@@ -26,27 +26,32 @@ export interface CrcSymbol {
 const KSYMTAB = '__ksymtab_';
 const CRC = '__crc_';
 const KSTRTABNS = '__kstrtabns_';
+const KSYMTAB_B = ascii(KSYMTAB);
+const CRC_B = ascii(CRC);
+const KSTRTABNS_B = ascii(KSTRTABNS);
 
 /**
  * Resolve a `__crc_<sym>` symbol in every kernel era: an absolute symbol whose value is the
  * CRC (≤5.18), or a symbol pointing at a u32 inside a section (MODULE_REL_CRCS, and
  * `__kcrctab*` since 5.19). A weak undefined `__crc_` (genksyms failed) has value 0.
  */
-export function resolveCrc(elf: ElfFile, sym: ElfSymbol): bigint {
-  if (sym.shndx === SHN_ABS || sym.shndx === SHN_UNDEF) return elf.symbolValue(sym);
-  const sec = elf.sectionAt(sym.shndx, `section index of ${sym.name}`);
-  if (sec.type === SHT_NOBITS || sym.value + 4 > sec.size) {
-    throw elf.error(`${sym.name} points outside its section ${sec.name}`, sym.entryOffset);
+export function resolveCrc(elf: ElfFile, t: SymbolTable, i: number): bigint {
+  const shndx = t.shndx(i);
+  if (shndx === SHN_ABS || shndx === SHN_UNDEF) return elf.symbolValue(i);
+  const sec = elf.sectionAt(shndx, `section index of ${t.name(i)}`);
+  const value = t.value(i);
+  if (sec.type === SHT_NOBITS || value + 4 > sec.size) {
+    throw elf.error(`${t.name(i)} points outside its section ${sec.name}`, t.entryOffset(i));
   }
-  return BigInt(elf.u32(sec.offset + sym.value));
+  return BigInt(elf.u32(sec.offset + value));
 }
 
-export function readCrcSymbols(elf: ElfFile, symbols: readonly ElfSymbol[]): CrcSymbol[] {
+export function readCrcSymbols(elf: ElfFile, t: SymbolTable): CrcSymbol[] {
   const out: CrcSymbol[] = [];
-  for (const sym of symbols) {
-    if (sym.name.length > CRC.length && sym.name.startsWith(CRC)) {
-      out.push({ symbol: sym.name.slice(CRC.length), crc: resolveCrc(elf, sym) });
-    }
+  for (let i = 1; i < t.count; i++) {
+    if (!t.nameStartsWith(i, CRC_B)) continue;
+    const name = t.name(i);
+    if (name.length > CRC.length) out.push({ symbol: name.slice(CRC.length), crc: resolveCrc(elf, t, i) });
   }
   return out;
 }
@@ -57,24 +62,24 @@ export function readCrcSymbols(elf: ElfFile, symbols: readonly ElfSymbol[]): Crc
  * Names, GPL flags and namespaces come from the symbol table, so no relocation has to be
  * applied, whichever struct kernel_symbol layout the architecture uses.
  */
-export function readExports(elf: ElfFile, symbols: readonly ElfSymbol[], crcs: readonly CrcSymbol[]): ExportedSymbol[] {
+export function readExports(elf: ElfFile, t: SymbolTable, crcs: readonly CrcSymbol[]): ExportedSymbol[] {
   const isKsymtab = new Set<number>();
   for (const s of elf.sections) {
     if (s.name.startsWith('__ksymtab') && s.name !== '__ksymtab_strings') isKsymtab.add(s.index);
   }
   if (isKsymtab.size === 0) return [];
 
-  const entries: ElfSymbol[] = [];
-  const perSection = new Map<number, number>();
+  const entries: number[] = [];
   const namespaces = new Map<string, string>();
-  for (const sym of symbols) {
-    const name = sym.name;
-    if (name.startsWith(KSYMTAB) && isKsymtab.has(sym.shndx)) {
-      entries.push(sym);
-      perSection.set(sym.shndx, (perSection.get(sym.shndx) ?? 0) + 1);
-    } else if (name.startsWith(KSTRTABNS) && sym.shndx !== SHN_UNDEF && sym.shndx !== SHN_ABS) {
-      const sec = elf.sectionAt(sym.shndx, `section index of ${name}`);
-      namespaces.set(name.slice(KSTRTABNS.length), elf.stringAt(sec.offset, sec.size, sym.value, name));
+  for (let i = 1; i < t.count; i++) {
+    const shndx = t.shndx(i);
+    if (isKsymtab.has(shndx) && t.nameStartsWith(i, KSYMTAB_B)) {
+      entries.push(i);
+    } else if (shndx !== SHN_UNDEF && shndx !== SHN_ABS && t.nameStartsWith(i, KSTRTABNS_B)) {
+      const name = t.name(i);
+      const sec = elf.sectionAt(shndx, `section index of ${name}`);
+      if (sec.type === SHT_NOBITS) throw elf.error(`${name} points into a section without contents`, t.entryOffset(i));
+      namespaces.set(name.slice(KSTRTABNS.length), elf.stringAt(sec.offset, sec.size, t.value(i), name));
     }
   }
   const crcByName = new Map<string, bigint>();
@@ -83,16 +88,16 @@ export function readExports(elf: ElfFile, symbols: readonly ElfSymbol[], crcs: r
   const flagstab = elf.section('__kflagstab');
   const flags = flagstab ? elf.data(flagstab) : undefined;
 
-  return entries.map((sym) => {
-    const symbol = sym.name.slice(KSYMTAB.length);
-    const sec = elf.sections[sym.shndx]!;
+  return entries.map((i) => {
+    const symbol = t.name(i).slice(KSYMTAB.length);
+    const sec = elf.sections[t.shndx(i)]!;
     let gplOnly = sec.name === '__ksymtab_gpl' || sec.name === '__ksymtab_unused_gpl';
     if (flags && sec.name === '__ksymtab' && flags.length > 0) {
       // ≥7.0: one ksymtab for all exports; the flag byte at the same index says GPL-only.
       const entsize = sec.size / flags.length;
-      const index = Number.isInteger(entsize) && entsize > 0 ? sym.value / entsize : -1;
+      const index = Number.isInteger(entsize) && entsize > 0 ? t.value(i) / entsize : -1;
       const flag = Number.isInteger(index) && index >= 0 ? flags[index] : undefined;
-      if (flag === undefined) throw elf.error(`${sym.name} has no entry in __kflagstab`, sym.entryOffset);
+      if (flag === undefined) throw elf.error(`${t.name(i)} has no entry in __kflagstab`, t.entryOffset(i));
       gplOnly = (flag & 1) !== 0;
     }
     const ns = namespaces.get(symbol);

@@ -117,7 +117,7 @@ export async function readModuleFile(path: string, opts: ReadModuleFileOptions =
 function parseModule(bytes: Uint8Array, file: string | undefined, compression: Compression | undefined): KernelModule {
   const { elf: image, signature } = splitSignature(bytes, file);
   const elf = new ElfFile(image, file);
-  const symbols = elf.symbols();
+  const symbols = elf.symbolTable();
 
   const modinfoSecs = elf.sectionsNamed('.modinfo');
   const modinfo = modinfoSecs[0] ? parseModinfo(elf.data(modinfoSecs[0])) : new ModInfo([]);
@@ -131,13 +131,14 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
   const sparc = elf.machine === 2 || elf.machine === 43;
   const undefinedSymbols: UndefinedSymbol[] = [];
   const commonSymbols: string[] = [];
-  for (let i = 1; i < symbols.length; i++) {
-    const s = symbols[i]!;
-    if (s.shndx === SHN_UNDEF) {
-      if (s.name === '' || (sparc && s.type === STT_SPARC_REGISTER)) continue;
-      undefinedSymbols.push({ name: s.name, weak: s.bind === STB_WEAK });
-    } else if (s.shndx === SHN_COMMON && !s.name.startsWith('__gnu_lto')) {
-      commonSymbols.push(s.name);
+  for (let i = 1; i < symbols.count; i++) {
+    const shndx = symbols.shndx(i);
+    if (shndx === SHN_UNDEF) {
+      if (symbols.isNameEmpty(i) || (sparc && symbols.type(i) === STT_SPARC_REGISTER)) continue;
+      undefinedSymbols.push({ name: symbols.name(i), weak: symbols.bind(i) === STB_WEAK });
+    } else if (shndx === SHN_COMMON) {
+      const name = symbols.name(i);
+      if (!name.startsWith('__gnu_lto')) commonSymbols.push(name);
     }
   }
 
