@@ -25,8 +25,10 @@ export default defineConfig({
           include: ['test/real/**/*.test.ts'],
           globalSetup: ['test/real/global-setup.ts'],
           testTimeout: 1_800_000,
-          // The corpus tests are CPU-bound and spawn many kmod processes; two cores.
+          // The corpus tests are CPU-bound and spawn many kmod processes; two cores. Run them
+          // after the unit project (vitest needs a separate group for a different worker count).
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

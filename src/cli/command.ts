@@ -29,6 +29,11 @@ export function reportError(e: unknown, io: CliIo, prog = 'kabi'): number {
     io.stderr(`${prog}: ${e.message}\n`);
     return EXIT_ERROR;
   }
+  if (typeof (e as NodeJS.ErrnoException | null)?.code === 'string' && (e as NodeJS.ErrnoException).syscall !== undefined) {
+    // A system call failed (EACCES, ENOSPC, EIO…): its message names the path.
+    io.stderr(`${prog}: ${(e as Error).message}\n`);
+    return EXIT_ERROR;
+  }
   io.stderr(`${prog}: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
   return 70;
 }

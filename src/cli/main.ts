@@ -3,9 +3,10 @@ import { reportError, EXIT_ERROR, type Command } from './command.js';
 import type { CliIo } from './io.js';
 import { inspectCommand } from './commands/inspect.js';
 import { checkCommand } from './commands/check.js';
+import { weakModulesCommand } from './commands/weak-modules.js';
 
 /** One file per command (src/cli/commands/), registered here in help order. */
-export const commands: Command[] = [checkCommand, inspectCommand];
+export const commands: Command[] = [checkCommand, inspectCommand, weakModulesCommand];
 
 export const VERSION = '0.1.0';
 

@@ -10,6 +10,11 @@ export interface CheckOptions {
    * Module.symvers, as weak-modules always passes one.
    */
   checkSymvers?: boolean;
+  /**
+   * Take every module of the tree as a fixed provider, checking only the candidates (what
+   * weak-modules does: only weak-updates links can be dropped; extra/ and updates/ stay).
+   */
+  fixedTree?: boolean;
 }
 
 /** A module whose own loadability is in question: a candidate, or an out-of-tree module already in the tree. */
@@ -36,7 +41,7 @@ export function checkAgainstKernel(candidates: readonly Candidate[], model: Kern
   const inTree: TreeModule[] = [];
   for (const tm of model.modules.values()) {
     if (candidateNames.has(tm.name)) continue; // shadowed by the candidate
-    if (tm.inTree || tm.module === undefined) inTree.push(tm);
+    if (tm.inTree || tm.module === undefined || opts.fixedTree) inTree.push(tm);
     else members.push({ name: tm.name, path: tm.path, module: tm.module, candidate: false });
   }
 

@@ -1,0 +1,115 @@
+import { constants as bufferConstants } from 'node:buffer';
+import * as zlib from 'node:zlib';
+import { crc32 } from './crc32.js';
+import { corrupt, errorText, isAllZero, OutputSink, readU32LE, type Where } from './common.js';
+
+/*
+ * gzip is decoded member by member with raw inflate so we learn exactly where each member's
+ * deflate data ends (node's gunzip cannot tell us). The kernel's gunzip (lib/decompress_inflate.c)
+ * reports "end of deflate + 8" as the bytes it used; we do the same, and additionally check the
+ * CRC32/ISIZE trailer, which the kernel skips but gzip(1) does not.
+ */
+
+const FHCRC = 0x02;
+const FEXTRA = 0x04;
+const FNAME = 0x08;
+const FCOMMENT = 0x10;
+const FRESERVED = 0xe0;
+
+interface InflateInfo {
+  buffer: Buffer;
+  engine: { bytesWritten: number };
+}
+
+/** Offset (absolute in `b`) of the deflate data of the member whose header starts at `at`. */
+function parseHeader(b: Uint8Array, at: number, where: Where): number {
+  if (at + 10 > b.length) throw corrupt('gzip', 'truncated member header', where, at);
+  if (b[at] !== 0x1f || b[at + 1] !== 0x8b) throw corrupt('gzip', 'bad member magic', where, at);
+  if (b[at + 2] !== 8) throw corrupt('gzip', `unknown compression method ${String(b[at + 2])}`, where, at + 2);
+  const flags = b[at + 3] as number;
+  if (flags & FRESERVED) throw corrupt('gzip', `reserved header flags set (0x${flags.toString(16)})`, where, at + 3);
+  let p = at + 10;
+  if (flags & FEXTRA) {
+    if (p + 2 > b.length) throw corrupt('gzip', 'truncated extra field', where, p);
+    p += 2 + ((b[p] as number) | ((b[p + 1] as number) << 8));
+  }
+  for (const flag of [FNAME, FCOMMENT]) {
+    if (flags & flag) {
+      while (p < b.length && b[p] !== 0) p++;
+      p++; // the NUL
+    }
+  }
+  if (flags & FHCRC) {
+    if (p + 2 <= b.length) {
+      const want = (b[p] as number) | ((b[p + 1] as number) << 8);
+      if ((crc32(b, at, p) & 0xffff) !== want) throw corrupt('gzip', 'header CRC mismatch', where, p);
+    }
+    p += 2;
+  }
+  if (p > b.length) throw corrupt('gzip', 'truncated member header', where, at);
+  return p;
+}
+
+/** Inflates one member starting at `at`; returns the offset just past its 8-byte trailer. */
+function inflateMember(b: Uint8Array, at: number, sink: OutputSink, where: Where): number {
+  const dataStart = parseHeader(b, at, where);
+  const room = Math.min(sink.remaining, bufferConstants.MAX_LENGTH);
+  let res: InflateInfo;
+  try {
+    res = zlib.inflateRawSync(b.subarray(dataStart), {
+      info: true,
+      // zlib itself stops once the output passes this, so a bomb never gets allocated.
+      maxOutputLength: Math.max(1, room),
+    }) as unknown as InflateInfo;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw sink.exceeded();
+    throw corrupt('gzip', deflateWhy(e), where, at, e);
+  }
+  const out = res.buffer;
+  const deflateEnd = dataStart + res.engine.bytesWritten;
+  if (deflateEnd + 8 > b.length) throw corrupt('gzip', 'truncated member trailer', where, deflateEnd);
+  const wantCrc = readU32LE(b, deflateEnd);
+  const wantSize = readU32LE(b, deflateEnd + 4);
+  if (crc32(out) !== wantCrc) throw corrupt('gzip', 'CRC32 mismatch', where, deflateEnd);
+  if (out.length % 0x1_0000_0000 !== wantSize) throw corrupt('gzip', 'uncompressed size mismatch', where, deflateEnd + 4);
+  sink.push(out);
+  return deflateEnd + 8;
+}
+
+function deflateWhy(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'Z_BUF_ERROR') return 'truncated deflate data';
+  return errorText(e);
+}
+
+/**
+ * A whole .gz file: one or more members. Zero padding after the last member is accepted (gzip(1)
+ * does); anything else after it is an error, since a module file with junk appended is more
+ * likely damaged than deliberate.
+ */
+export function gunzipAll(bytes: Uint8Array, limit: number, where: Where): Uint8Array {
+  const sink = new OutputSink('gzip', limit, where);
+  let at = 0;
+  do {
+    at = inflateMember(bytes, at, sink, where);
+  } while (at < bytes.length && bytes[at] === 0x1f && bytes[at + 1] === 0x8b);
+  if (at < bytes.length && !isAllZero(bytes, at)) {
+    throw corrupt('gzip', `${bytes.length - at} bytes of unexpected data after the last member`, where, at);
+  }
+  return sink.result();
+}
+
+/** One member, like the kernel's gunzip for an initramfs segment. */
+export function gunzipSegment(image: Uint8Array, offset: number, limit: number, where: Where): { data: Uint8Array; consumed: number } {
+  const sink = new OutputSink('gzip', limit, where, offset);
+  const end = inflateMember(image, offset, sink, where);
+  return { data: sink.result(), consumed: end - offset };
+}
+
+/**
+ * Same bytes as `gzip -n`: no file name, MTIME 0. node's zlib writes exactly that header
+ * (OS=3, XFL per level), which the kernel's gunzip accepts.
+ */
+export function gzipCompress(data: Uint8Array, level: number | undefined): Uint8Array {
+  return zlib.gzipSync(data, { level: level ?? 6 });
+}

@@ -1,0 +1,156 @@
+import { KabiError } from '../src/errors.js';
+import { cliCompress, cliDecompress, cliImplementations, isCliFormat } from './cli-codecs.js';
+import { ALL_FORMATS, resolveLimit, type Compression, type CompressOptions, type DecompressOptions, type Where } from './common.js';
+import { detectCompression } from './detect.js';
+import { gunzipAll, gunzipSegment, gzipCompress } from './gzip.js';
+import { lz4Compress, lz4DecompressAll, lz4Implementations, lz4Segment } from './lz4-legacy.js';
+import { xzCompress, xzDecompressAll, xzImplementations, xzSegment } from './xz.js';
+import { zstdCompress, zstdDecompressAll, zstdImplementations, zstdSegment } from './zstd.js';
+
+/*
+ * The compression codecs kabi needs for modules (.ko.gz/.ko.xz/.ko.zst), Module.symvers and
+ * initramfs images. Formats are always recognised by magic, never by file name, and every
+ * decoder bounds its output (maxOutputBytes) before allocating it.
+ */
+
+export type { Compression, CompressOptions, DecompressOptions } from './common.js';
+export { detectCompression } from './detect.js';
+
+const LEVELS: Record<Compression, readonly [number, number]> = {
+  gzip: [0, 9],
+  xz: [0, 9],
+  zstd: [1, 19], // above 19 the window passes 8 MiB, too big for older kernels' unzstd
+  lz4: [1, 12],
+  bzip2: [1, 9],
+  lzma: [0, 9],
+  lzo: [1, 9],
+};
+
+function whereOf(opts: { file?: string | undefined } | undefined): Where {
+  return { file: opts?.file, base: 0 };
+}
+
+/** Whole input = one compressed file. Unknown magic => the input unchanged, format undefined. */
+export async function maybeDecompress(
+  bytes: Uint8Array,
+  opts?: DecompressOptions,
+): Promise<{ data: Uint8Array; format: Compression | undefined }> {
+  const format = detectCompression(bytes);
+  if (format === undefined) return { data: bytes, format: undefined };
+  return { data: await decompress(bytes, format, opts), format };
+}
+
+export async function decompress(bytes: Uint8Array, format: Compression, opts?: DecompressOptions): Promise<Uint8Array> {
+  const limit = resolveLimit(opts);
+  const where = whereOf(opts);
+  const found = detectCompression(bytes);
+  if (found !== format) {
+    throw new KabiError('COMPRESSION', `${format} data is corrupt: ${found ? `the data is ${found}, not ${format}` : `no ${format} magic at the start`}`, {
+      file: where.file,
+    });
+  }
+  switch (format) {
+    case 'gzip':
+      return gunzipAll(bytes, limit, where);
+    case 'zstd':
+      return zstdDecompressAll(bytes, limit, where);
+    case 'xz':
+      return xzDecompressAll(bytes, limit, where);
+    case 'lz4':
+      return lz4DecompressAll(bytes, limit, where);
+    case 'bzip2':
+    case 'lzma':
+    case 'lzo':
+      return cliDecompress(format, bytes, limit, where);
+  }
+}
+
+/**
+ * Decompresses the one compressed segment at `offset` of an initramfs image and reports how
+ * many input bytes it used, as the kernel's decompressors report to init/initramfs.c:
+ * gzip = one member (through its 8-byte trailer), zstd = one frame, xz = one stream (through
+ * its footer), lz4 = up to the end of the image or the first thing that cannot be a chunk,
+ * bzip2/lzma/lzo = the rest of the image. Zero padding after a segment is not consumed.
+ * Error offsets are absolute in `image`.
+ */
+export async function decompressSegment(
+  image: Uint8Array,
+  offset: number,
+  opts?: DecompressOptions,
+): Promise<{ data: Uint8Array; format: Compression; consumed: number }> {
+  const limit = resolveLimit(opts);
+  const where = whereOf(opts);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > image.length) {
+    throw new KabiError('USAGE', `segment offset ${String(offset)} is outside the ${image.length}-byte image`, { file: where.file });
+  }
+  const format = detectCompression(image, offset);
+  if (format === undefined) {
+    throw new KabiError('UNSUPPORTED_COMPRESSION', 'no known compression magic at the start of this segment', { file: where.file, offset });
+  }
+  let r: { data: Uint8Array; consumed: number };
+  switch (format) {
+    case 'gzip':
+      r = gunzipSegment(image, offset, limit, where);
+      break;
+    case 'zstd':
+      r = await zstdSegment(image, offset, limit, where);
+      break;
+    case 'xz':
+      r = await xzSegment(image, offset, limit, where);
+      break;
+    case 'lz4':
+      r = lz4Segment(image, offset, limit, where);
+      break;
+    case 'bzip2':
+    case 'lzma':
+    case 'lzo': {
+      const rest = image.subarray(offset);
+      r = { data: await cliDecompress(format, rest, limit, { file: where.file, base: offset }, true), consumed: rest.length };
+      break;
+    }
+  }
+  return { data: r.data, format, consumed: r.consumed };
+}
+
+/**
+ * Output the kernel's decompressors accept: gzip like `gzip -n`, xz with a CRC32 check and a
+ * 1 MiB dictionary, lz4 in the legacy format, zstd with at most an 8 MiB window. Without a
+ * level each tool's own default is used (lz4: -9, as dracut and initramfs-tools do).
+ */
+export async function compress(data: Uint8Array, format: Compression, opts?: CompressOptions): Promise<Uint8Array> {
+  const where = whereOf(opts);
+  const level = opts?.level;
+  if (level !== undefined) {
+    const [lo, hi] = LEVELS[format];
+    if (!Number.isInteger(level) || level < lo || level > hi) {
+      throw new KabiError('USAGE', `${format} compression level must be an integer from ${lo} to ${hi}, got ${String(level)}`, { file: where.file });
+    }
+  }
+  switch (format) {
+    case 'gzip':
+      return gzipCompress(data, level);
+    case 'zstd':
+      return zstdCompress(data, level, where);
+    case 'xz':
+      return xzCompress(data, level, where);
+    case 'lz4':
+      return lz4Compress(data, level, where);
+    case 'bzip2':
+    case 'lzma':
+    case 'lzo':
+      return cliCompress(format, data, level, where);
+  }
+}
+
+/** Which implementation each format uses right now (native packages are loaded to find out). */
+export async function codecReport(): Promise<Record<Compression, { decompress: string; compress: string }>> {
+  const report = {} as Record<Compression, { decompress: string; compress: string }>;
+  for (const f of ALL_FORMATS) {
+    if (f === 'gzip') report[f] = { decompress: 'node:zlib', compress: 'node:zlib' };
+    else if (f === 'zstd') report[f] = zstdImplementations();
+    else if (f === 'xz') report[f] = xzImplementations();
+    else if (f === 'lz4') report[f] = lz4Implementations();
+    else if (isCliFormat(f)) report[f] = cliImplementations(f);
+  }
+  return Promise.resolve(report);
+}

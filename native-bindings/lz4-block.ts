@@ -1,0 +1,90 @@
+/*
+ * Decoder for one LZ4 block (the raw sequence format, no framing), written from the LZ4 block
+ * format description. Each legacy-format chunk is one independent block: matches may not
+ * reach before the chunk's first output byte, as in the kernel, which decodes every chunk
+ * into a fresh buffer.
+ */
+
+export class Lz4BlockError extends Error {
+  constructor(
+    message: string,
+    /** Offset in the source buffer where decoding failed. */
+    readonly at: number,
+    /** True when the only problem is that the output would not fit in the space given. */
+    readonly overflow = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Decodes src[from, to) into dst starting at dstStart, writing nothing at or past dstLimit.
+ * Returns the output position after the block.
+ */
+export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: Uint8Array, dstStart: number, dstLimit: number): number {
+  let ip = from;
+  let op = dstStart;
+  for (;;) {
+    if (ip >= to) throw new Lz4BlockError('block ends before its last literals', ip);
+    const token = src[ip++] as number;
+
+    let litLen = token >>> 4;
+    if (litLen === 15) {
+      let s: number;
+      do {
+        if (ip >= to) throw new Lz4BlockError('truncated literal length', ip);
+        s = src[ip++] as number;
+        litLen += s;
+      } while (s === 255);
+    }
+    if (litLen > to - ip) throw new Lz4BlockError('literal run extends past the block', ip);
+    if (litLen > dstLimit - op) throw new Lz4BlockError('output does not fit', ip, true);
+    if (litLen < 32) {
+      for (let i = 0; i < litLen; i++) dst[op + i] = src[ip + i] as number;
+    } else {
+      dst.set(src.subarray(ip, ip + litLen), op);
+    }
+    ip += litLen;
+    op += litLen;
+    // The last sequence of a block is literals only.
+    if (ip === to) return op;
+
+    if (to - ip < 2) throw new Lz4BlockError('truncated match offset', ip);
+    const offset = (src[ip] as number) | ((src[ip + 1] as number) << 8);
+    if (offset === 0 || offset > op - dstStart) throw new Lz4BlockError(`match offset ${offset} points outside the block's output`, ip);
+    ip += 2;
+
+    let matchLen = token & 15;
+    if (matchLen === 15) {
+      let s: number;
+      do {
+        if (ip >= to) throw new Lz4BlockError('truncated match length', ip);
+        s = src[ip++] as number;
+        matchLen += s;
+      } while (s === 255);
+    }
+    matchLen += 4;
+    if (matchLen > dstLimit - op) throw new Lz4BlockError('output does not fit', ip, true);
+
+    let m = op - offset;
+    if (matchLen < 32) {
+      // Short matches dominate; a byte loop beats a native call here, and handles overlap.
+      const end = op + matchLen;
+      while (op < end) dst[op++] = dst[m++] as number;
+    } else if (offset >= matchLen) {
+      dst.copyWithin(op, m, m + matchLen);
+      op += matchLen;
+    } else {
+      // Overlapping match: the output repeats the last `offset` bytes. Copy the part that is
+      // already periodic, doubling each time; `done` stays a multiple of `offset`, so the
+      // phase is right.
+      let done = 0;
+      while (done < matchLen) {
+        const n = Math.min(offset + done, matchLen - done);
+        dst.copyWithin(op + done, m, m + n);
+        done += n;
+      }
+      op += matchLen;
+    }
+  }
+}

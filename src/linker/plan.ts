@@ -1,0 +1,397 @@
+import { posix, resolve } from 'node:path';
+import { ModuleCache } from '../compat/kernel-model.js';
+import type { Semantics, Verdict } from '../compat/types.js';
+import { KabiError } from '../errors.js';
+import type { KabiFs } from '../fs.js';
+import { isNotFound, nodeFs } from '../fs.js';
+import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
+import { hostPath, systemPathOf } from '../kernel/paths.js';
+import { rpmvercmp } from '../kernel/rpmvercmp.js';
+import { isModuleFileName, type KernelModule } from '../module/read-module.js';
+import type { KernelPlan, LinkMode, LinkOp, LinkPolicy, Plan } from './types.js';
+import { kernelModelForLinks, offendingSymbols, targetHost, validateLinks, type ValidateContext } from './validate.js';
+import { isInKernelTree, moduleReleaseFromPath, weakLinkPath } from './weak-link-name.js';
+import { readWeakUpdates } from './weak-updates-state.js';
+
+export interface PlanOptions {
+  /** System root (weak-modules --basedir). */
+  root?: string;
+  fs?: KabiFs;
+  cwd?: string;
+  /** depmod (the default: weak-modules' own decision) or loader. */
+  semantics?: Semantics;
+  policy?: LinkPolicy;
+}
+
+/** A module named on the command line or stdin. */
+export interface ModuleInput {
+  /** As given, made absolute against the cwd; never canonicalised (links are compared as strings). */
+  readonly given: string;
+  /** Where its bytes are on the host. */
+  readonly host: string;
+  /** The path the installed system knows it by. */
+  readonly system: string;
+  readonly module: KernelModule | undefined;
+  /** The kernel it was built for: its vermagic, or the path for a file that is gone. */
+  readonly release: string | undefined;
+}
+
+interface Ctx extends ValidateContext {
+  root: string;
+  kernels: InstalledKernel[];
+  policy: LinkPolicy;
+  messages: string[];
+  warnings: string[];
+}
+
+async function context(opts: PlanOptions): Promise<Ctx> {
+  const fs = opts.fs ?? nodeFs;
+  const root = opts.root ?? '/';
+  const kernels = (await discoverKernels({ root, fs })).sort((a, b) => (a.release < b.release ? -1 : a.release > b.release ? 1 : 0));
+  return { fs, root, kernels, cache: new ModuleCache(fs), semantics: opts.semantics ?? 'depmod', policy: opts.policy ?? {}, messages: [], warnings: [] };
+}
+
+export function isInstalled(k: InstalledKernel): boolean {
+  return k.symvers !== undefined && k.systemMap !== undefined;
+}
+
+export async function readInputs(paths: readonly string[], opts: PlanOptions, cache: ModuleCache): Promise<ModuleInput[]> {
+  const root = opts.root ?? '/';
+  const out: ModuleInput[] = [];
+  for (const p of paths) {
+    if (p === '') continue;
+    const given = resolve(opts.cwd ?? process.cwd(), p);
+    // Paths name files on this host; inside a root they also have a system spelling.
+    const system = (root !== '/' ? systemPathOf(root, given) : given) ?? given;
+    const host = given;
+    let module: KernelModule | undefined;
+    try {
+      module = await cache.read(host);
+    } catch (e) {
+      if (!(e instanceof KabiError) || !(e.cause && isNotFound(e.cause))) throw e;
+    }
+    out.push({ given, host, system, module, release: module?.vermagic?.release ?? moduleReleaseFromPath(system) });
+  }
+  return out;
+}
+
+function linkTarget(m: ModuleInput, policy: LinkPolicy): string {
+  return policy.targets === 'system' ? m.system : m.given;
+}
+
+function base(p: string): string {
+  return posix.basename(p);
+}
+
+/** Decide links for one kernel: tentatively link `adds`, validate, and fall back or force. */
+async function linkIntoKernel(
+  k: InstalledKernel,
+  current: ReadonlyMap<string, string>,
+  adds: { link: string; target: string; input?: ModuleInput }[],
+  ctx: Ctx,
+  force: boolean,
+  modelCache: Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>,
+): Promise<{ final: Map<string, string>; fellBack: boolean; verdicts: Map<string, Verdict>; accepted: Set<string> }> {
+  const desired = new Map(current);
+  for (const a of adds) desired.set(a.link, a.target);
+  let model = modelCache.get(k.release);
+  if (!model) {
+    model = await kernelModelForLinks(k, ctx);
+    modelCache.set(k.release, model);
+  }
+  const result = await validateLinks(k, desired, { ...ctx, model });
+  for (const d of result.dropped) {
+    const mk = moduleReleaseFromPath(d.target) ?? d.verdict.name;
+    const fromInput = adds.find((a) => a.link === d.link)?.input;
+    ctx.messages.push(
+      `Module ${base(d.link)} from kernel ${fromInput?.release ?? mk} is not compatible with kernel ${k.release} in symbols: ${offendingSymbols(d.verdict).map((s) => ' ' + s).join('')}`,
+    );
+  }
+  const accepted = new Set<string>();
+  for (const a of adds) {
+    if (result.kept.get(a.link) === a.target) {
+      accepted.add(a.link);
+      if (a.input) ctx.messages.push(`Module ${base(a.input.given)} from kernel ${a.input.release} is compatible with kernel ${k.release}`);
+    }
+  }
+  if (result.dropped.length > 0 && !force) {
+    ctx.messages.push(`Falling back weak-modules state for kernel ${k.release}`);
+    return { final: new Map(current), fellBack: true, verdicts: result.verdicts, accepted: new Set() };
+  }
+  return { final: result.kept, fellBack: false, verdicts: result.verdicts, accepted };
+}
+
+function diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>, verdicts: Map<string, Verdict>, why: (l: string) => string): LinkOp[] {
+  const ops: LinkOp[] = [];
+  for (const [link, target] of after) {
+    const prev = before.get(link);
+    const verdict = verdicts.get(link);
+    if (prev === undefined) ops.push({ kind: 'add', link, target, ...(verdict ? { verdict } : {}), why: why(link) });
+    else if (prev !== target) ops.push({ kind: 'replace', link, target, previousTarget: prev, ...(verdict ? { verdict } : {}), why: why(link) });
+  }
+  for (const [link, prev] of before) {
+    if (!after.has(link)) {
+      const verdict = verdicts.get(link);
+      ops.push({ kind: 'remove', link, previousTarget: prev, ...(verdict ? { verdict } : {}), why: why(link) });
+    }
+  }
+  return ops;
+}
+
+function announceRemovals(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>, k: string, ctx: Ctx) {
+  for (const link of before.keys()) if (!after.has(link)) ctx.messages.push(`Removing compatible module ${base(link)} from kernel ${k}`);
+}
+
+function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, KernelPlan>, alsoChanged: Set<string>): Plan {
+  const kernels: KernelPlan[] = [];
+  const releases = new Set([...perKernel.keys(), ...alsoChanged]);
+  for (const r of [...releases].sort()) {
+    const kp = perKernel.get(r);
+    const k = ctx.kernels.find((x) => x.release === r);
+    const changed = alsoChanged.has(r) || (kp?.depmod ?? false);
+    kernels.push({
+      release: r,
+      installed: k !== undefined && isInstalled(k),
+      ops: kp?.ops ?? [],
+      depmod: changed,
+      initramfs: changed,
+      fellBack: kp?.fellBack ?? false,
+    });
+  }
+  return { mode, root: ctx.root, kernels, messages: ctx.messages, warnings: ctx.warnings };
+}
+
+/** weak-modules --add-modules. */
+export async function planAddModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
+  const ctx = await context(opts);
+  const inputs = (await readInputs(paths, opts, ctx.cache)).filter((m) => m.module !== undefined);
+  const perKernel = new Map<string, KernelPlan>();
+  const alsoChanged = new Set<string>();
+  const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
+  for (const k of ctx.kernels) {
+    if (!isInstalled(k)) continue;
+    const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
+    let updateCase = false;
+    const adds: { link: string; target: string; input: ModuleInput }[] = [];
+    for (const m of chooseVersions(inputs, ctx.policy)) {
+      if (isInKernelTree(m.system, k.release)) continue;
+      if (ctx.policy.forwardOnly && m.release !== undefined && rpmvercmp(k.release, m.release) <= 0) continue;
+      const link = weakLinkPath(m.system, m.release, k.release);
+      const target = linkTarget(m, ctx.policy);
+      const sub = link.slice(posix.join(k.moduleDir, 'weak-updates').length + 1);
+      if (await exists(ctx, posix.join(k.moduleDir, 'extra', sub))) {
+        ctx.messages.push(`found ${base(m.given)} for ${k.release} while installing for ${m.release}, update case?`);
+      }
+      if (state.links.get(link) === target && (await targetHost(ctx.fs, ctx.root, link, target)) !== undefined) {
+        ctx.messages.push(`weak module for ${base(m.given)} already exists for kernel ${k.release}, update case?`);
+        updateCase = true;
+      }
+      adds.push({ link, target, input: m });
+    }
+    if (adds.length === 0 && !updateCase) continue;
+    const r = await linkIntoKernel(k, state.links, adds, ctx, false, models);
+    const multi = ctx.policy.multiVersion ? await retryOlderVersions(k, r, adds, inputs, ctx, models) : r;
+    announceRemovals(state.links, multi.final, k.release, ctx);
+    const ops = diff(state.links, multi.final, multi.verdicts, (l) => (multi.final.has(l) ? 'compatible' : 'incompatible'));
+    perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: ops.length > 0 || updateCase, initramfs: ops.length > 0 || updateCase, fellBack: multi.fellBack });
+  }
+  // weak-modules always refreshes each input module's own kernel.
+  for (const m of inputs) if (m.release !== undefined) alsoChanged.add(m.release);
+  return finish('add-modules', ctx, perKernel, alsoChanged);
+}
+
+/** With several versions of one module among the inputs, keep only the newest for the first attempt. */
+function chooseVersions(inputs: readonly ModuleInput[], policy: LinkPolicy): ModuleInput[] {
+  if (!policy.multiVersion) return [...inputs];
+  const byName = new Map<string, ModuleInput[]>();
+  for (const m of inputs) {
+    const n = m.module!.name;
+    byName.set(n, [...(byName.get(n) ?? []), m]);
+  }
+  return [...byName.values()].map((list) => list.sort(newerFirst)[0]!);
+}
+
+/** Newest first: modinfo version=, then the kernel it was built for. */
+export function newerFirst(a: ModuleInput, b: ModuleInput): number {
+  const va = a.module?.modinfo.get('version');
+  const vb = b.module?.modinfo.get('version');
+  if (va !== undefined && vb !== undefined && va !== vb) return rpmvercmp(vb, va);
+  return rpmvercmp(b.release ?? '', a.release ?? '');
+}
+
+/** multiVersion: where the newest version was refused, try the next older one, kernel by kernel. */
+async function retryOlderVersions(
+  k: InstalledKernel,
+  first: Awaited<ReturnType<typeof linkIntoKernel>>,
+  adds: { link: string; target: string; input: ModuleInput }[],
+  inputs: readonly ModuleInput[],
+  ctx: Ctx,
+  models: Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>,
+) {
+  let result = first;
+  let current = first.fellBack ? null : first.final;
+  for (const a of adds) {
+    if (result.accepted.has(a.link)) continue;
+    const older = inputs.filter((m) => m !== a.input && m.module!.name === a.input.module!.name).sort(newerFirst);
+    for (const m of older) {
+      if (isInKernelTree(m.system, k.release)) continue;
+      if (ctx.policy.forwardOnly && m.release !== undefined && rpmvercmp(k.release, m.release) <= 0) continue;
+      const link = weakLinkPath(m.system, m.release, k.release);
+      const base = current ?? first.final;
+      const r = await linkIntoKernel(k, base, [{ link, target: linkTarget(m, ctx.policy), input: m }], ctx, false, models);
+      if (!r.fellBack) {
+        result = { ...r, accepted: new Set([...result.accepted, ...r.accepted]) };
+        current = r.final;
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+async function exists(ctx: Ctx, sys: string): Promise<boolean> {
+  try {
+    await ctx.fs.lstat(hostPath(ctx.root, sys));
+    return true;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
+/** weak-modules --remove-modules. */
+export async function planRemoveModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
+  const ctx = await context(opts);
+  const inputs = await readInputs(paths, opts, ctx.cache);
+  const perKernel = new Map<string, KernelPlan>();
+  const alsoChanged = new Set<string>();
+  const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
+  for (const k of ctx.kernels) {
+    if (!isInstalled(k)) continue;
+    const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
+    const next = new Map(state.links);
+    for (const m of inputs) {
+      const link = weakLinkPath(m.system, m.release, k.release);
+      const target = state.links.get(link);
+      if (target === undefined) continue;
+      if (target !== linkTarget(m, ctx.policy)) {
+        ctx.messages.push(`Skipping symlink ${link}`);
+        continue;
+      }
+      // An RPM upgrade adds the new version before removing the old one: while the file is
+      // still there, the link is the new package's and stays.
+      if ((await targetHost(ctx.fs, ctx.root, link, target)) === undefined) next.delete(link);
+    }
+    // Whatever the removal broke goes too (no fallback when removing).
+    const r = await linkIntoKernel(k, next, [], ctx, true, models);
+    announceRemovals(state.links, r.final, k.release, ctx);
+    const ops = diff(state.links, r.final, r.verdicts, (l) => (next.has(l) ? 'lost a provider' : 'module removed'));
+    if (ops.length > 0) perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
+  }
+  for (const m of inputs) if (m.release !== undefined) alsoChanged.add(m.release);
+  return finish('remove-modules', ctx, perKernel, alsoChanged);
+}
+
+/** The candidate paths weak-modules tries for a kernel's symvers, in its order (for the error message). */
+export function symversCandidates(release: string): string[] {
+  return [`/boot/symvers-${release}.xz`, `/lib/modules/${release}/symvers.xz`, `/boot/symvers-${release}.gz`, `/lib/modules/${release}/symvers.gz`];
+}
+
+/** weak-modules --add-kernel K. */
+export async function planAddKernel(release: string, opts: PlanOptions = {}): Promise<Plan> {
+  const ctx = await context(opts);
+  const k = ctx.kernels.find((x) => x.release === release);
+  if (!k?.symvers) {
+    throw new KabiError('KERNEL_NOT_FOUND', `Symvers dump file is not found in ${symversCandidates(release).map((p) => hostPath(ctx.root, p)).join(' ')}`);
+  }
+  const perKernel = new Map<string, KernelPlan>();
+  if (!isInstalled(k)) return finish('add-kernel', ctx, perKernel, new Set());
+  const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
+  let current: Map<string, string> = new Map(state.links);
+  const verdicts = new Map<string, Verdict>();
+  const taken = new Set<string>(); // basenames accepted from a newer kernel
+  const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
+  const sources = ctx.kernels.filter((s) => s.release !== release && (!ctx.policy.forwardOnly || rpmvercmp(release, s.release) > 0)).sort((a, b) => rpmvercmp(b.release, a.release));
+  for (const s of sources) {
+    const extra = await listModules(ctx, posix.join(s.moduleDir, 'extra'));
+    if (extra.length === 0) continue;
+    const inputs = (await readInputs(extra.map((p) => hostPath(ctx.root, p)), opts, ctx.cache)).filter((m) => m.module !== undefined);
+    const groups = dependencyGroups(inputs);
+    // Independent modules are judged one by one in a single pass; modules that need each
+    // other are linked all-or-nothing, group by group.
+    const batches: { members: ModuleInput[]; force: boolean }[] = [
+      { members: groups.filter((g) => g.length === 1).map((g) => g[0]!), force: true },
+      ...groups.filter((g) => g.length > 1).map((g) => ({ members: g, force: false })),
+    ];
+    for (const b of batches) {
+      const members = b.members.filter((m) => !taken.has(base(m.system)));
+      if (members.length === 0) continue;
+      const adds = members.map((m) => ({ link: weakLinkPath(m.system, m.release, release), target: linkTarget(m, ctx.policy), input: m }));
+      const r = await linkIntoKernel(k, current, adds, ctx, b.force, models);
+      r.verdicts.forEach((v, l) => verdicts.set(l, v));
+      current = r.final;
+      for (const a of adds) if (r.accepted.has(a.link)) taken.add(base(a.input.system));
+    }
+  }
+  announceRemovals(state.links, current, release, ctx);
+  const ops = diff(state.links, current, verdicts, () => 'add-kernel');
+  if (ops.length > 0) perKernel.set(release, { release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
+  return finish('add-kernel', ctx, perKernel, new Set());
+}
+
+/** weak-modules --remove-kernel K: empty its weak-updates (the directory itself stays). */
+export async function planRemoveKernel(release: string, opts: PlanOptions = {}): Promise<Plan> {
+  const ctx = await context(opts);
+  const k = ctx.kernels.find((x) => x.release === release);
+  const perKernel = new Map<string, KernelPlan>();
+  if (k) {
+    const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
+    const ops: LinkOp[] = [...state.links].map(([link, prev]) => ({ kind: 'remove' as const, link, previousTarget: prev, why: 'kernel removed' }));
+    if (ops.length > 0 || state.files.length > 0 || state.dirs.length > 0) {
+      perKernel.set(release, { release, installed: isInstalled(k), ops, depmod: false, initramfs: false, fellBack: false });
+    }
+  }
+  return finish('remove-kernel', ctx, perKernel, new Set());
+}
+
+async function listModules(ctx: Ctx, sysDir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    let names: string[];
+    try {
+      names = (await ctx.fs.readdir(hostPath(ctx.root, d))).sort();
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw e;
+    }
+    for (const n of names) {
+      const p = posix.join(d, n);
+      const st = await ctx.fs.lstat(hostPath(ctx.root, p));
+      if (st.isDirectory()) await walk(p);
+      else if (isModuleFileName(n)) out.push(p);
+    }
+  };
+  await walk(sysDir);
+  return out;
+}
+
+/**
+ * Group a kernel's extra/ modules by dependency closure (weak-modules' make_groups): modules
+ * that use each other's symbols are linked all-or-nothing.
+ */
+function dependencyGroups(inputs: ModuleInput[]): ModuleInput[][] {
+  const parent = inputs.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const owner = new Map<string, number>();
+  inputs.forEach((m, i) => m.module!.exports.forEach((e) => owner.set(e.symbol, i)));
+  inputs.forEach((m, i) => {
+    for (const u of m.module!.undefinedSymbols) {
+      const j = owner.get(u.name);
+      if (j !== undefined && j !== i) parent[find(i)] = find(j);
+    }
+  });
+  const groups = new Map<number, ModuleInput[]>();
+  inputs.forEach((m, i) => groups.set(find(i), [...(groups.get(find(i)) ?? []), m]));
+  return [...groups.values()];
+}
+

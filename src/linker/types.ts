@@ -1,0 +1,52 @@
+import type { Verdict } from '../compat/types.js';
+
+/** One change to a kernel's weak-updates directory. Paths are system paths. */
+export interface LinkOp {
+  readonly kind: 'add' | 'replace' | 'remove';
+  /** The link, e.g. /lib/modules/K/weak-updates/foo/bar.ko. */
+  readonly link: string;
+  /** New target (add/replace). */
+  readonly target?: string;
+  /** Target before the change (replace/remove). */
+  readonly previousTarget?: string;
+  /** The verdict behind an add/replace, or behind a removal for incompatibility. */
+  readonly verdict?: Verdict;
+  readonly why: string;
+}
+
+export interface KernelPlan {
+  readonly release: string;
+  /** weak-modules' notion: a symvers and a System.map exist; others are skipped. */
+  readonly installed: boolean;
+  readonly ops: readonly LinkOp[];
+  /** Run depmod for this kernel after applying (changed links, an input module's own kernel, or an update case). */
+  readonly depmod: boolean;
+  /** Refresh this kernel's initramfs after depmod. */
+  readonly initramfs: boolean;
+  /** All-or-nothing was triggered: the kernel keeps its previous links. */
+  readonly fellBack: boolean;
+}
+
+export type LinkMode = 'add-modules' | 'remove-modules' | 'add-kernel' | 'remove-kernel';
+
+export interface Plan {
+  readonly mode: LinkMode;
+  readonly root: string;
+  readonly kernels: readonly KernelPlan[];
+  /** weak-modules --verbose lines, in the order the original prints them. */
+  readonly messages: readonly string[];
+  /** Lines weak-modules prints on stderr. */
+  readonly warnings: readonly string[];
+}
+
+export interface LinkPolicy {
+  /** Link only into kernels newer than the one the module was built for (by RPM version order). */
+  forwardOnly?: boolean;
+  /** Among several versions of a module, link the newest one that is compatible, per kernel. */
+  multiVersion?: boolean;
+  /**
+   * How link targets are spelled: as the module path was given (weak-modules; with
+   * --basedir that includes the base dir), or as the installed system sees it (kabi link).
+   */
+  targets?: 'as-given' | 'system';
+}

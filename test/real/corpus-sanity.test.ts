@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The Debian corpus is what the other real tests stand on: check that it is complete and that
+// the manifest tells the truth about it.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCorpus, TEST_MODULES, type CorpusKernel, type TestModuleName } from './corpus.js';
+
+const corpus = loadCorpus();
+const all = corpus.kernels();
+const built = corpus.kernels({ built: true });
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
+
+/**
+ * The release the header set builds for. (Not include/config/kernel.release: in Debian's 6.1
+ * header packages that holds the upstream version, e.g. "6.1.170".)
+ */
+function headersRelease(k: CorpusKernel): string {
+  const h = fs.readFileSync(path.join(k.headersDir, 'include', 'generated', 'utsrelease.h'), 'utf8');
+  const m = /^#define UTS_RELEASE "([^"]+)"$/m.exec(h);
+  if (!m?.[1]) throw new Error(`no UTS_RELEASE in ${k.headersDir}/include/generated/utsrelease.h`);
+  return m[1];
+}
+
+function modinfoField(file: string, field: string): string {
+  return sh('modinfo', ['-F', field, file]).trim();
+}
+
+/** Numeric position of an ABI in its series: 6.1.0-47 → 47, 6.12.117+deb12 → 117. */
+function abiOrdinal(k: CorpusKernel): number {
+  const m = /^6\.1\.0-(\d+)$/.exec(k.abi) ?? /^6\.12\.(\d+)\+deb12$/.exec(k.abi);
+  if (!m?.[1]) throw new Error(`unexpected ABI ${k.abi}`);
+  return Number(m[1]);
+}
+
+describe('corpus manifest', () => {
+  it('holds the full set of kernels', () => {
+    expect(corpus.manifest.version).toBe(1);
+    expect(corpus.manifest.only).toBeNull();
+    expect(all).toHaveLength(7);
+
+    for (const series of ['6.1', '6.12'] as const) {
+      const ks = corpus.kernels({ arch: 'amd64', series });
+      expect(ks.map((k) => k.role).sort(), `amd64 ${series}`).toEqual(['newest', 'oldest']);
+      const [oldest, newest] = [ks.find((k) => k.role === 'oldest')!, ks.find((k) => k.role === 'newest')!];
+      expect(oldest.abi).not.toBe(newest.abi);
+      expect(abiOrdinal(oldest)).toBeLessThan(abiOrdinal(newest));
+      for (const k of ks) {
+        expect(k.flavour).toBe('amd64');
+        expect(k.krel).toBe(`${k.abi}-amd64`);
+        expect(k.builtModules, k.krel).toBeDefined();
+      }
+    }
+
+    const foreign: Array<[CorpusKernel['arch'], string]> = [
+      ['s390x', 's390x'],
+      ['i386', '686-pae'],
+      ['armhf', 'armmp'],
+    ];
+    for (const [arch, flavour] of foreign) {
+      const ks = corpus.kernels({ arch });
+      expect(ks, arch).toHaveLength(1);
+      expect(ks[0]!.series).toBe('6.1');
+      expect(ks[0]!.flavour).toBe(flavour);
+      expect(ks[0]!.krel).toBe(`${ks[0]!.abi}-${flavour}`);
+    }
+  });
+
+  it('krels are unique and every path is absolute', () => {
+    expect(new Set(all.map((k) => k.krel)).size).toBe(all.length);
+    for (const k of all) {
+      for (const p of [k.treeRoot, k.moduleDir, k.systemMap, k.config, k.headersDir, k.symvers]) {
+        expect(path.isAbsolute(p), p).toBe(true);
+      }
+      expect(k.moduleDir).toBe(path.join(k.treeRoot, 'lib', 'modules', k.krel));
+    }
+  });
+});
+
+describe.each(all.map((k) => [k.krel, k] as const))('kernel %s', (_krel, k) => {
+  it('module count and compression match the tree', () => {
+    const found = sh('find', [k.moduleDir, '-name', '*.ko*']).split('\n').filter(Boolean);
+    expect(k.moduleCount).toBe(found.length);
+    expect(found.length).toBeGreaterThan(500);
+    const ext = k.compression === 'xz' ? '.ko.xz' : '.ko';
+    expect(found.filter((f) => !f.endsWith(ext))).toEqual([]);
+    expect(k.compression).toBe(k.series === '6.12' ? 'xz' : 'none');
+  });
+
+  it('has System.map, config, modules.order and modules.builtin', () => {
+    // Debian ships a one-line stub System.map (the real one is in the -dbg package); the
+    // manifest says so, and kernel exports must come from `symvers` instead.
+    const map = fs.readFileSync(k.systemMap, 'utf8');
+    expect(map).toMatch(/^[0-9a-f]+ [A-Za-z] \S+/m);
+    expect(k.systemMapIsStub).toBe(/The real System\.map is in/.test(map));
+    const config = fs.readFileSync(k.config, 'utf8');
+    expect(config).toMatch(/^CONFIG_MODULES=y$/m);
+    expect(config).toMatch(/^CONFIG_MODVERSIONS=y$/m);
+    for (const f of ['modules.order', 'modules.builtin']) expect(fs.existsSync(path.join(k.moduleDir, f)), f).toBe(true);
+  });
+
+  it('has a self-contained header set with Module.symvers', () => {
+    expect(headersRelease(k)).toBe(k.krel);
+    const symvers = fs.readFileSync(k.symvers, 'utf8');
+    expect(symvers).toMatch(/^0x[0-9a-f]{8}\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t/m);
+    expect(symvers.split('\n').length).toBeGreaterThan(10_000);
+    // No symlink may point at the machine's own /usr/src or /usr/lib.
+    expect(sh('find', [k.headersRoot, k.treeRoot, '-lname', '/*'])).toBe('');
+  });
+});
+
+describe.each(built.map((k) => [k.krel, k] as const))('test modules built against %s', (_krel, k) => {
+  it.each([...TEST_MODULES])('%s exists and its vermagic is the header set release', (name: TestModuleName) => {
+    const ko = corpus.builtModule(k, name);
+    expect(fs.existsSync(ko), ko).toBe(true);
+    expect(modinfoField(ko, 'vermagic').split(/\s+/)[0]).toBe(headersRelease(k));
+    expect(modinfoField(ko, 'name')).toBe(name);
+  });
+
+  it('the modules carry the properties the tests rely on', () => {
+    const ko = (n: TestModuleName) => corpus.builtModule(k, n);
+    expect(modinfoField(ko('kabi_nongpl'), 'license')).toBe('Proprietary');
+    for (const n of TEST_MODULES.filter((x) => x !== 'kabi_nongpl')) expect(modinfoField(ko(n), 'license'), n).toBe('GPL');
+    expect(modinfoField(ko('kabi_consumer'), 'depends')).toBe('kabi_provider');
+    expect(modinfoField(ko('kabi_ns_ok'), 'import_ns')).toBe('USB_STORAGE');
+    expect(modinfoField(ko('kabi_ns_ok'), 'depends')).toBe('usb-storage');
+    expect(modinfoField(ko('kabi_ns_missing'), 'import_ns')).toBe('');
+    expect(modinfoField(ko('kabi_ns_missing'), 'depends')).toBe('usb-storage');
+
+    const versions = (n: TestModuleName) => sh('modprobe', ['--dump-modversions', ko(n)]);
+    expect(versions('kabi_nongpl')).toMatch(/^0x[0-9a-f]{8}\tktime_get_mono_fast_ns$/m);
+    expect(versions('kabi_consumer')).toMatch(/^0x[0-9a-f]{8}\tkabi_provider_value$/m);
+    // The CRCs the modules recorded are the ones the header set (and the provider) export.
+    const symvers = fs.readFileSync(k.symvers, 'utf8');
+    const crc = /^(0x[0-9a-f]{8})\tktime_get_mono_fast_ns\tvmlinux\tEXPORT_SYMBOL_GPL\t/m.exec(symvers)?.[1];
+    expect(crc).toBeDefined();
+    expect(versions('kabi_nongpl')).toContain(`${crc}\tktime_get_mono_fast_ns`);
+    expect(fs.readFileSync(k.builtSymvers!, 'utf8')).toMatch(/\tkabi_provider_value\t\S*kabi_provider\tEXPORT_SYMBOL_GPL\t/);
+  });
+});

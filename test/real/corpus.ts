@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// The Debian kernel corpus, for tests of the vitest `real` project. The project's global setup
+// (./global-setup.ts) runs corpus/debian/fetch.mjs and provides the manifest path; loadCorpus()
+// reads it.
+//
+// The trees, header sets and built modules are SHARED by every test file (and cached across runs):
+// treat them as read-only. A test that needs to write (depmod output, a weak-updates/ dir, an
+// initramfs) should build its own root in a temp dir and symlink or copy what it needs from here.
+
+import fs from 'node:fs';
+import { inject } from 'vitest';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kabiCorpusManifest: string;
+  }
+}
+
+export type Series = '6.1' | '6.12';
+export type DpkgArch = 'amd64' | 's390x' | 'i386' | 'armhf';
+
+/** The test modules built from corpus/modules/ against every amd64 header set. */
+export const TEST_MODULES = [
+  'kabi_consumer', // GPL; uses kabi_provider_value (EXPORT_SYMBOL_GPL of kabi_provider)
+  'kabi_minimal', // GPL; init/exit only
+  'kabi_nongpl', // license "Proprietary"; uses ktime_get_mono_fast_ns (EXPORT_SYMBOL_GPL, vmlinux)
+  'kabi_ns_missing', // GPL; uses usb_stor_sense_invalidCDB (namespace USB_STORAGE) without importing it
+  'kabi_ns_ok', // GPL; uses usb_stor_sense_invalidCDB and imports USB_STORAGE
+  'kabi_provider', // GPL; exports kabi_provider_value (GPL-only) and kabi_provider_plain
+] as const;
+export type TestModuleName = (typeof TEST_MODULES)[number];
+
+export interface CorpusPackage {
+  name: string;
+  version: string;
+  /** dpkg architecture of the package (`all` for linux-headers-*-common). */
+  arch: string;
+  /** File name in <cacheDir>/debs/. */
+  file: string;
+}
+
+export interface CorpusKernel {
+  /** e.g. "6.1.0-47", "6.12.117+deb12". */
+  abi: string;
+  /** Kernel release (uname -r, lib/modules/<krel>), e.g. "6.1.0-47-amd64". */
+  krel: string;
+  arch: DpkgArch;
+  /** Debian flavour: amd64, s390x, 686-pae, armmp. */
+  flavour: string;
+  series: Series;
+  /** Which of the ABIs apt offered for its arch+series this one is. */
+  role: 'oldest' | 'newest';
+  /** Number of files named *.ko* under moduleDir. */
+  moduleCount: number;
+  compression: 'none' | 'xz';
+  /** Root to use as `depmod -b` / `modprobe -d` base dir (holds lib/modules/<krel> and boot/). */
+  treeRoot: string;
+  /** treeRoot/lib/modules/<krel>: as shipped (no modules.dep etc.: depmod has not run there). */
+  moduleDir: string;
+  /** boot/System.map-<krel>. Debian's is a one-line stub (see systemMapIsStub). */
+  systemMap: string;
+  /**
+   * True when systemMap is Debian's stub ("The real System.map is in the linux-image-<version>-dbg
+   * package"), which holds no symbols: take the kernel's exports from `symvers` (depmod -E).
+   */
+  systemMapIsStub: boolean;
+  config: string;
+  /** Root the header packages were extracted into (usr/src/…, usr/lib/linux-kbuild-…). */
+  headersRoot: string;
+  /** The linux-headers-<krel> dir: `make -C <headersDir> M=… modules` works. */
+  headersDir: string;
+  /** headersDir/Module.symvers. */
+  symvers: string;
+  packages: { image: CorpusPackage; headers: CorpusPackage; common: CorpusPackage; kbuild: CorpusPackage };
+  /** All ABIs apt offered for this arch+series when the corpus was prepared. */
+  offeredAbis: string[];
+  /** amd64 only: where the test modules were built. */
+  builtDir?: string;
+  buildLog?: string;
+  /** Module.symvers of the test modules' M= dir (kabi_provider's exports). */
+  builtSymvers?: string;
+  /** amd64 only: test module name → path of its .ko (uncompressed). */
+  builtModules?: Record<TestModuleName, string>;
+}
+
+export interface CorpusManifest {
+  version: number;
+  created: string;
+  cacheDir: string;
+  /** Architectures the manifest was restricted to (fetch.mjs --only), or null for the full set. */
+  only: DpkgArch[] | null;
+  kernels: CorpusKernel[];
+}
+
+export interface KernelFilter {
+  arch?: DpkgArch;
+  series?: Series;
+  flavour?: string;
+  role?: 'oldest' | 'newest';
+  /** Only kernels the test modules were built against. */
+  built?: boolean;
+}
+
+export interface Corpus {
+  manifestPath: string;
+  manifest: CorpusManifest;
+  /** Kernels matching every given criterion, in manifest order. */
+  kernels(filter?: KernelFilter): CorpusKernel[];
+  /** The one kernel with this release; throws if absent. */
+  kernel(krel: string): CorpusKernel;
+  /** Path of a test module built against `kernel`; throws if it was not built there. */
+  builtModule(kernel: CorpusKernel, name: TestModuleName): string;
+}
+
+let loaded: Corpus | undefined;
+
+export function loadCorpus(): Corpus {
+  if (loaded) return loaded;
+  const manifestPath = inject('kabiCorpusManifest');
+  if (!manifestPath) {
+    throw new Error(
+      'no corpus manifest was provided: run this file in the vitest `real` project, whose global setup prepares the corpus',
+    );
+  }
+  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as CorpusManifest;
+  const matches = (k: CorpusKernel, f: KernelFilter): boolean =>
+    (f.arch === undefined || k.arch === f.arch) &&
+    (f.series === undefined || k.series === f.series) &&
+    (f.flavour === undefined || k.flavour === f.flavour) &&
+    (f.role === undefined || k.role === f.role) &&
+    (f.built === undefined || (k.builtModules !== undefined) === f.built);
+  loaded = {
+    manifestPath,
+    manifest,
+    kernels: (filter = {}) => manifest.kernels.filter((k) => matches(k, filter)),
+    kernel: (krel) => {
+      const k = manifest.kernels.find((x) => x.krel === krel);
+      if (!k) throw new Error(`kernel ${krel} is not in the corpus (${manifest.kernels.map((x) => x.krel).join(', ')})`);
+      return k;
+    },
+    builtModule: (kernel, name) => {
+      const p = kernel.builtModules?.[name];
+      if (!p) throw new Error(`test module ${name} was not built against ${kernel.krel}`);
+      return p;
+    },
+  };
+  return loaded;
+}
