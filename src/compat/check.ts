@@ -15,6 +15,8 @@ export interface CheckModulesOptions {
   kernels?: readonly string[];
   semantics?: Semantics;
   missingCrcPolicy?: MissingCrcPolicy;
+  /** See CheckOptions.cascade. */
+  cascade?: boolean;
   /** Base for relative module paths. */
   cwd?: string;
 }
@@ -54,7 +56,7 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
       ...(opts.missingCrcPolicy ? { missingCrcPolicy: opts.missingCrcPolicy } : {}),
     });
     notes.set(k.release, model.notes);
-    verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader' }));
+    verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }
   return { verdicts, kernels, notes };
 }

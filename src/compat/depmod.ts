@@ -18,7 +18,7 @@ export interface DepmodSymbols {
 export const DEPMOD_FAKE_SYMBOLS = ['__this_module', '_GLOBAL_OFFSET_TABLE_', 'TOC.'];
 
 /** What kmod lists as a module's dependency symbols (kmod_elf_get_dependency_symbols). */
-export function depmodDependencySymbols(mod: KernelModule): { name: string; crc: bigint; weak: boolean; versioned: boolean }[] {
+export function depmodDependencySymbols(mod: Pick<KernelModule, 'undefinedSymbols' | 'versions'>): { name: string; crc: bigint; weak: boolean; versioned: boolean }[] {
   const versions = mod.versions ?? [];
   const visited = new Uint8Array(versions.length);
   const out: { name: string; crc: bigint; weak: boolean; versioned: boolean }[] = [];

@@ -15,6 +15,12 @@ export interface CheckOptions {
    * weak-modules does: only weak-updates links can be dropped; extra/ and updates/ stay).
    */
   fixedTree?: boolean;
+  /**
+   * Drop modules that cannot load and judge again until nothing changes (a module that
+   * cannot load provides nothing). Default: on for the loader; off for depmod semantics,
+   * where one pass is exactly what `depmod -e -E` reports (weak-modules' cascade turns it on).
+   */
+  cascade?: boolean;
 }
 
 /** A module whose own loadability is in question: a candidate, or an out-of-tree module already in the tree. */
@@ -35,6 +41,7 @@ interface Member {
 export function checkAgainstKernel(candidates: readonly Candidate[], model: KernelModel, opts: CheckOptions = {}): Verdict[] {
   const semantics = opts.semantics ?? 'loader';
   const checkSymvers = opts.checkSymvers ?? model.exportSource === 'symvers';
+  const cascade = opts.cascade ?? semantics === 'loader';
   const candidateNames = new Set(candidates.map((c) => c.module.name));
 
   const members: Member[] = candidates.map((c) => ({ name: c.module.name, path: c.path, module: c.module, candidate: true }));
@@ -59,7 +66,7 @@ export function checkAgainstKernel(candidates: readonly Candidate[], model: Kern
         changed = true;
       }
     }
-    if (!changed) break;
+    if (!changed || !cascade) break;
   }
 
   return members
@@ -124,7 +131,7 @@ function depmodEvaluator(
 }
 
 /** kmod_module_get_symbols(): the `__crc_` symbols, or `__ksymtab_strings` with CRC 0 when there are none. */
-export function kmodExports(mod: KernelModule): { symbol: string; crc: bigint }[] {
+export function kmodExports(mod: Pick<KernelModule, 'crcSymbols' | 'ksymtabStrings'>): { symbol: string; crc: bigint }[] {
   if (mod.crcSymbols.length > 0) return mod.crcSymbols.map((c) => ({ symbol: c.symbol, crc: c.crc }));
   return mod.ksymtabStrings.map((s) => ({ symbol: s, crc: 0n }));
 }

@@ -77,7 +77,7 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
       // An unreadable module behind a link is left alone; depmod would only complain about it.
     }
   }
-  const verdicts = checkAgainstKernel(candidates, model, { semantics: ctx.semantics, fixedTree: true });
+  const verdicts = checkAgainstKernel(candidates, model, { semantics: ctx.semantics, fixedTree: true, cascade: true });
   const byLink = new Map(verdicts.map((v) => [v.module, v]));
   const kept = new Map(links);
   const dropped: ValidationResult['dropped'] = [];

@@ -294,13 +294,21 @@ describe('chains of out-of-tree modules', () => {
   });
 
   for (const semantics of ['loader', 'depmod'] as const) {
-    it(`provider incompatible ⇒ consumer incompatible (${semantics})`, async () => {
-      const r = await checkModules([provider(0xbad), consumer], { root: fx.root, semantics });
+    it(`provider incompatible ⇒ consumer incompatible (${semantics}${semantics === 'depmod' ? ' with weak-modules’ cascade' : ''})`, async () => {
+      const r = await checkModules([provider(0xbad), consumer], { root: fx.root, semantics, cascade: true });
       const c = r.verdicts.find((x) => x.name === 'consumer')!;
       expect(c.compatible).toBe(false);
       expect(errors(c)).toMatchObject([{ kind: 'provider-incompatible', symbol: 'provider_fn', provider: 'provider' }]);
     });
   }
+
+  it('depmod semantics without the cascade is one depmod pass: the consumer still sees the provider', async () => {
+    const r = await checkModules([provider(0xbad), consumer], { root: fx.root, semantics: 'depmod' });
+    expect(r.verdicts.map((x) => [x.name, x.compatible])).toEqual([
+      ['provider', false],
+      ['consumer', true],
+    ]);
+  });
 
   it('without its provider a consumer has an unknown symbol', async () => {
     const r = await checkModules([consumer], { root: fx.root });

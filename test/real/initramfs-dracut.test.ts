@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// Real dracut images of Debian kernels: every compression dracut offers, with and without an
+// early microcode cpio. lsinitrd, lsinitramfs and unmkinitramfs are the oracles for reading;
+// a dracut rebuild after the same change is the oracle for what a native update must produce.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { imageNeedsUpdate } from '../../src/initramfs/check.js';
+import { updateImage } from '../../src/initramfs/update.js';
+import { buildDracut, builtFor, depmod, installBuilt, prepareRoot, type DracutCompression } from '../initramfs/generator-env.js';
+import { cleanupTemps, readBytes, tempDir } from '../initramfs/helpers.js';
+import { expectListsMatch, expectModuleBytes, expectRoundTrip, expectSameModuleTree, modulesDep, readImage, unpack } from '../initramfs/real-checks.js';
+import { loadCorpus } from './corpus.js';
+
+afterAll(cleanupTemps);
+
+const corpus = loadCorpus();
+const pick = (series: '6.1' | '6.12', role: 'newest' | 'oldest') => corpus.kernels({ arch: 'amd64', series, role })[0]!;
+const K61 = pick('6.1', 'newest');
+const K61_OTHER = pick('6.1', 'oldest');
+const K612 = pick('6.12', 'newest');
+const K612_OTHER = pick('6.12', 'oldest');
+
+const FORMATS: DracutCompression[] = ['zstd', 'xz', 'gzip', 'lz4', 'bzip2', 'lzma', 'lzo', 'none'];
+
+describe.each(FORMATS)('dracut --%s image of a Debian 6.1 kernel', (compression) => {
+  it.each([true, false])('early microcode %s: listed as lsinitrd lists it, current, natively updated and still read by the tools', async (early) => {
+    const g = prepareRoot(K61, K61_OTHER);
+    const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
+    buildDracut(g, compression, early, img);
+    const image = await readImage(img);
+    expect(image.segments.map((s) => s.compression ?? 'none')).toEqual([...(early ? ['none'] : []), compression]);
+    const compressed = compression !== 'none';
+    // lsinitramfs cannot read an image without a compressed part (its xcpio finds nothing to unpack).
+    expectListsMatch(img, image, { lsinitramfs: compressed });
+    await expectRoundTrip(image);
+
+    // dracut strips the debug info of unsigned modules: still "current".
+    const fresh = await imageNeedsUpdate({ root: g.root, release: g.release });
+    expect(fresh.changes).toEqual([]);
+
+    const newMinimal = installBuilt(g, g.release, 'kabi_minimal', builtFor(K61_OTHER, 'kabi_minimal'));
+    depmod(g);
+    const check = await imageNeedsUpdate({ root: g.root, release: g.release });
+    expect(check.changes.map((c) => [c.kind, c.name])).toEqual([['changed', 'kabi_minimal']]);
+    const before = readBytes(img);
+    const r = await updateImage({ root: g.root, release: g.release, level: 1 });
+    expect(r.updated).toBe(true);
+
+    const after = await readImage(img);
+    expect(after.segments.map((s) => s.compression)).toEqual(image.segments.map((s) => s.compression));
+    if (early) expect(Buffer.from(after.bytes.subarray(0, image.segments[1]!.offset)).equals(Buffer.from(before.subarray(0, image.segments[1]!.offset)))).toBe(true);
+    expectListsMatch(img, after, { lsinitramfs: compressed });
+    if (compressed) {
+      const dir = unpack(img, early);
+      await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(newMinimal), true);
+      expect(modulesDep(dir, g.release)).toMatch(/^extra\/kabi_minimal\.ko:$/m);
+    } else {
+      const text = new TextDecoder();
+      const { ImageTree } = await import('../../src/initramfs/image-tree.js');
+      const tree = new ImageTree(after);
+      await expectModuleBytes(tree.readFile(`usr/lib/modules/${g.release}/extra/kabi_minimal.ko`)!, readBytes(newMinimal), true);
+      expect(text.decode(tree.readFile(`usr/lib/modules/${g.release}/modules.dep`))).toMatch(/^extra\/kabi_minimal\.ko:$/m);
+    }
+    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+  });
+});
+
+describe('native update against dracut -f making the same change', () => {
+  it('6.1: a replaced module and a re-pointed weak-updates target give dracut\'s module tree and modules.dep', async () => {
+    const g = prepareRoot(K61, K61_OTHER);
+    const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
+    buildDracut(g, 'zstd', true, img);
+    // The weak-updates link's target is replaced by another build; kabi_minimal too.
+    installBuilt(g, g.other, 'kabi_consumer', builtFor(K61, 'kabi_consumer'));
+    installBuilt(g, g.release, 'kabi_minimal', builtFor(K61_OTHER, 'kabi_minimal'));
+    depmod(g);
+    const check = await imageNeedsUpdate({ root: g.root, release: g.release });
+    expect(check.changes.map((c) => [c.kind, c.name])).toEqual([
+      ['changed', 'kabi_consumer'],
+      ['changed', 'kabi_minimal'],
+    ]);
+    await updateImage({ root: g.root, release: g.release, level: 3 });
+    const ours = await readImage(img);
+    const rebuilt = join(tempDir(), 'dracut.img');
+    buildDracut(g, 'zstd', true, rebuilt);
+    await expectSameModuleTree(ours, await readImage(rebuilt), false);
+    const dir = unpack(img, true);
+    expect(modulesDep(dir, g.release)).toMatch(/^weak-updates\/kabi_consumer\.ko: extra\/kabi_provider\.ko$/m);
+  });
+
+  it('6.12 (.ko.xz modules): the new module stays compressed at its .ko.xz path, as dracut keeps it', async () => {
+    const g = prepareRoot(K612, K612_OTHER);
+    const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
+    buildDracut(g, 'xz', false, img);
+    expectListsMatch(img, await readImage(img), { lsinitramfs: true });
+    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+    const installed = installBuilt(g, g.release, 'kabi_minimal', builtFor(K612_OTHER, 'kabi_minimal'));
+    depmod(g);
+    await updateImage({ root: g.root, release: g.release, level: 1 });
+    const dir = unpack(img, false);
+    expect(readFileSync(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko.xz')).equals(readFileSync(installed))).toBe(true);
+    expect(modulesDep(dir, g.release)).toMatch(/^extra\/kabi_minimal\.ko\.xz:$/m);
+    const rebuilt = join(tempDir(), 'dracut.img');
+    buildDracut(g, 'xz', false, rebuilt);
+    await expectSameModuleTree(await readImage(img), await readImage(rebuilt), false);
+  });
+});
