@@ -55,7 +55,9 @@ const MANIFEST = path.join(CACHE, 'manifest.json');
 /** What to fetch. `pick` chooses among the qualifying ABIs, ordered oldest first. */
 const SPECS = [
   {
-    arch: 'amd64', flavour: 'amd64', series: '6.1', pick: ['oldest', 'newest'], security: true, build: true,
+    // twin: the newest other ABI that agrees with the newest on the test modules' imports
+    // (corpus/modules/imports.txt), so weak-modules scenarios have somewhere to link into.
+    arch: 'amd64', flavour: 'amd64', series: '6.1', pick: ['oldest', 'newest', 'twin'], security: true, build: true,
     image: /^linux-image-(6\.1\.0-(\d+))-amd64-unsigned$/,
   },
   {
@@ -374,7 +376,12 @@ function selectKernels(specs) {
           : `run \`dpkg --add-architecture ${spec.arch} && apt-get update\` (see .ci/run)`;
       throw new CorpusError(`apt offers no usable ${what} kernel (image + headers + headers-common): ${hint}`);
     }
-    const picks = spec.pick.map((p) => (p === 'oldest' ? qualifying[0] : qualifying[qualifying.length - 1]));
+    const picks = spec.pick.map((p) =>
+      p === 'oldest' ? qualifying[0] : p === 'newest' ? qualifying[qualifying.length - 1] : qualifying[qualifying.length - 1 - (spec.twinRank ?? 1)],
+    );
+    if (picks.some((p) => p === undefined)) {
+      throw new CorpusError(`no ABI of ${what} other than the newest agrees with it on the symbols in corpus/modules/imports.txt (offered: ${qualifying.map((q) => q.abi).join(', ')})`);
+    }
     if (new Set(picks.map((p) => p.abi)).size !== picks.length) {
       throw new CorpusError(
         `need ${spec.pick.length} different ABIs for ${what}, apt offers only ${qualifying.map((q) => q.abi).join(', ')}`,
@@ -430,6 +437,40 @@ function selectKernels(specs) {
     p.sha256 = st.SHA256;
   }
   return chosen;
+}
+
+/** The symbols corpus/modules/imports.txt lists. */
+function testModuleImports() {
+  return fs
+    .readFileSync(path.join(REPO, 'corpus', 'modules', 'imports.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+}
+
+function symversCrcs(file, names) {
+  const want = new Set(names);
+  const out = new Map();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const f = line.split('\t');
+    if (f.length >= 3 && want.has(f[1])) out.set(f[1], f[0]);
+  }
+  return out;
+}
+
+/** The first twin kernel whose symvers disagrees with its newest sibling on an imported symbol. */
+function disagreeingTwin(kernels) {
+  const names = testModuleImports();
+  for (const k of kernels) {
+    if (k.c.role !== 'twin') continue;
+    const newest = kernels.find((x) => x.c.spec === k.c.spec && x.c.role === 'newest');
+    const a = symversCrcs(newest.entry.symvers, names);
+    const b = symversCrcs(k.entry.symvers, names);
+    for (const n of names) {
+      if (a.get(n) !== b.get(n)) return { ...k, why: `${n}: ${b.get(n) ?? 'absent'} vs ${a.get(n) ?? 'absent'}` };
+    }
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -787,19 +828,23 @@ async function main() {
   await withLock(async () => {
     const specs = opts.only ? SPECS.filter((s) => opts.only.includes(s.arch)) : SPECS;
     log(`cache ${CACHE}${opts.only ? ` (only ${opts.only.join(',')})` : ''}`);
-    const chosen = selectKernels(specs);
+    let chosen;
+    let kernels;
+    let pkgs;
+    for (;;) {
+    chosen = selectKernels(specs);
     for (const c of chosen) {
       log(`${c.spec.arch} ${c.spec.series} ${c.role}: ${c.abi}-${c.spec.flavour} (${c.version}; offered: ${c.available.join(' ')}), kbuild ${c.kbuild.name} ${c.kbuild.version}`);
     }
 
     // 1. download
-    const pkgs = new Map();
+    pkgs = new Map();
     for (const c of chosen) for (const p of [c.image, c.headers, c.common, c.kbuild]) pkgs.set(p.file, p);
     const bytes = await downloadAll([...pkgs.values()]);
     log(`${pkgs.size} packages in the cache (${(bytes / 1e6).toFixed(0)} MB downloaded now)`);
 
     // 2. extract
-    const kernels = [];
+    kernels = [];
     for (const c of chosen) {
       const krel = `${c.abi}-${c.spec.flavour}`;
       const treeRoot = path.join(CACHE, 'trees', krel);
@@ -872,10 +917,17 @@ async function main() {
       });
     }
 
-    // 3. build the test modules against every amd64 header set
+    const bad = disagreeingTwin(kernels);
+    if (!bad) break;
+    log(`${bad.entry.krel} disagrees with the newest ABI on the test modules' imports (${bad.why}); trying an older one`);
+    bad.c.spec.twinRank = (bad.c.spec.twinRank ?? 1) + 1;
+    }
+
+    // 3. build the test modules against every amd64 header set (not the twin: it stands in for
+    // a kernel the modules were not built for)
     const hash = sourcesHash();
     for (const { c, entry } of kernels) {
-      if (!c.spec.build) continue;
+      if (!c.spec.build || c.role === 'twin') continue;
       const b = buildModules({ krel: entry.krel, headersDir: entry.headersDir, headersRoot: entry.headersRoot }, hash);
       if (b.rebuilt) log(`built ${Object.keys(b.builtModules).length} test modules against ${entry.krel}`);
       delete b.rebuilt;

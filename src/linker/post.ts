@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { hostPath } from '../kernel/paths.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { runCommand, which, type Runner } from '../util/run.js';
@@ -17,6 +18,29 @@ export interface PostOptions {
   /** Called for each kernel whose initramfs should be refreshed (weak-modules' check_initramfs). */
   initramfs?: (kernel: string) => Promise<void>;
   run?: Runner;
+}
+
+async function isRealSystemMap(file: string): Promise<boolean> {
+  try {
+    const text = new TextDecoder().decode(await readFile(file));
+    return text.includes(' __ksymtab_');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * depmod's warnings about the out-of-tree modules kabi manages are passed on; warnings about
+ * the kernel's own modules (a tree that was already inconsistent) are only counted.
+ */
+function reportDepmodWarnings(stderr: string, release: string, warn: (l: string) => void): void {
+  let others = 0;
+  for (const line of stderr.split('\n')) {
+    if (line.trim() === '') continue;
+    if (/\/(weak-updates|extra|updates)\//.test(line) || !/WARNING: \S+\/kernel\//.test(line)) warn(line);
+    else others++;
+  }
+  if (others > 0) warn(`depmod: ${others} more warnings about ${release}'s own modules (run depmod -ae ${release} to see them)`);
 }
 
 /** Kernels whose modules changed: weak-modules visits them in name order. */
@@ -40,12 +64,15 @@ export async function postProcess(plan: Plan, opts: PostOptions): Promise<void> 
         opts.log(`Skipping depmod for non-installed kernel ${release}`);
         continue;
       }
-      const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), '-ae', '-F', hostPath(opts.root, k.systemMap), release];
+      const map = hostPath(opts.root, k.systemMap);
+      // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
+      const errsyms = (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
+      const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
       opts.log([depmod, ...args].join(' '));
       if (opts.dryRun) continue;
       const r = await run(depmod, args);
       if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
-      else if (r.stderr) opts.warn(r.stderr.trimEnd());
+      else reportDepmodWarnings(r.stderr, release, opts.warn);
     }
   }
   if (opts.initramfs && !opts.dryRun) {

@@ -43,18 +43,20 @@ describe('corpus manifest', () => {
   it('holds the full set of kernels', () => {
     expect(corpus.manifest.version).toBe(1);
     expect(corpus.manifest.only).toBeNull();
-    expect(all).toHaveLength(7);
+    expect(all).toHaveLength(8);
 
     for (const series of ['6.1', '6.12'] as const) {
       const ks = corpus.kernels({ arch: 'amd64', series });
-      expect(ks.map((k) => k.role).sort(), `amd64 ${series}`).toEqual(['newest', 'oldest']);
+      expect(ks.map((k) => k.role).sort(), `amd64 ${series}`).toEqual(series === '6.1' ? ['newest', 'oldest', 'twin'] : ['newest', 'oldest']);
       const [oldest, newest] = [ks.find((k) => k.role === 'oldest')!, ks.find((k) => k.role === 'newest')!];
       expect(oldest.abi).not.toBe(newest.abi);
       expect(abiOrdinal(oldest)).toBeLessThan(abiOrdinal(newest));
       for (const k of ks) {
         expect(k.flavour).toBe('amd64');
         expect(k.krel).toBe(`${k.abi}-amd64`);
-        expect(k.builtModules, k.krel).toBeDefined();
+        // The twin stands in for a kernel the modules were not built for.
+        if (k.role === 'twin') expect(k.builtModules, k.krel).toBeUndefined();
+        else expect(k.builtModules, k.krel).toBeDefined();
       }
     }
 
@@ -69,6 +71,27 @@ describe('corpus manifest', () => {
       expect(ks[0]!.series).toBe('6.1');
       expect(ks[0]!.flavour).toBe(flavour);
       expect(ks[0]!.krel).toBe(`${ks[0]!.abi}-${flavour}`);
+    }
+  });
+
+  it('the 6.1 twin agrees with the newest ABI on every symbol the test modules import, and that list is complete', () => {
+    const [newest] = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'newest' });
+    const [twin] = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'twin' });
+    expect(twin!.abi).not.toBe(newest!.abi);
+    const listed = fs.readFileSync('corpus/modules/imports.txt', 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const crcs = (file: string) => new Map(fs.readFileSync(file, 'utf8').split('\n').map((l) => l.split('\t')).filter((f) => f.length > 2).map((f) => [f[1]!, f[0]!]));
+    const a = crcs(newest!.symvers);
+    const b = crcs(twin!.symvers);
+    for (const n of listed) {
+      expect(a.get(n), n).toBeDefined();
+      expect(b.get(n), n).toBe(a.get(n));
+    }
+    // Every kernel symbol a built module imports is on the list.
+    for (const k of built) {
+      for (const name of TEST_MODULES) {
+        const imported = sh('modprobe', ['--dump-modversions', corpus.builtModule(k, name)]).split('\n').filter(Boolean).map((l) => l.split('\t')[1]!);
+        for (const sym of imported) if (sym !== 'kabi_provider_value') expect(listed, `${name} on ${k.krel} imports ${sym}`).toContain(sym);
+      }
     }
   });
 

@@ -50,7 +50,7 @@ export interface CorpusKernel {
   flavour: string;
   series: Series;
   /** Which of the ABIs apt offered for its arch+series this one is. */
-  role: 'oldest' | 'newest';
+  role: 'oldest' | 'newest' | 'twin';
   /** Number of files named *.ko* under moduleDir. */
   moduleCount: number;
   compression: 'none' | 'xz';
@@ -97,7 +97,7 @@ export interface KernelFilter {
   arch?: DpkgArch;
   series?: Series;
   flavour?: string;
-  role?: 'oldest' | 'newest';
+  role?: 'oldest' | 'newest' | 'twin';
   /** Only kernels the test modules were built against. */
   built?: boolean;
 }
