@@ -4,9 +4,10 @@ import type { CliIo } from './io.js';
 import { inspectCommand } from './commands/inspect.js';
 import { checkCommand } from './commands/check.js';
 import { weakModulesCommand } from './commands/weak-modules.js';
+import { linkCommand } from './commands/link.js';
 
 /** One file per command (src/cli/commands/), registered here in help order. */
-export const commands: Command[] = [checkCommand, inspectCommand, weakModulesCommand];
+export const commands: Command[] = [checkCommand, linkCommand, inspectCommand, weakModulesCommand];
 
 export const VERSION = '0.1.0';
 

@@ -1,0 +1,144 @@
+import { posix } from 'node:path';
+import { KabiError } from '../../errors.js';
+import { discoverKernels } from '../../kernel/discover.js';
+import { applyPlan, recoverAll } from '../../linker/apply.js';
+import { initramfsStep } from '../../linker/initramfs-step.js';
+import { planAddKernel, planAddModules, planRemoveKernel, planRemoveModules, type PlanOptions } from '../../linker/plan.js';
+import { postProcess } from '../../linker/post.js';
+import type { Plan } from '../../linker/types.js';
+import { parse, type Command } from '../command.js';
+import { verdictJson } from './check.js';
+
+const usage = `Usage: kabi link [--root DIR] [--dry-run] [--json] [--forward-only] [--multi-version]
+                 [--semantics loader|depmod] [--no-depmod] [--no-initramfs]
+                 (--add MODULE... | --remove MODULE... | --add-kernel K | --remove-kernel K)`;
+
+export const linkCommand: Command = {
+  name: 'link',
+  summary: 'plan and apply weak-updates links (the modern interface to weak-modules)',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(
+      argv,
+      {
+        root: { type: 'string' },
+        add: { type: 'boolean' },
+        remove: { type: 'boolean' },
+        'add-kernel': { type: 'string' },
+        'remove-kernel': { type: 'string' },
+        'dry-run': { type: 'boolean', short: 'n' },
+        json: { type: 'boolean' },
+        'forward-only': { type: 'boolean' },
+        'multi-version': { type: 'boolean' },
+        semantics: { type: 'string' },
+        'no-depmod': { type: 'boolean' },
+        'no-initramfs': { type: 'boolean' },
+        dracut: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      usage,
+    );
+    if (values.help) {
+      io.stdout(`${usage}
+
+Links modules into the weak-updates/ directory of every installed kernel that can load them,
+or removes such links, and refreshes depmod files (and existing initramfs images) of the
+kernels that changed. Nothing is written with --dry-run; --json prints the plan.
+
+  --add MODULE...        link these modules where compatible (all-or-nothing per kernel)
+  --remove MODULE...     drop links to these modules whose files are gone, and links that
+                         lost a provider
+  --add-kernel K         link other kernels' extra/ modules into K, newest source first
+  --remove-kernel K      empty K's weak-updates/
+  --forward-only         link only into kernels newer than the module's own (RPM order)
+  --multi-version        given several versions of a module, link the newest one each
+                         kernel can load
+  --semantics loader     judge as the kernel's loader does (default): vermagic, licence,
+                         namespaces, struct module size and CRCs
+  --semantics depmod     judge exactly as weak-modules does (depmod -e -E)
+
+Exit status: 0 when the plan was made (and applied), 2 on error.
+`);
+      return 0;
+    }
+    const modes = [values.add, values.remove, values['add-kernel'] !== undefined, values['remove-kernel'] !== undefined].filter(Boolean).length;
+    if (modes !== 1) throw new KabiError('USAGE', `give exactly one of --add, --remove, --add-kernel, --remove-kernel\n${usage}`);
+    const semantics = values.semantics ?? 'loader';
+    if (semantics !== 'loader' && semantics !== 'depmod') throw new KabiError('USAGE', `--semantics must be loader or depmod\n${usage}`);
+    if ((values.add || values.remove) && positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
+    const root = values.root ?? '/';
+    const dryRun = values['dry-run'] === true;
+    const opts: PlanOptions = {
+      root,
+      fs: io.fs,
+      cwd: io.cwd,
+      semantics,
+      policy: { targets: 'system', forwardOnly: values['forward-only'] === true, multiVersion: values['multi-version'] === true },
+    };
+    if (!dryRun) await recoverAll(root, { fs: io.fs });
+    let plan: Plan;
+    if (values.add) plan = await planAddModules(positionals, opts);
+    else if (values.remove) plan = await planRemoveModules(positionals, opts);
+    else if (values['add-kernel'] !== undefined) plan = await planAddKernel(values['add-kernel'], opts);
+    else plan = await planRemoveKernel(values['remove-kernel']!, opts);
+
+    if (values.json) io.stdout(JSON.stringify(planJson(plan, dryRun), null, 2) + '\n');
+    else io.stdout(renderPlan(plan, dryRun));
+    if (dryRun) return 0;
+    await applyPlan(plan, { fs: io.fs });
+    if (plan.mode === 'remove-kernel') return 0;
+    const kernels = await discoverKernels({ root, fs: io.fs });
+    const log = (l: string) => (values.json ? io.stderr(l + '\n') : io.stdout(l + '\n'));
+    const warn = (l: string) => io.stderr(l + '\n');
+    await postProcess(plan, {
+      root,
+      kernels,
+      dryRun,
+      log,
+      warn,
+      noDepmod: values['no-depmod'] === true,
+      ...(values['no-initramfs'] ? {} : { initramfs: initramfsStep({ root, kernels, log, warn, ...(values.dracut ? { dracut: values.dracut } : {}) }) }),
+    });
+    return 0;
+  },
+};
+
+/** The `--json` plan (documented in the README). */
+export function planJson(plan: Plan, dryRun: boolean) {
+  return {
+    mode: plan.mode,
+    root: plan.root,
+    dryRun,
+    kernels: plan.kernels.map((k) => ({
+      release: k.release,
+      installed: k.installed,
+      depmod: k.depmod,
+      initramfs: k.initramfs,
+      fellBack: k.fellBack,
+      ops: k.ops.map((o) => ({
+        kind: o.kind,
+        link: o.link,
+        ...(o.target !== undefined ? { target: o.target } : {}),
+        ...(o.previousTarget !== undefined ? { previousTarget: o.previousTarget } : {}),
+        ...(o.verdict ? { verdict: verdictJson(o.verdict) } : {}),
+      })),
+    })),
+    messages: plan.messages,
+  };
+}
+
+export function renderPlan(plan: Plan, dryRun: boolean): string {
+  let out = '';
+  for (const k of plan.kernels) {
+    const notes = [k.fellBack ? 'kept as it was: not every module can load there' : '', k.depmod ? 'depmod' : '', k.initramfs ? 'initramfs' : ''].filter(Boolean);
+    out += `${k.release}${k.installed ? '' : ' (not installed)'}${notes.length ? ` [${notes.join(', ')}]` : ''}\n`;
+    for (const o of k.ops) {
+      const sign = o.kind === 'add' ? '+' : o.kind === 'remove' ? '-' : '~';
+      const rel = posix.relative(`/lib/modules/${k.release}`, o.link);
+      out += `  ${sign} ${rel}${o.target ? ` -> ${o.target}` : ''}\n`;
+    }
+  }
+  for (const m of plan.messages) if (/not compatible/.test(m)) out += `${m}\n`;
+  if (dryRun) out += 'dry run: nothing was changed\n';
+  return out;
+}
