@@ -2,10 +2,10 @@
 // file so `kabi --help` does not resolve dozens of modules at start-up. Native codec
 // packages stay external: they are optional and loaded lazily at run time.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, rmSync, chmodSync } from 'node:fs';
+import { readdirSync, chmodSync } from 'node:fs';
 import { build } from 'esbuild';
 
-rmSync('dist', { recursive: true, force: true });
+// dist/ is not wiped first: outputs are overwritten, and several builds may run at once here.
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 
 const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
@@ -23,3 +23,16 @@ await build({
   logLevel: 'warning',
 });
 for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);
+
+// The demo behind `npm start` (it builds its system tree with the test fixtures).
+await build({
+  entryPoints: ['corpus/demo/demo.ts'],
+  outfile: 'dist/demo/demo.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  banner: { js: "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);" },
+  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
+  logLevel: 'warning',
+});

@@ -18,6 +18,9 @@ export interface LoaderConfig {
 export function parseKernelConfig(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
+    // Most lines are comments or blank; only two shapes matter.
+    const c = line.charCodeAt(0);
+    if (c !== 67 /* C */ && c !== 35 /* # */) continue;
     const m = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
     if (m) {
       let v = m[2]!;

@@ -1,0 +1,58 @@
+// Issue 2: modules parsed per second over whole Debian trees, against kmod's
+// `modprobe --dump-modversions` over the same files, and `kabi --help` start-up time.
+import { spawn } from 'node:child_process';
+import { corpus, fmtMs, hyperfine, median, moduleFiles, quick, ratio, table } from './lib.mjs';
+import { readModuleFile } from '../dist/src/module/read-module.js';
+
+const c = corpus();
+const trees = [c.kernels.find((k) => k.series === '6.12' && k.role === 'newest'), c.kernels.find((k) => k.series === '6.1' && k.role === 'newest' && k.arch === 'amd64')];
+const rows = [];
+const json = {};
+
+/** modprobe --dump-modversions once per file, 2 at a time (this machine has 2 cores). */
+async function kmodAll(files) {
+  let i = 0;
+  const worker = () =>
+    new Promise((resolve) => {
+      const next = () => {
+        if (i >= files.length) return resolve();
+        const f = files[i++];
+        const p = spawn('modprobe', ['--dump-modversions', f], { stdio: ['ignore', 'ignore', 'ignore'] });
+        p.on('close', next);
+      };
+      next();
+    });
+  await Promise.all([worker(), worker()]);
+}
+
+async function kabiAll(files) {
+  let i = 0;
+  const worker = async () => {
+    while (i < files.length) await readModuleFile(files[i++]);
+  };
+  await Promise.all([worker(), worker()]);
+}
+
+for (const k of trees) {
+  let files = moduleFiles(k.moduleDir);
+  if (quick) files = files.slice(0, 400);
+  const tKabi = await median(() => kabiAll(files), quick ? 1 : 3);
+  const tKmod = await median(() => kmodAll(files), 1, { warm: false });
+  const label = `${k.krel} (${files.length} ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`;
+  rows.push({
+    what: `parse every module of ${label}`,
+    kabi: `${fmtMs(tKabi)} (${Math.round((files.length / tKabi) * 1000)}/s)`,
+    reference: `modprobe --dump-modversions per file: ${fmtMs(tKmod)} (${Math.round((files.length / tKmod) * 1000)}/s)`,
+    ratio: ratio(tKmod, tKabi),
+  });
+  json[k.krel] = { files: files.length, kabiMs: tKabi, kmodMs: tKmod, perSecondKabi: (files.length / tKabi) * 1000, perSecondKmod: (files.length / tKmod) * 1000 };
+}
+
+const help = hyperfine(`${process.execPath} dist/bin/kabi.js --help`);
+const bare = hyperfine(`${process.execPath} -e 0`);
+rows.push({ what: '`kabi --help` start-up (median, hyperfine)', kabi: fmtMs(help), reference: `node -e 0: ${fmtMs(bare)}`, ratio: `+${fmtMs(help - bare)} over bare node` });
+json.helpMs = help;
+json.nodeMs = bare;
+
+console.log(table(rows));
+console.log('BENCH-JSON ' + JSON.stringify(json));
