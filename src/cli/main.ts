@@ -5,9 +5,10 @@ import { inspectCommand } from './commands/inspect.js';
 import { checkCommand } from './commands/check.js';
 import { weakModulesCommand } from './commands/weak-modules.js';
 import { linkCommand } from './commands/link.js';
+import { initramfsCommand } from './commands/initramfs.js';
 
 /** One file per command (src/cli/commands/), registered here in help order. */
-export const commands: Command[] = [checkCommand, linkCommand, inspectCommand, weakModulesCommand];
+export const commands: Command[] = [checkCommand, linkCommand, initramfsCommand, inspectCommand, weakModulesCommand];
 
 export const VERSION = '0.1.0';
 
