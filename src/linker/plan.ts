@@ -142,20 +142,24 @@ function announceRemovals(before: ReadonlyMap<string, string>, after: ReadonlyMa
   for (const link of before.keys()) if (!after.has(link)) ctx.messages.push(`Removing compatible module ${base(link)} from kernel ${k}`);
 }
 
-function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, KernelPlan>, alsoChanged: Set<string>): Plan {
+type PartialPlan = Omit<KernelPlan, 'changedModules'>;
+
+function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, PartialPlan>, alsoChanged: Map<string, string[]>): Plan {
   const kernels: KernelPlan[] = [];
-  const releases = new Set([...perKernel.keys(), ...alsoChanged]);
+  const releases = new Set([...perKernel.keys(), ...alsoChanged.keys()]);
   for (const r of [...releases].sort()) {
     const kp = perKernel.get(r);
     const k = ctx.kernels.find((x) => x.release === r);
     const changed = alsoChanged.has(r) || (kp?.depmod ?? false);
+    const ops = kp?.ops ?? [];
     kernels.push({
       release: r,
       installed: k !== undefined && isInstalled(k),
-      ops: kp?.ops ?? [],
+      ops,
       depmod: changed,
       initramfs: changed,
       fellBack: kp?.fellBack ?? false,
+      changedModules: [...new Set([...ops.map((o) => o.link), ...(alsoChanged.get(r) ?? [])])],
     });
   }
   return { mode, root: ctx.root, kernels, messages: ctx.messages, warnings: ctx.warnings };
@@ -165,8 +169,8 @@ function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, KernelPlan>, al
 export async function planAddModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
   const inputs = (await readInputs(paths, opts, ctx.cache)).filter((m) => m.module !== undefined);
-  const perKernel = new Map<string, KernelPlan>();
-  const alsoChanged = new Set<string>();
+  const perKernel = new Map<string, PartialPlan>();
+  const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
   for (const k of ctx.kernels) {
     if (!isInstalled(k)) continue;
@@ -196,7 +200,7 @@ export async function planAddModules(paths: readonly string[], opts: PlanOptions
     perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: ops.length > 0 || updateCase, initramfs: ops.length > 0 || updateCase, fellBack: multi.fellBack });
   }
   // weak-modules always refreshes each input module's own kernel.
-  for (const m of inputs) if (m.release !== undefined) alsoChanged.add(m.release);
+  for (const m of inputs) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
   return finish('add-modules', ctx, perKernel, alsoChanged);
 }
 
@@ -263,8 +267,8 @@ async function exists(ctx: Ctx, sys: string): Promise<boolean> {
 export async function planRemoveModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
   const inputs = await readInputs(paths, opts, ctx.cache);
-  const perKernel = new Map<string, KernelPlan>();
-  const alsoChanged = new Set<string>();
+  const perKernel = new Map<string, PartialPlan>();
+  const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
   for (const k of ctx.kernels) {
     if (!isInstalled(k)) continue;
@@ -288,7 +292,7 @@ export async function planRemoveModules(paths: readonly string[], opts: PlanOpti
     const ops = diff(state.links, r.final, r.verdicts, (l) => (next.has(l) ? 'lost a provider' : 'module removed'));
     if (ops.length > 0) perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
   }
-  for (const m of inputs) if (m.release !== undefined) alsoChanged.add(m.release);
+  for (const m of inputs) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
   return finish('remove-modules', ctx, perKernel, alsoChanged);
 }
 
@@ -304,8 +308,8 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
   if (!k?.symvers) {
     throw new KabiError('KERNEL_NOT_FOUND', `Symvers dump file is not found in ${symversCandidates(release).map((p) => hostPath(ctx.root, p)).join(' ')}`);
   }
-  const perKernel = new Map<string, KernelPlan>();
-  if (!isInstalled(k)) return finish('add-kernel', ctx, perKernel, new Set());
+  const perKernel = new Map<string, PartialPlan>();
+  if (!isInstalled(k)) return finish('add-kernel', ctx, perKernel, new Map());
   const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
   let current: Map<string, string> = new Map(state.links);
   const verdicts = new Map<string, Verdict>();
@@ -336,14 +340,14 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
   announceRemovals(state.links, current, release, ctx);
   const ops = diff(state.links, current, verdicts, () => 'add-kernel');
   if (ops.length > 0) perKernel.set(release, { release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
-  return finish('add-kernel', ctx, perKernel, new Set());
+  return finish('add-kernel', ctx, perKernel, new Map());
 }
 
 /** weak-modules --remove-kernel K: empty its weak-updates (the directory itself stays). */
 export async function planRemoveKernel(release: string, opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
   const k = ctx.kernels.find((x) => x.release === release);
-  const perKernel = new Map<string, KernelPlan>();
+  const perKernel = new Map<string, PartialPlan>();
   if (k) {
     const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
     const ops: LinkOp[] = [...state.links].map(([link, prev]) => ({ kind: 'remove' as const, link, previousTarget: prev, why: 'kernel removed' }));
@@ -351,7 +355,7 @@ export async function planRemoveKernel(release: string, opts: PlanOptions = {}):
       perKernel.set(release, { release, installed: isInstalled(k), ops, depmod: false, initramfs: false, fellBack: false });
     }
   }
-  return finish('remove-kernel', ctx, perKernel, new Set());
+  return finish('remove-kernel', ctx, perKernel, new Map());
 }
 
 async function listModules(ctx: Ctx, sysDir: string): Promise<string[]> {

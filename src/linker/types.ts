@@ -25,6 +25,12 @@ export interface KernelPlan {
   readonly initramfs: boolean;
   /** All-or-nothing was triggered: the kernel keeps its previous links. */
   readonly fellBack: boolean;
+  /**
+   * System paths of module files that changed for this kernel (links added, replaced or
+   * removed; the input modules themselves in their own kernel): what an initramfs check
+   * looks for.
+   */
+  readonly changedModules: readonly string[];
 }
 
 export type LinkMode = 'add-modules' | 'remove-modules' | 'add-kernel' | 'remove-kernel';

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { KabiError } from '../../errors.js';
 import { discoverKernels } from '../../kernel/discover.js';
 import { applyPlan, recoverAll } from '../../linker/apply.js';
-import { initramfsStep } from '../../linker/initramfs-step.js';
+import { refreshStep } from '../../linker/initramfs-step.js';
 import { planAddKernel, planAddModules, planRemoveKernel, planRemoveModules, type PlanOptions } from '../../linker/plan.js';
 import { postProcess } from '../../linker/post.js';
 import type { Plan } from '../../linker/types.js';
@@ -10,7 +10,7 @@ import { parse, type Command } from '../command.js';
 import { verdictJson } from './check.js';
 
 const usage = `Usage: kabi link [--root DIR] [--dry-run] [--json] [--forward-only] [--multi-version]
-                 [--semantics loader|depmod] [--no-depmod] [--no-initramfs]
+                 [--semantics loader|depmod] [--no-depmod] [--initramfs auto|native|generator|defer|none]
                  (--add MODULE... | --remove MODULE... | --add-kernel K | --remove-kernel K)`;
 
 export const linkCommand: Command = {
@@ -33,7 +33,7 @@ export const linkCommand: Command = {
         semantics: { type: 'string' },
         'no-depmod': { type: 'boolean' },
         'no-initramfs': { type: 'boolean' },
-        dracut: { type: 'string' },
+        initramfs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       usage,
@@ -56,6 +56,9 @@ kernels that changed. Nothing is written with --dry-run; --json prints the plan.
   --semantics loader     judge as the kernel's loader does (default): vermagic, licence,
                          namespaces, struct module size and CRCs
   --semantics depmod     judge exactly as weak-modules does (depmod -e -E)
+  --initramfs HOW        refresh the images of changed kernels that hold a changed module:
+                         auto (native rewrite where possible, else the generator; default),
+                         native, generator, defer (record for \`kabi initramfs flush\`), none
 
 Exit status: 0 when the plan was made (and applied), 2 on error.
 `);
@@ -68,6 +71,8 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
     if ((values.add || values.remove) && positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
     const root = values.root ?? '/';
     const dryRun = values['dry-run'] === true;
+    const how = values['no-initramfs'] ? 'none' : (values.initramfs ?? 'auto');
+    if (!['auto', 'native', 'generator', 'defer', 'none'].includes(how)) throw new KabiError('USAGE', `--initramfs must be auto, native, generator, defer or none\n${usage}`);
     const opts: PlanOptions = {
       root,
       fs: io.fs,
@@ -97,7 +102,7 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
       log,
       warn,
       noDepmod: values['no-depmod'] === true,
-      ...(values['no-initramfs'] ? {} : { initramfs: initramfsStep({ root, kernels, log, warn, ...(values.dracut ? { dracut: values.dracut } : {}) }) }),
+      ...(how === 'none' ? {} : { initramfs: refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn }) }),
     });
     return 0;
   },

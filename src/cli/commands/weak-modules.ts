@@ -126,7 +126,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
     dryRun,
     log,
     warn,
-    ...(noInitramfs ? {} : { initramfs: initramfsStep({ root, kernels, dracut, log, warn, ...(checkProg ? { checkProg } : {}) }) }),
+    ...(noInitramfs ? {} : { initramfs: initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, ...(checkProg ? { checkProg } : {}) }) }),
   });
   return 0;
 }
