@@ -6,9 +6,11 @@ import { checkCommand } from './commands/check.js';
 import { weakModulesCommand } from './commands/weak-modules.js';
 import { linkCommand } from './commands/link.js';
 import { initramfsCommand } from './commands/initramfs.js';
+import { statusCommand } from './commands/status.js';
+import { preserveCommand } from './commands/preserve.js';
 
 /** One file per command (src/cli/commands/), registered here in help order. */
-export const commands: Command[] = [checkCommand, linkCommand, initramfsCommand, inspectCommand, weakModulesCommand];
+export const commands: Command[] = [checkCommand, linkCommand, statusCommand, initramfsCommand, preserveCommand, inspectCommand, weakModulesCommand];
 
 export const VERSION = '0.1.0';
 

@@ -131,7 +131,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
     for (const e of symversTable.entries) if (e.module === 'vmlinux') vmlinux.set(e.symbol, exportFromSymvers(e, 'vmlinux'));
     depmodVmlinux = depmodVmlinuxTable(symversTable);
   } else {
-    ({ vmlinux, depmodVmlinux } = await deriveVmlinux(fs, root, kernel, modules, cache, notes));
+    ({ vmlinux, depmodVmlinux } = await deriveVmlinux(fs, root, kernel, modules, files, cache, notes));
   }
 
   return {
@@ -229,6 +229,7 @@ async function deriveVmlinux(
   root: string,
   kernel: InstalledKernel,
   modules: ReadonlyMap<string, TreeModule>,
+  files: readonly ModuleFile[],
   cache: ModuleCache,
   notes: string[],
 ): Promise<{ vmlinux: Map<string, KernelExport>; depmodVmlinux: Map<string, bigint> }> {
@@ -237,10 +238,11 @@ async function deriveVmlinux(
   for (const m of modules.values()) for (const e of m.exports) moduleSymbols.add(e.symbol);
   const vmlinux = new Map<string, KernelExport>();
   const depmodVmlinux = new Map<string, bigint>();
-  for (const m of modules.values()) {
-    if (!m.inTree) continue;
-    const host = await realHostPath(fs, root, m.path);
-    const mod = host === undefined ? undefined : await cache.read(host).catch(() => undefined);
+  // Every in-tree file counts, including one an out-of-tree copy shadows: it was built
+  // against this kernel, so its __versions are this kernel's CRCs.
+  for (const f of files) {
+    if (f.relPath === undefined || !f.relPath.startsWith('kernel/') || f.isLink) continue;
+    const mod = await cache.read(f.host).catch(() => undefined);
     for (const v of mod?.versions ?? []) {
       if (moduleSymbols.has(v.symbol) || vmlinux.has(v.symbol)) continue;
       vmlinux.set(v.symbol, { symbol: v.symbol, crc: v.crc, gplOnly: false, namespace: undefined, owner: 'vmlinux', certain: false });

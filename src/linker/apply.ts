@@ -51,7 +51,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<vo
         const moduleDir = await kernelDir(fs, plan.root, k.release);
         if (moduleDir === undefined) continue;
         await recoverKernel(fs, moduleDir);
-        if (plan.mode === 'remove-kernel') await swapIn(fs, moduleDir, await readState(fs, moduleDir), emptyState());
+        if (plan.mode === 'remove-kernel') await swapIn(fs, moduleDir, ...keepFilesOnly(await readState(fs, moduleDir)));
         else if (k.ops.length > 0) await applyKernel(fs, moduleDir, k);
       }
     },
@@ -133,8 +133,13 @@ async function removeTree(fs: KabiFs, p: string): Promise<void> {
   await fs.rm(p, { recursive: true, force: true });
 }
 
-function emptyState(): Pick<WeakUpdatesState, 'links' | 'files' | 'dirs'> {
-  return { links: new Map(), files: [], dirs: [] };
+/**
+ * Removing a kernel drops its links; a regular file someone put in weak-updates/ is data and
+ * stays (the bash tool's `rm -rf *` deletes it).
+ */
+function keepFilesOnly(state: WeakUpdatesState): [WeakUpdatesState, Pick<WeakUpdatesState, 'links' | 'files' | 'dirs'>] {
+  const dirs = state.dirs.filter((d) => state.files.some((f) => f.startsWith(d + '/')));
+  return [state, { links: new Map(), files: state.files, dirs }];
 }
 
 /** The weak-updates content with host paths (moduleDir is already a host path). */

@@ -55,6 +55,11 @@ export function isInstalled(k: InstalledKernel): boolean {
   return k.symvers !== undefined && k.systemMap !== undefined;
 }
 
+/** A kernel the linker works on under this policy. */
+function usable(k: InstalledKernel, policy: LinkPolicy): boolean {
+  return policy.requireSymvers === false ? true : isInstalled(k);
+}
+
 export async function readInputs(paths: readonly string[], opts: PlanOptions, cache: ModuleCache): Promise<ModuleInput[]> {
   const root = opts.root ?? '/';
   const out: ModuleInput[] = [];
@@ -154,7 +159,7 @@ function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, PartialPlan>, a
     const ops = kp?.ops ?? [];
     kernels.push({
       release: r,
-      installed: k !== undefined && isInstalled(k),
+      installed: k !== undefined && usable(k, ctx.policy),
       ops,
       depmod: changed,
       initramfs: changed,
@@ -173,7 +178,7 @@ export async function planAddModules(paths: readonly string[], opts: PlanOptions
   const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
   for (const k of ctx.kernels) {
-    if (!isInstalled(k)) continue;
+    if (!usable(k, ctx.policy)) continue;
     const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
     let updateCase = false;
     const adds: { link: string; target: string; input: ModuleInput }[] = [];
@@ -271,7 +276,7 @@ export async function planRemoveModules(paths: readonly string[], opts: PlanOpti
   const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
   for (const k of ctx.kernels) {
-    if (!isInstalled(k)) continue;
+    if (!usable(k, ctx.policy)) continue;
     const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
     const next = new Map(state.links);
     for (const m of inputs) {
@@ -305,21 +310,25 @@ export function symversCandidates(release: string): string[] {
 export async function planAddKernel(release: string, opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
   const k = ctx.kernels.find((x) => x.release === release);
-  if (!k?.symvers) {
+  if (ctx.policy.requireSymvers === false) {
+    if (!k) throw new KabiError('KERNEL_NOT_FOUND', `kernel ${release} is not installed under ${ctx.root} (no lib/modules/${release})`);
+  } else if (!k?.symvers) {
     throw new KabiError('KERNEL_NOT_FOUND', `Symvers dump file is not found in ${symversCandidates(release).map((p) => hostPath(ctx.root, p)).join(' ')}`);
   }
   const perKernel = new Map<string, PartialPlan>();
-  if (!isInstalled(k)) return finish('add-kernel', ctx, perKernel, new Map());
+  if (!k || !usable(k, ctx.policy)) return finish('add-kernel', ctx, perKernel, new Map());
   const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
   let current: Map<string, string> = new Map(state.links);
   const verdicts = new Map<string, Verdict>();
   const taken = new Set<string>(); // basenames accepted from a newer kernel
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
   const sources = ctx.kernels.filter((s) => s.release !== release && (!ctx.policy.forwardOnly || rpmvercmp(release, s.release) > 0)).sort((a, b) => rpmvercmp(b.release, a.release));
+  const seen = new Set<string>();
   for (const s of sources) {
-    const extra = await listModules(ctx, posix.join(s.moduleDir, 'extra'));
-    if (extra.length === 0) continue;
-    const inputs = (await readInputs(extra.map((p) => hostPath(ctx.root, p)), opts, ctx.cache)).filter((m) => m.module !== undefined);
+    const found = (await sourceModules(ctx, s)).filter((p) => !seen.has(p));
+    for (const p of found) seen.add(p);
+    if (found.length === 0) continue;
+    const inputs = (await readInputs(found.map((p) => hostPath(ctx.root, p)), opts, ctx.cache)).filter((m) => m.module !== undefined);
     const groups = dependencyGroups(inputs);
     // Independent modules are judged one by one in a single pass; modules that need each
     // other are linked all-or-nothing, group by group.
@@ -356,6 +365,37 @@ export async function planRemoveKernel(release: string, opts: PlanOptions = {}):
     }
   }
   return finish('remove-kernel', ctx, perKernel, new Map());
+}
+
+/**
+ * The modules --add-kernel considers from one source kernel: its extra/ (weak-modules), or
+ * with sources 'all' every out-of-tree place: extra/, updates/, other top-level directories
+ * but kernel/ and weak-updates/, depmod.d external directories, and the targets of its own
+ * weak-updates links (modules kept in a store outside any tree).
+ */
+async function sourceModules(ctx: Ctx, s: InstalledKernel): Promise<string[]> {
+  if (ctx.policy.sources !== 'all') return listModules(ctx, posix.join(s.moduleDir, 'extra'));
+  const out: string[] = [];
+  let names: string[] = [];
+  try {
+    names = (await ctx.fs.readdir(hostPath(ctx.root, s.moduleDir))).sort();
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  for (const n of names) {
+    if (n === 'kernel' || n === 'weak-updates' || n === 'build' || n === 'source') continue;
+    const p = posix.join(s.moduleDir, n);
+    const st = await ctx.fs.lstat(hostPath(ctx.root, p));
+    if (st.isDirectory()) out.push(...(await listModules(ctx, p)));
+  }
+  const state = await readWeakUpdates(ctx.fs, ctx.root, s.moduleDir);
+  for (const [link, target] of state.links) {
+    const host = await targetHost(ctx.fs, ctx.root, link, target);
+    const sys = host === undefined ? undefined : systemPathOf(ctx.root, host);
+    // Only modules outside every kernel tree: those inside one are found from their own kernel.
+    if (sys !== undefined && !/^\/(usr\/)?lib\/modules\//.test(sys) && isModuleFileName(sys)) out.push(sys);
+  }
+  return [...new Set(out)];
 }
 
 async function listModules(ctx: Ctx, sysDir: string): Promise<string[]> {

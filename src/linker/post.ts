@@ -15,6 +15,8 @@ export interface PostOptions {
   depmod?: string;
   /** Skip depmod entirely (the caller refreshes the indexes itself). */
   noDepmod?: boolean;
+  /** weak-modules runs depmod only for kernels with a symvers and a System.map (default true). */
+  requireInstalled?: boolean;
   /** Called for each kernel whose initramfs should be refreshed (weak-modules' check_initramfs). */
   initramfs?: (kernel: string) => Promise<void>;
   run?: Runner;
@@ -60,13 +62,13 @@ export async function postProcess(plan: Plan, opts: PostOptions): Promise<void> 
     const depmod = opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod';
     for (const release of changed) {
       const k = opts.kernels.find((x) => x.release === release);
-      if (!k || k.symvers === undefined || k.systemMap === undefined) {
+      if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
         opts.log(`Skipping depmod for non-installed kernel ${release}`);
         continue;
       }
-      const map = hostPath(opts.root, k.systemMap);
+      const map = k.systemMap === undefined ? undefined : hostPath(opts.root, k.systemMap);
       // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
-      const errsyms = (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
+      const errsyms = map !== undefined && (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
       const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
       opts.log([depmod, ...args].join(' '));
       if (opts.dryRun) continue;

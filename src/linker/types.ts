@@ -55,4 +55,15 @@ export interface LinkPolicy {
    * --basedir that includes the base dir), or as the installed system sees it (kabi link).
    */
   targets?: 'as-given' | 'system';
+  /**
+   * Where --add-kernel looks for modules to link: `extra` (weak-modules: other kernels'
+   * extra/ only) or `all` (also updates/ — DKMS —, depmod.d external directories, and the
+   * targets other kernels already link to, such as a module store).
+   */
+  sources?: 'extra' | 'all';
+  /**
+   * weak-modules only touches kernels with a symvers and a System.map. Without this, a kernel
+   * lacking them is still judged, from its own modules' tables (kabi link).
+   */
+  requireSymvers?: boolean;
 }

@@ -111,6 +111,26 @@ describe('kabi link', () => {
     expect(weakLinks(fx.root, NEW)).toEqual({});
   });
 
+  it('--add-kernel works on a kernel without Module.symvers (Debian without headers), judging from its own modules', async () => {
+    const fx = makeRoot('kabi-link-');
+    addKernel(fx, { release: OLD, symvers: 'debian-headers', vmlinux: [{ symbol: 'printk', crc: 0x11 }], moduleStructSize: 0x380 });
+    // NEW has no symvers; its in-tree module uses printk, so its CRC is known.
+    addKernel(fx, {
+      release: NEW,
+      symvers: 'none',
+      vmlinux: [{ symbol: 'printk', crc: 0x11 }],
+      moduleStructSize: 0x380,
+      modules: [{ path: 'kernel/lib/base', spec: { versions: [LAYOUT, { symbol: 'printk', crc: 0x11 }], undefinedSymbols: ['printk'] } }],
+    });
+    mod(fx, OLD, 'drv');
+    const r = await kabi(['link', '--root', fx.root, '--add-kernel', NEW, '--no-initramfs', '--no-depmod']);
+    expect(r.status, r.err).toBe(0);
+    expect(weakLinks(fx.root, NEW)).toEqual({ 'dkms/drv.ko': `/lib/modules/${OLD}/updates/dkms/drv.ko` });
+    // weak-modules keeps the original's rule: no symvers, exit 1.
+    const wm = await kabi(['weak-modules', '--basedir', fx.root, '--add-kernel', NEW, '--no-initramfs']);
+    expect(wm.status).toBe(1);
+  });
+
   it('refuses ambiguous or missing modes with exit 2', async () => {
     expect((await kabi(['link', '--add', '--remove', 'x.ko'])).status).toBe(2);
     expect((await kabi(['link'])).status).toBe(2);

@@ -78,7 +78,13 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
       fs: io.fs,
       cwd: io.cwd,
       semantics,
-      policy: { targets: 'system', forwardOnly: values['forward-only'] === true, multiVersion: values['multi-version'] === true },
+      policy: {
+        targets: 'system',
+        forwardOnly: values['forward-only'] === true,
+        multiVersion: values['multi-version'] === true,
+        sources: 'all',
+        requireSymvers: false,
+      },
     };
     if (!dryRun) await recoverAll(root, { fs: io.fs });
     let plan: Plan;
@@ -96,6 +102,7 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
     const log = (l: string) => (values.json ? io.stderr(l + '\n') : io.stdout(l + '\n'));
     const warn = (l: string) => io.stderr(l + '\n');
     await postProcess(plan, {
+      requireInstalled: false,
       root,
       kernels,
       dryRun,

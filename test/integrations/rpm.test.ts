@@ -1,0 +1,113 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { imageNeedsUpdate } from '../../src/initramfs/check.js';
+import { allEntries, readImageFile } from '../../src/initramfs/image.js';
+import { nodeFs } from '../../src/fs.js';
+import { delta, K, K2, makeImageSystem } from '../initramfs/image-system.js';
+import { weakLinks } from '../linker/helpers.js';
+import { INTEGRATIONS, integrationFile, runSh } from './host.js';
+import { expandMacros, sampleMacros } from './rpm-macros.js';
+
+/*
+ * macros.kabi driven as rpm drives a kmod package's scriptlets: each body expanded for a sample
+ * package (kmod-delta, whose module is /lib/modules/K2/extra/delta.ko), written to a file and
+ * run with /bin/sh and the instance count rpm passes as $1, in the order of an upgrade:
+ * new %post, old %postun, new %posttrans.
+ */
+
+const temps: string[] = [];
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+
+/** The package's libexec dir with the helper installed where %__kabi_defer_initramfs points. */
+function libexec(): string {
+  const d = mkdtempSync(join(tmpdir(), 'kabi-libexec-'));
+  temps.push(d);
+  mkdirSync(join(d, 'kabi'));
+  copyFileSync(join(INTEGRATIONS, 'rpm/kabi-defer-initramfs'), join(d, 'kabi/kabi-defer-initramfs'));
+  return d;
+}
+
+function scriptlet(spec: string, version: string): string {
+  const macros = sampleMacros(integrationFile('rpm/macros.kabi'), {
+    name: 'kmod-delta',
+    version,
+    release: '1.el9',
+    kverrel: K2,
+    _libexecdir: libexec(),
+  });
+  return expandMacros(spec, macros);
+}
+
+function rpmRun(body: string, count: number, root: string) {
+  const d = mkdtempSync(join(tmpdir(), 'kabi-scriptlet-'));
+  temps.push(d);
+  const file = join(d, 'scriptlet.sh');
+  writeFileSync(file, body);
+  return runSh([file, String(count)], { KABI_ROOT: root });
+}
+
+const POST = `%kabi_kmod_post /lib/modules/%{kverrel}/extra/delta.ko\n`;
+const POSTUN = `%kabi_kmod_postun /lib/modules/%{kverrel}/extra/delta.ko\n`;
+const POSTTRANS = `%kabi_kmod_posttrans\n`;
+
+describe('RPM scriptlets from macros.kabi', () => {
+  it('expand to plain sh with every macro resolved', () => {
+    for (const spec of [POST, POSTUN, POSTTRANS]) {
+      const body = scriptlet(spec, '2');
+      expect(body).not.toMatch(/%[{A-Za-z_*]/);
+      expect(body).toMatch(spec === POSTTRANS ? /^kabi initramfs flush / : /weak-modules \$\{kabi_root:\+--basedir "\$kabi_root"\} --(add|remove)-modules --check-initramfs-prog \/\S+\/kabi\/kabi-defer-initramfs/m);
+    }
+    expect(scriptlet(POST, '2')).toContain(`for kabi_module in /lib/modules/${K2}/extra/delta.ko; do`);
+  });
+
+  it('an upgrade relinks, records the initramfs once, and %posttrans refreshes it', async () => {
+    const sys = makeImageSystem({ compression: 'gzip' });
+    temps.push(sys.root);
+    const module = `/lib/modules/${K2}/extra/delta.ko`;
+    // rpm unpacks the new package's file over the old one (a new inode, new bytes).
+    const v2 = delta(K2, '2');
+    rmSync(sys.fx.path(module));
+    writeFileSync(sys.fx.path(module), v2);
+
+    const post = rpmRun(scriptlet(POST, '2'), 2, sys.root);
+    expect(post, post.stderr).toMatchObject({ status: 0 });
+    // The link still leads to the module, and K's image (which holds delta 1) is recorded, once.
+    expect(realpathSync(join(sys.root, 'lib/modules', K, 'weak-updates/delta.ko'))).toBe(realpathSync(sys.fx.path(module)));
+    const record = sys.fx.path(`/run/kabi/initramfs/${K}.json`);
+    expect(existsSync(record)).toBe(true);
+    expect(existsSync(sys.fx.path(`/run/kabi/initramfs/${K2}.json`))).toBe(false); // K2 has no image
+    const imageBefore = readFileSync(sys.imageHost);
+
+    const postun = rpmRun(scriptlet(POSTUN, '1'), 1, sys.root);
+    expect(postun, postun.stderr).toMatchObject({ status: 0 });
+    expect(Object.keys(weakLinks(sys.root, K))).toEqual(['delta.ko']); // the file is there: the link stays
+    expect(readFileSync(sys.imageHost)).toEqual(imageBefore); // nothing rebuilt before %posttrans
+    expect((await imageNeedsUpdate({ root: sys.root, release: K })).needsUpdate).toBe(true);
+
+    const posttrans = rpmRun(scriptlet(POSTTRANS, '2'), 0, sys.root);
+    expect(posttrans, posttrans.stderr).toMatchObject({ status: 0 });
+    expect(existsSync(record)).toBe(false);
+    expect((await imageNeedsUpdate({ root: sys.root, release: K })).needsUpdate).toBe(false);
+    const image = await readImageFile(nodeFs, sys.imageHost);
+    const inImage = [...allEntries(image)].map((l) => l.entry).filter((e) => e.name.endsWith('/delta.ko') && e.data.length > 0);
+    expect(inImage.map((e) => Buffer.from(e.data).equals(Buffer.from(v2)))).toContain(true);
+  });
+
+  it('an erase drops the link to the removed module and records the kernel whose image holds it', () => {
+    const sys = makeImageSystem({ compression: 'gzip' });
+    temps.push(sys.root);
+    // Installed by the same scriptlets (with --basedir, weak-modules writes links as it was given the paths).
+    expect(rpmRun(scriptlet(POST, '1'), 1, sys.root)).toMatchObject({ status: 0 });
+    expect(Object.keys(weakLinks(sys.root, K))).toEqual(['delta.ko']);
+    rmSync(sys.fx.path(`/run/kabi`), { recursive: true, force: true });
+    rmSync(sys.fx.path(`/lib/modules/${K2}/extra/delta.ko`));
+    const postun = rpmRun(scriptlet(POSTUN, '1'), 0, sys.root);
+    expect(postun, postun.stderr).toMatchObject({ status: 0 });
+    expect(weakLinks(sys.root, K)).toEqual({});
+    expect(existsSync(sys.fx.path(`/run/kabi/initramfs/${K}.json`))).toBe(true);
+  });
+});
