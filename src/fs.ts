@@ -72,3 +72,13 @@ export function isNotFound(e: unknown): boolean {
 export function errnoCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
+
+/** A file's text, or undefined when it does not exist (other errors are thrown). */
+export async function readTextIfExists(fs: KabiFs, path: string): Promise<string | undefined> {
+  try {
+    return new TextDecoder().decode(await fs.readFile(path));
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}

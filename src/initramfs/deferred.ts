@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, nodeFs } from '../fs.js';
+import { isNotFound, nodeFs, readTextIfExists } from '../fs.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { findKernel } from './check.js';
 import { refreshInitramfs, type RefreshOptions, type RefreshResult, type RefreshStrategy } from './refresh.js';
@@ -64,13 +64,8 @@ export async function deferRefresh(opts: StateOptions & { release: string; chang
 }
 
 async function readRecord(fs: KabiFs, file: string): Promise<DeferredRecord | undefined> {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await fs.readFile(file));
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
+  const text = await readTextIfExists(fs, file);
+  if (text === undefined) return undefined;
   try {
     const j = JSON.parse(text) as { release?: unknown; changedModules?: unknown; since?: unknown };
     if (typeof j.release !== 'string') throw new Error('no release');

@@ -183,8 +183,7 @@ export async function planAddModules(paths: readonly string[], opts: PlanOptions
     let updateCase = false;
     const adds: { link: string; target: string; input: ModuleInput }[] = [];
     for (const m of chooseVersions(inputs, ctx.policy)) {
-      if (isInKernelTree(m.system, k.release)) continue;
-      if (ctx.policy.forwardOnly && m.release !== undefined && rpmvercmp(k.release, m.release) <= 0) continue;
+      if (!eligible(m, k, ctx.policy)) continue;
       const link = weakLinkPath(m.system, m.release, k.release);
       const target = linkTarget(m, ctx.policy);
       const sub = link.slice(posix.join(k.moduleDir, 'weak-updates').length + 1);
@@ -207,6 +206,12 @@ export async function planAddModules(paths: readonly string[], opts: PlanOptions
   // weak-modules always refreshes each input module's own kernel.
   for (const m of inputs) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
   return finish('add-modules', ctx, perKernel, alsoChanged);
+}
+
+/** Never into the module's own kernel; with forward-only, only into newer kernels. */
+function eligible(m: ModuleInput, k: InstalledKernel, policy: LinkPolicy): boolean {
+  if (isInKernelTree(m.system, k.release)) return false;
+  return !(policy.forwardOnly && m.release !== undefined && rpmvercmp(k.release, m.release) <= 0);
 }
 
 /** With several versions of one module among the inputs, keep only the newest for the first attempt. */
@@ -243,8 +248,7 @@ async function retryOlderVersions(
     if (result.accepted.has(a.link)) continue;
     const older = inputs.filter((m) => m !== a.input && m.module!.name === a.input.module!.name).sort(newerFirst);
     for (const m of older) {
-      if (isInKernelTree(m.system, k.release)) continue;
-      if (ctx.policy.forwardOnly && m.release !== undefined && rpmvercmp(k.release, m.release) <= 0) continue;
+      if (!eligible(m, k, ctx.policy)) continue;
       const link = weakLinkPath(m.system, m.release, k.release);
       const base = current ?? first.final;
       const r = await linkIntoKernel(k, base, [{ link, target: linkTarget(m, ctx.policy), input: m }], ctx, false, models);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound } from '../fs.js';
+import { isNotFound, readTextIfExists } from '../fs.js';
 
 export type EntryType = 'dir' | 'file' | 'link';
 
@@ -56,13 +56,8 @@ export async function writeJsonAtomic(fs: KabiFs, file: string, value: unknown):
 }
 
 export async function readJson<T>(fs: KabiFs, file: string, format: string): Promise<T | undefined> {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await fs.readFile(file));
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
+  const text = await readTextIfExists(fs, file);
+  if (text === undefined) return undefined;
   let v: { format?: unknown; version?: unknown };
   try {
     v = JSON.parse(text) as { format?: unknown; version?: unknown };
