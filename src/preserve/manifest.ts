@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, readTextIfExists } from '../fs.js';
+import { readTextIfExists } from '../fs.js';
 
 export type EntryType = 'dir' | 'file' | 'link';
 
