@@ -22,6 +22,18 @@ await build({
   external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
   logLevel: 'warning',
 });
+// The module-reading worker: the bundled bins start it from beside themselves.
+await build({
+  entryPoints: ['src/module/read-worker.ts'],
+  outfile: 'dist/bin/read-worker.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  banner: { js: "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);" },
+  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
+  logLevel: 'warning',
+});
 for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);
 
 // The demo behind `npm start` (it builds its system tree with the test fixtures).

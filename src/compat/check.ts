@@ -3,6 +3,7 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
+import { mapPool } from '../util/pool.js';
 import { checkAgainstKernel } from './engine.js';
 import { loadKernelModel, ModuleCache, type LoadedKernelModel } from './kernel-model.js';
 import type { Candidate, MissingCrcPolicy, Semantics, Verdict } from './types.js';
@@ -42,11 +43,7 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
       return found;
     });
   }
-  const candidates: Candidate[] = [];
-  for (const p of modulePaths) {
-    const host = resolve(opts.cwd ?? process.cwd(), p);
-    candidates.push({ path: p, module: await cache.read(host) });
-  }
+  const candidates: Candidate[] = await mapPool(modulePaths, 16, async (p) => ({ path: p, module: await cache.read(resolve(opts.cwd ?? process.cwd(), p)) }));
   const verdicts: Verdict[] = [];
   const notes = new Map<string, readonly string[]>();
   for (const k of kernels) {

@@ -22,9 +22,11 @@ export function depmodDependencySymbols(mod: Pick<KernelModule, 'undefinedSymbol
   const versions = mod.versions ?? [];
   const visited = new Uint8Array(versions.length);
   const out: { name: string; crc: bigint; weak: boolean; versioned: boolean }[] = [];
+  // kmod matches __versions names exactly and takes the first entry; no entry means CRC 0.
+  const first = new Map<string, number>();
+  for (let i = versions.length - 1; i >= 0; i--) first.set(versions[i]!.symbol, i);
   for (const u of mod.undefinedSymbols) {
-    // kmod matches __versions names exactly and takes the first entry; no entry means CRC 0.
-    const idx = versions.findIndex((v) => v.symbol === u.name);
+    const idx = first.get(u.name) ?? -1;
     if (idx >= 0) visited[idx] = 1;
     out.push({ name: u.name, crc: idx >= 0 ? versions[idx]!.crc : 0n, weak: u.weak, versioned: idx >= 0 });
   }

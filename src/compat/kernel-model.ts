@@ -7,24 +7,42 @@ import { loaderConfigFrom, parseKernelConfig } from '../kernel/kconfig.js';
 import { chooseModules, scanModuleFiles, type ModuleFile } from '../kernel/module-tree.js';
 import { hostPath, readSystemFile, realHostPath } from '../kernel/paths.js';
 import { readModuleFile, type KernelModule } from '../module/read-module.js';
+import { ModuleReaderPool } from '../module/reader-pool.js';
 import { readSymversFile } from '../symvers/read-file.js';
 import { isGplOnlyExport, type SymversEntry, type SymversTable } from '../symvers/parse.js';
+import { mapPool } from '../util/pool.js';
 import { kmodExports } from './engine.js';
 import type { KernelExport, KernelModel, MissingCrcPolicy, TreeModule } from './types.js';
 
-/** Parsed modules shared between kernels in one run (the same extra/ module is linked into many). */
+/**
+ * Parsed modules shared between kernels in one run (the same extra/ module is linked into
+ * many). On the real filesystem, reads go to worker threads once enough are asked for to
+ * pay for starting them.
+ */
 export class ModuleCache {
   private readonly byPath = new Map<string, Promise<KernelModule>>();
+  private pool: ModuleReaderPool | undefined | null = null;
+  private requests = 0;
   constructor(private readonly fs: KabiFs = nodeFs) {}
   read(host: string): Promise<KernelModule> {
     let p = this.byPath.get(host);
     if (!p) {
-      p = readModuleFile(host, { fs: this.fs });
+      p = this.readUncached(host);
       this.byPath.set(host, p);
     }
     return p;
   }
+  private readUncached(host: string): Promise<KernelModule> {
+    if (this.fs === nodeFs && ++this.requests > POOL_THRESHOLD) {
+      if (this.pool === null) this.pool = ModuleReaderPool.create();
+      if (this.pool) return this.pool.read(host);
+    }
+    return readModuleFile(host, { fs: this.fs });
+  }
 }
+
+/** Fewer reads than this are done in-process: starting workers costs tens of milliseconds. */
+const POOL_THRESHOLD = 64;
 
 export interface KernelModelOptions {
   fs?: KabiFs;
@@ -109,7 +127,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
       });
     });
   }
-  await runPool(work, opts.concurrency ?? 8);
+  await mapPool(work, opts.concurrency ?? 16, (task) => task());
 
   // The kernel's own identity: any in-tree module was built with its vermagic and struct module.
   const sample = await sampleInTreeModule(fs, root, kernel, chosen, cache);
@@ -283,11 +301,4 @@ async function detectMissingCrcPolicy(fs: KabiFs, root: string, compilerText: st
   return 'warn';
 }
 
-async function runPool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
-  let i = 0;
-  const worker = async () => {
-    while (i < tasks.length) await tasks[i++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
-}
 

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
-import type { KabiFs } from '../fs.js';
+import { nodeFs, type KabiFs } from '../fs.js';
 import { SHF_ALLOC, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, STB_WEAK, STT_SPARC_REGISTER, machineName } from '../elf/constants.js';
 import { ElfFile } from '../elf/reader.js';
 import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
@@ -107,7 +107,9 @@ export interface ReadModuleFileOptions {
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
   let bytes: Uint8Array;
   try {
-    bytes = opts.fs ? await opts.fs.readFile(path) : await readFile(path);
+    // On the real filesystem a synchronous read is several times cheaper than the four
+    // threadpool round trips of fs.promises.readFile, and trees hold thousands of small files.
+    bytes = opts.fs && opts.fs !== nodeFs ? await opts.fs.readFile(path) : readFileSync(path);
   } catch (e) {
     throw new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }

@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { KabiError, type KabiErrorCode } from '../errors.js';
+import { ModInfo } from './modinfo.js';
+import type { KernelModule } from './read-module.js';
+
+type Reply =
+  | { id: number; module: KernelModule }
+  | { id: number; error: { kabi: true; code: KabiErrorCode; detail: string; file?: string; offset?: number; line?: number } | { kabi: false; message: string } };
+
+/**
+ * Reads modules on worker threads, one per core. Workers hold the process only while
+ * requests are in flight, so a caller never has to close the pool.
+ */
+export class ModuleReaderPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (m: KernelModule) => void; reject: (e: unknown) => void }>();
+  private readonly load: number[] = [];
+  private nextId = 0;
+
+  private constructor(script: string, size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(script);
+      w.unref();
+      w.on('message', (r: Reply) => this.settle(i, r));
+      w.on('error', (e) => this.failAll(e));
+      this.workers.push(w);
+      this.load.push(0);
+    }
+  }
+
+  /** A pool, or undefined where no built worker script exists (running from TypeScript sources). */
+  static create(size = Math.max(1, availableParallelism())): ModuleReaderPool | undefined {
+    if (size < 2) return undefined;
+    const script = fileURLToPath(new URL('./read-worker.js', import.meta.url));
+    if (!existsSync(script)) return undefined;
+    return new ModuleReaderPool(script, size);
+  }
+
+  read(path: string): Promise<KernelModule> {
+    const id = this.nextId++;
+    let w = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[w]!) w = i;
+    const busy = this.load[w]!;
+    this.load[w] = busy + 1;
+    if (busy === 0) this.workers[w]!.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[w]!.postMessage({ id, path });
+    });
+  }
+
+  private settle(worker: number, r: Reply): void {
+    const left = this.load[worker]! - 1;
+    this.load[worker] = left;
+    if (left === 0) this.workers[worker]!.unref();
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    if ('module' in r) {
+      // Structured cloning keeps the data but not the class: give modinfo its methods back.
+      p.resolve({ ...r.module, modinfo: new ModInfo(r.module.modinfo.entries) });
+    } else if (r.error.kabi) {
+      p.reject(new KabiError(r.error.code, r.error.detail, { file: r.error.file, offset: r.error.offset, line: r.error.line }));
+    } else {
+      p.reject(new Error(r.error.message));
+    }
+  }
+
+  private failAll(e: unknown): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}
