@@ -33,6 +33,7 @@ export { rpmvercmp, sortReleases } from './kernel/rpmvercmp.js';
 export { scanModuleTree, chooseModules, type ModuleFile, type ModuleTree } from './kernel/module-tree.js';
 export { hostPath, systemPathOf, resolveInRoot } from './kernel/paths.js';
 export { loadDepmodConfig, parseDepmodConfig, type DepmodConfig } from './depmod/config.js';
+export { updateDepmod, runDepmod } from './depmod/index.js';
 
 // Verdicts
 export { checkModules, type CheckModulesOptions, type CheckResult } from './compat/check.js';

@@ -8,9 +8,10 @@ import { linkCommand } from './commands/link.js';
 import { initramfsCommand } from './commands/initramfs.js';
 import { statusCommand } from './commands/status.js';
 import { preserveCommand } from './commands/preserve.js';
+import { depmodCommand } from './commands/depmod.js';
 
 /** One file per command (src/cli/commands/), registered here in help order. */
-export const commands: Command[] = [checkCommand, linkCommand, statusCommand, initramfsCommand, preserveCommand, inspectCommand, weakModulesCommand];
+export const commands: Command[] = [checkCommand, linkCommand, statusCommand, initramfsCommand, depmodCommand, preserveCommand, inspectCommand, weakModulesCommand];
 
 export const VERSION = '0.1.0';
 

@@ -13,24 +13,26 @@ export interface OverrideEntry {
 }
 
 export interface DepmodConfig {
-  /** In configuration order (first = highest priority). */
+  /** In configuration order (first = highest priority). Paths are kept as written: kmod compares them verbatim. */
   readonly search: readonly SearchEntry[];
-  /** In configuration order; the first matching one wins. */
+  /** In configuration order; kmod tries them last to first. */
   readonly overrides: readonly OverrideEntry[];
-  /** External directories (system paths) for this kernel, in configuration order. */
+  /** External directories (system paths) for this kernel, in configuration order (scanned last to first). */
   readonly externals: readonly string[];
-  /** Directory names skipped at any depth while scanning. */
+  /** Names (of directories or files) skipped at any depth while scanning. */
   readonly excludes: readonly string[];
   /** Files the configuration came from (system paths), for messages. */
   readonly files: readonly string[];
+  /** What depmod reports about the configuration ("file:line: ignoring bad line…"); nothing in it is fatal. */
+  readonly messages?: readonly string[];
 }
 
 /** Where kmod looks for depmod.d, most important first; a basename in an earlier one hides later ones. */
 export const DEPMOD_CONFIG_DIRS = ['/etc/depmod.d', '/run/depmod.d', '/usr/local/lib/depmod.d', '/usr/lib/depmod.d', '/lib/depmod.d'];
 
-/** No configuration at all means `search updates`, with built-in (the rest of the tree) below it. */
+/** No `search` line at all means `search updates`: updates/ outranks everything else, which ties. */
 export const DEFAULT_DEPMOD_CONFIG: DepmodConfig = {
-  search: [{ kind: 'dir', path: 'updates' }, { kind: 'built-in' }],
+  search: [{ kind: 'dir', path: 'updates' }],
   overrides: [],
   externals: [],
   excludes: [],
@@ -43,39 +45,46 @@ export interface ConfigSource {
 }
 
 /**
- * Parse depmod.d text for one kernel release. Kernel-version patterns in `override` and
- * `external` are POSIX extended regexes matched anywhere in the release (kmod uses an
- * unanchored regexec), or `*`.
+ * Parse depmod.d text for one kernel release as kmod's cfg_file_parse() does: a line is a
+ * comment only when it starts with '#', a backslash-newline joins lines (a backslash before
+ * any other character is dropped), words are separated by spaces and tabs. Kernel-version
+ * patterns in `override` and `external` are POSIX extended regexes matched anywhere in the
+ * release (unanchored regexec), or `*`. Bad lines are reported and skipped, never fatal.
  */
 export function parseDepmodConfig(sources: readonly ConfigSource[], kernelRelease: string): DepmodConfig {
   const search: SearchEntry[] = [];
   const overrides: OverrideEntry[] = [];
   const externals: string[] = [];
   const excludes: string[] = [];
-  let sawSearch = false;
+  const messages: string[] = [];
   for (const src of sources) {
     for (const { words, line } of logicalLines(src.text)) {
-      const [cmd, ...args] = words;
-      const fail = (why: string) => new KabiError('DEPMOD_CONFIG', why, { file: src.file, line });
+      const [cmd, ...args] = words as [string, ...string[]];
+      const bad = () => messages.push(`${src.file}:${line}: ignoring bad line starting with '${cmd}'`);
       switch (cmd) {
         case 'search':
-          sawSearch = true;
           for (const a of args) {
             if (a === 'built-in') search.push({ kind: 'built-in' });
             else if (a === 'external') search.push({ kind: 'external' });
-            else search.push({ kind: 'dir', path: a.replace(/^\/+|\/+$/g, '') });
+            else search.push({ kind: 'dir', path: a });
           }
           break;
         case 'override': {
-          if (args.length < 3) throw fail('override needs <modname> <kernel-version> <subdirectory>');
+          if (args.length < 3) {
+            bad();
+            break;
+          }
           const [modname, kver, subdir] = args as [string, string, string];
-          if (kernelMatches(kver, kernelRelease)) overrides.push({ modname, subdir: subdir.replace(/^\/+|\/+$/g, '') });
+          if (kernelMatches(kver, kernelRelease)) overrides.push({ modname, subdir });
           break;
         }
         case 'external': {
-          if (args.length < 2) throw fail('external needs <kernel-version> <absolute directory>');
+          if (args.length < 2) {
+            bad();
+            break;
+          }
           const [kver, dir] = args as [string, string];
-          if (kernelMatches(kver, kernelRelease)) externals.push(posix.normalize(dir).replace(/\/+$/, ''));
+          if (kernelMatches(kver, kernelRelease)) externals.push(dir);
           break;
         }
         case 'exclude':
@@ -85,13 +94,14 @@ export function parseDepmodConfig(sources: readonly ConfigSource[], kernelReleas
         case 'make_map_files':
           break; // accepted and ignored, as kmod does
         default:
-          // kmod warns and goes on; an unknown word must not stop module installation.
+          bad();
           break;
       }
     }
   }
-  if (!sawSearch) return { ...DEFAULT_DEPMOD_CONFIG, overrides, externals, excludes, files: sources.map((s) => s.file) };
-  return { search, overrides, externals, excludes, files: sources.map((s) => s.file) };
+  const files = sources.map((s) => s.file);
+  if (search.length === 0) return { ...DEFAULT_DEPMOD_CONFIG, overrides, externals, excludes, files, messages };
+  return { search, overrides, externals, excludes, files, messages };
 }
 
 function kernelMatches(pattern: string, release: string): boolean {
@@ -103,16 +113,36 @@ function kernelMatches(pattern: string, release: string): boolean {
   }
 }
 
+/** kmod's freadline_wrapped(): the line number reported is that of the last physical line. */
 function* logicalLines(text: string): Generator<{ words: string[]; line: number }> {
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const first = i + 1;
-    let l = lines[i]!;
-    while (l.endsWith('\\') && i + 1 < lines.length) l = l.slice(0, -1) + ' ' + lines[++i]!;
-    const hash = l.indexOf('#');
-    if (hash >= 0) l = l.slice(0, hash);
-    const words = l.split(/[ \t\r]+/).filter((w) => w !== '');
-    if (words.length > 0) yield { words, line: first };
+  let lineNo = 0;
+  let i = 0;
+  while (i < text.length) {
+    let buf = '';
+    for (;;) {
+      if (i >= text.length) {
+        lineNo++;
+        break;
+      }
+      const ch = text[i++]!;
+      if (ch === '\n') {
+        lineNo++;
+        break;
+      }
+      if (ch === '\\') {
+        if (i < text.length && text[i] === '\n') {
+          i++;
+          lineNo++;
+          continue;
+        }
+        if (i < text.length) buf += text[i++]!;
+        continue;
+      }
+      buf += ch;
+    }
+    if (buf === '' || buf.startsWith('#')) continue;
+    const words = buf.split(/[ \t]+/).filter((w) => w !== '');
+    if (words.length > 0) yield { words, line: lineNo };
   }
 }
 
@@ -123,12 +153,13 @@ function* logicalLines(text: string): Generator<{ words: string[]; line: number 
  */
 export async function loadDepmodConfig(fs: KabiFs, root: string, kernelRelease: string, dirs: readonly string[] = DEPMOD_CONFIG_DIRS): Promise<DepmodConfig> {
   const chosen = new Map<string, string>();
+  const listMessages: string[] = [];
   for (const dir of dirs) {
     let names: string[];
     try {
       const st = await fs.stat(hostPath(root, dir));
-      if (st.isFile()) {
-        chosen.set(posix.basename(dir), dir);
+      if (!st.isDirectory()) {
+        if (!chosen.has(posix.basename(dir))) chosen.set(posix.basename(dir), dir);
         continue;
       }
       names = await fs.readdir(hostPath(root, dir));
@@ -136,16 +167,30 @@ export async function loadDepmodConfig(fs: KabiFs, root: string, kernelRelease: 
       if (isNotFound(e)) continue;
       throw new KabiError('IO', `cannot read ${dir}: ${(e as Error).message}`, { file: hostPath(root, dir), cause: e });
     }
-    for (const n of names) if (n.endsWith('.conf') && !chosen.has(n)) chosen.set(n, posix.join(dir, n));
+    for (const n of names) {
+      // cfg_files_filter_out(): hidden files and names not ending in .conf are skipped quietly.
+      if (n.startsWith('.') || n.length < 6 || !n.endsWith('.conf') || chosen.has(n)) continue;
+      const path = posix.join(dir, n);
+      try {
+        if ((await fs.stat(hostPath(root, path))).isDirectory()) {
+          listMessages.push(`Directories inside directories are not supported: ${path}`);
+          continue;
+        }
+      } catch (e) {
+        if (!isNotFound(e)) throw new KabiError('IO', `cannot read ${path}: ${(e as Error).message}`, { file: hostPath(root, path), cause: e });
+      }
+      chosen.set(n, path);
+    }
   }
   const sources: ConfigSource[] = [];
   for (const name of [...chosen.keys()].sort()) {
     const file = chosen.get(name)!;
     try {
-      sources.push({ file, text: new TextDecoder().decode(await readSystemFile(fs, root, file)) });
+      sources.push({ file, text: Buffer.from(await readSystemFile(fs, root, file)).toString('latin1') });
     } catch (e) {
       if (!isNotFound(e)) throw new KabiError('IO', `cannot read ${file}: ${(e as Error).message}`, { file: hostPath(root, file), cause: e });
     }
   }
-  return parseDepmodConfig(sources, kernelRelease);
+  const config = parseDepmodConfig(sources, kernelRelease);
+  return listMessages.length ? { ...config, messages: [...listMessages, ...(config.messages ?? [])] } : config;
 }

@@ -1,8 +1,10 @@
 import { posix } from 'node:path';
+import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound } from '../fs.js';
+import { opendirSync, statSync } from 'node:fs';
+import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import type { DepmodConfig } from '../depmod/config.js';
-import { isModuleFileName, moduleNameFromPath } from '../module/read-module.js';
+import { MODULE_EXTENSIONS, moduleNameFromPath } from '../module/read-module.js';
 import { hostPath, resolveInRoot } from './paths.js';
 
 export interface ModuleFile {
@@ -30,96 +32,221 @@ export interface ModuleTree {
   readonly chosen: ReadonlyMap<string, ModuleFile>;
 }
 
+/** One entry of a directory listing as depmod classifies it (symlinks followed). */
+export interface ScannedEntry {
+  readonly name: string;
+  /** 'skipped': depmod could not stat it (a dangling link…) and says so in `host`'s place. */
+  readonly kind: 'file' | 'dir' | 'skipped';
+  readonly isLink: boolean;
+  /** Host path of the entry's contents (the final target for a symlink); for 'skipped', depmod's message. */
+  readonly host: string;
+}
+
+export interface DirListing {
+  readonly entries: readonly ScannedEntry[];
+  /** The directory's identity when read (inode, mtime in ns, size): adding or removing an entry changes it. */
+  readonly stamp: string;
+}
+
+/**
+ * The directory listings a scan read, keyed by the directory's system path as reached (through
+ * links, if any). A later scan reuses a listing whose directory still has the same stamp.
+ */
+export type ScanListings = Map<string, DirListing>;
+
+export interface ScanOptions {
+  /** Module file extensions the kmod build recognises (Debian's kmod 30 has no .ko.gz). */
+  readonly extensions?: readonly string[];
+  /** Root the `external` directories are read under; kmod 30 reads them on the host even with -b. */
+  readonly externalRoot?: string;
+  /** depmod's messages about entries it skipped ("fstatat(4, x.ko): No such file or directory"). */
+  readonly onMessage?: (message: string) => void;
+  /**
+   * Listings of an earlier scan, reused for every directory whose stamp has not changed,
+   * except those `reread` names (the caller knows they changed).
+   */
+  readonly previous?: ScanListings;
+  readonly reread?: (sysDir: string) => boolean;
+  /** Filled with every listing this scan used. */
+  readonly listings?: ScanListings;
+  /** Filled with the directories actually read (not reused from `previous`). */
+  readonly relisted?: Set<string>;
+}
+
 /** Never descended into, as in kmod: build/source point back at kernel sources. */
 const SKIP = new Set(['.', '..', 'build', 'source']);
 const MAX_DEPTH = 32;
 
+/** strerror() texts for the errno codes a scan meets. */
+export function strerror(e: unknown): string {
+  switch (errnoCode(e)) {
+    case 'ENOENT':
+      return 'No such file or directory';
+    case 'ENOTDIR':
+      return 'Not a directory';
+    case 'EACCES':
+      return 'Permission denied';
+    case 'ELOOP':
+      return 'Too many levels of symbolic links';
+    case 'EIO':
+      return 'Input/output error';
+    case 'ENOSPC':
+      return 'No space left on device';
+    case 'EROFS':
+      return 'Read-only file system';
+    case 'EPERM':
+      return 'Operation not permitted';
+    case 'EEXIST':
+      return 'File exists';
+    case 'EISDIR':
+      return 'Is a directory';
+    default:
+      return (e as Error)?.message ?? String(e);
+  }
+}
+
 /**
  * List the module files of one kernel as depmod scans them: the module directory
  * recursively in raw readdir order (ties between equally ranked files go to the first one
- * scanned, so the order matters), then each `external` directory. Symlinks are followed
- * inside the root only.
+ * scanned, so the order matters), then each `external` directory, last configured first.
+ * Skipped at any depth: `.`, `..`, `build`, `source` and every `exclude`d name. Symlinks are
+ * followed inside the root only; a dangling one is reported and skipped, as depmod's
+ * fstatat() fails on it. A name ending in a module extension that is a directory is
+ * descended into, not taken as a module (kmod looks at the file type first).
  */
-export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: string, config: DepmodConfig): Promise<ModuleFile[]> {
+export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: string, config: DepmodConfig, opts: ScanOptions = {}): Promise<ModuleFile[]> {
   const out: ModuleFile[] = [];
   const exclude = new Set(config.excludes);
-  const walk = async (sysDir: string, rel: string, external: boolean, depth: number): Promise<void> => {
-    if (depth > MAX_DEPTH) return;
-    // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
-    const entries: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
+  const extensions = opts.extensions ?? MODULE_EXTENSIONS;
+  const isModule = (name: string) => extensions.some((ext) => name.endsWith(ext));
+
+  const stampOf = async (hostDir: string): Promise<string> => {
+    const st = fs === nodeFs ? statSync(hostDir, { bigint: true }) : await fs.stat(hostDir, { bigint: true });
+    return `${st.ino}:${st.mtimeNs}:${st.size}`;
+  };
+
+  const list = async (sysDir: string, hostDir: string, depth: number, entRoot: string): Promise<DirListing | undefined> => {
+    const cached = opts.previous?.get(sysDir);
+    let stamp: string;
     try {
-      const d = await fs.opendir(hostPath(root, sysDir));
-      for await (const de of d) entries.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+      stamp = await stampOf(hostDir);
+      if (cached !== undefined && !opts.reread?.(sysDir) && cached.stamp === stamp) return cached;
     } catch (e) {
-      if (isNotFound(e)) return;
+      if (isNotFound(e)) return undefined;
       throw e;
     }
-    for (const de of entries) {
-      if (SKIP.has(de.name) || exclude.has(de.name)) continue;
-      const sysPath = posix.join(sysDir, de.name);
-      const relPath = rel === '' ? de.name : `${rel}/${de.name}`;
-      let isDir = de.isDir;
-      let isFile = de.isFile;
-      let target = hostPath(root, sysPath);
-      if (de.isLink) {
-        const resolved = await resolveInRoot(fs, root, target);
-        if (resolved === undefined) continue; // dangling: depmod's fstatat fails and it moves on
-        const st = await fs.stat(resolved);
-        isDir = st.isDirectory();
-        isFile = st.isFile();
-        target = resolved;
+    opts.relisted?.add(sysDir);
+    const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
+    try {
+      // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
+      if (fs === nodeFs) {
+        // The synchronous calls cost a tenth of the promise round trips for thousands of entries.
+        const d = opendirSync(hostDir, { bufferSize: 256 });
+        try {
+          for (let de = d.readSync(); de !== null; de = d.readSync()) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+        } finally {
+          d.closeSync();
+        }
+      } else {
+        const d = await fs.opendir(hostDir, { bufferSize: 256 });
+        for await (const de of d) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
       }
-      if (isDir) await walk(sysPath, relPath, external, depth + 1);
-      else if (isFile && isModuleFileName(de.name)) {
-        out.push({
-          name: moduleNameFromPath(de.name),
-          path: sysPath,
-          relPath: external ? undefined : relPath,
-          host: target,
-          isLink: de.isLink,
-          external,
-        });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    const entries: ScannedEntry[] = [];
+    for (const de of raw) {
+      if (SKIP.has(de.name) || exclude.has(de.name)) continue;
+      const entryHost = hostDir.endsWith('/') ? hostDir + de.name : `${hostDir}/${de.name}`;
+      if (de.isFile || de.isDir) {
+        entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: entryHost });
+        continue;
+      }
+      // A symlink (or a file system without d_type): depmod stats it, following links.
+      let target: string | undefined;
+      let st;
+      try {
+        target = de.isLink ? await resolveInRoot(fs, entRoot, entryHost) : entryHost;
+        if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
+        st = await fs.stat(target);
+      } catch (e) {
+        const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
+        entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `fstatat(${3 + depth}, ${de.name}): ${why}` });
+        continue;
+      }
+      if (st.isFile() || st.isDirectory()) entries.push({ name: de.name, kind: st.isDirectory() ? 'dir' : 'file', isLink: de.isLink, host: target });
+      else entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `unsupported file type ${posix.join(sysDir, de.name)}: ${(st.mode & 0o170000).toString(8)}` });
+    }
+    return { entries, stamp };
+  };
+
+  const walk = async (sysDir: string, hostDir: string, rel: string, external: boolean, depth: number, entRoot: string): Promise<boolean> => {
+    if (depth > MAX_DEPTH) return true;
+    const listing = await list(sysDir, hostDir, depth, entRoot);
+    if (listing === undefined) return false;
+    opts.listings?.set(sysDir, listing);
+    // Messages come in entry order, interleaved with what the subdirectories report, as in depmod.
+    for (const e of listing.entries) {
+      const sysPath = sysDir.endsWith('/') ? sysDir + e.name : `${sysDir}/${e.name}`;
+      const relPath = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.kind === 'skipped') opts.onMessage?.(e.host);
+      else if (e.kind === 'dir') await walk(sysPath, e.host, relPath, external, depth + 1, entRoot);
+      else if (isModule(e.name)) {
+        out.push({ name: moduleNameFromPath(e.name), path: sysPath, relPath: external ? undefined : relPath, host: e.host, isLink: e.isLink, external });
       }
     }
+    return true;
   };
-  await walk(moduleDir, '', false, 0);
-  for (const ext of config.externals) await walk(ext, '', true, 0);
+
+  // A kernel without a module directory simply has no modules (depmod's caller checks it exists).
+  await walk(moduleDir, hostPath(root, moduleDir), '', false, 0, root);
+  const extRoot = opts.externalRoot ?? root;
+  for (const ext of [...config.externals].reverse()) {
+    if (!(await walk(ext, hostPath(extRoot, ext), '', true, 0, extRoot))) opts.onMessage?.(`could not open directory ${ext}: No such file or directory`);
+  }
   return out;
 }
 
 /**
  * kmod's depmod_module_is_higher_priority(): does the module already chosen (`old`) beat
- * `candidate`? Overrides first, then the search list; a file matching no search entry
- * ranks as built-in; on a tie the earlier file stays.
+ * `candidate`? Overrides first (last configured tried first), then the search list; a file
+ * matching no search entry ranks as built-in; on a tie the earlier file stays.
  */
 export function keepsPriority(config: DepmodConfig, old: ModuleFile, candidate: ModuleFile): boolean {
+  // kmod compares "<dir>/<as many characters of the file name as the module name has>".
   const trunc = (f: ModuleFile) => (f.relPath === undefined ? undefined : posix.join(posix.dirname(f.relPath), posix.basename(f.relPath).slice(0, f.name.length)));
   const relNew = trunc(candidate);
   const relOld = trunc(old);
-  for (const ov of config.overrides) {
+  for (let k = config.overrides.length - 1; k >= 0; k--) {
+    const ov = config.overrides[k]!;
     const p = `${ov.subdir}/${ov.modname}`;
     if (relNew === p) return false;
     if (relOld === p) return true;
   }
-  // kmod keeps the search list in reverse (prepends), so a higher index means a higher rank.
+  // kmod keeps the search list in reverse (it prepends), so a higher index means a higher rank.
   let bprio = -1;
   let oldprio = -1;
   let newprio = -1;
   let i = 0;
-  const entries = [...config.search].reverse();
-  for (const se of entries) {
+  const under = (rel: string | undefined, dir: string) => rel !== undefined && rel.length > dir.length && rel.startsWith(dir) && rel[dir.length] === '/';
+  for (let s = config.search.length - 1; s >= 0; s--) {
+    const se = config.search[s]!;
     if (se.kind === 'built-in') {
       bprio = i++;
     } else if (se.kind === 'external') {
-      for (const ext of [...config.externals].reverse()) {
-        if (candidate.external && candidate.path.startsWith(ext + '/')) newprio = i;
-        if (old.external && old.path.startsWith(ext + '/')) oldprio = i;
+      // kmod tests the path, not where the file was found: an external directory inside the
+      // module directory ranks its files the same either way.
+      for (let x = config.externals.length - 1; x >= 0; x--) {
+        const ext = config.externals[x]!;
+        if (candidate.path.startsWith(ext + '/')) newprio = i;
+        if (old.path.startsWith(ext + '/')) oldprio = i;
         i++;
       }
     } else {
-      // A bare prefix test, as kmod does ("updates" also matches "updates2/…").
-      if (relNew !== undefined && relNew.startsWith(se.path)) newprio = i;
-      else if (relOld !== undefined && relOld.startsWith(se.path)) oldprio = i;
+      // else-if, as in kmod: when both files lie under the same directory only the new one is ranked.
+      if (under(relNew, se.path)) newprio = i;
+      else if (under(relOld, se.path)) oldprio = i;
       i++;
     }
   }
@@ -141,7 +268,7 @@ export function chooseModules(config: DepmodConfig, files: Iterable<ModuleFile>)
   return chosen;
 }
 
-export async function scanModuleTree(fs: KabiFs, root: string, moduleDir: string, config: DepmodConfig): Promise<ModuleTree> {
-  const files = await scanModuleFiles(fs, root, moduleDir, config);
+export async function scanModuleTree(fs: KabiFs, root: string, moduleDir: string, config: DepmodConfig, opts: ScanOptions = {}): Promise<ModuleTree> {
+  const files = await scanModuleFiles(fs, root, moduleDir, config, opts);
   return { moduleDir, files, chosen: chooseModules(config, files) };
 }

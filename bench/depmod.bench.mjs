@@ -1,0 +1,162 @@
+// kabi's native depmod against kmod's `depmod -a -b <copy>` on Debian trees of the corpus,
+// in one run: a full run with no cache (cold: every module read, decompressed, parsed), a
+// full run with the summary cache (warm: the tree rescanned and every file's identity
+// checked, no module parsed), and one incremental update (a weak-updates link added or
+// removed, only that change looked at). kabi is called in-process, as the linker calls it.
+// Also: where the cold run's time goes (reading, decompressing, parsing).
+//
+//   node bench/depmod.bench.mjs [--quick]     (after `npm run build`)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { maybeDecompress } from '../dist/native-bindings/index.js';
+import { runDepmod, summarizeElf, Interner, CACHE_FILE } from '../dist/src/depmod/index.js';
+
+const quick = process.argv.includes('--quick');
+const manifestPath = execFileSync(process.execPath, [new URL('../corpus/debian/fetch.mjs', import.meta.url).pathname, '--print-manifest-path'], { encoding: 'utf8' }).trim().split('\n').pop();
+const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+const pick = (series) => manifest.kernels.find((k) => k.arch === 'amd64' && k.series === series && k.role === 'newest');
+const kernels = quick ? [pick('6.1')] : [pick('6.1'), pick('6.12')];
+const runs = quick ? 3 : 5;
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (x) => `${x.toFixed(x < 100 ? 1 : 0)} ms`;
+const rows = [];
+const json = [];
+const cleanup = [];
+
+function depmodWall(root, krel) {
+  const t = performance.now();
+  const r = spawnSync('depmod', ['-a', '-b', root, krel], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`depmod failed on ${root}`);
+  return performance.now() - t;
+}
+
+/** The same call in a fresh node process: start-up, module loading and a cold JIT included. */
+const PROCESS_SCRIPT = `
+const { runDepmod } = await import(${JSON.stringify(new URL('../dist/src/depmod/index.js', import.meta.url).href)});
+const [root, release, changes] = process.argv.slice(1);
+const r = await runDepmod({ root, release, configRoot: '/', externalRoot: '/', ...(changes ? { changes: JSON.parse(changes) } : {}) });
+if (r.status !== 0 || (changes && !r.stats.incremental)) process.exit(3);
+`;
+function kabiProcess(root, krel, changes) {
+  const t = performance.now();
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', PROCESS_SCRIPT, root, krel, ...(changes ? [JSON.stringify(changes)] : [])], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`kabi depmod process failed (${r.status})`);
+  return performance.now() - t;
+}
+
+async function kabi(root, krel, extra = {}) {
+  const t = performance.now();
+  const r = await runDepmod({ root, release: krel, configRoot: '/', externalRoot: '/', ...extra });
+  const wall = performance.now() - t;
+  if (r.status !== 0) throw new Error(`kabi depmod failed: ${r.messages.map((m) => m.text).join('')}`);
+  return { wall, stats: r.stats };
+}
+
+try {
+  for (const k of kernels) {
+    const work = mkdtempSync(join(tmpdir(), 'kabi-depmod-bench-'));
+    cleanup.push(work);
+    const kmodRoot = join(work, 'kmod');
+    const kabiRoot = join(work, 'kabi');
+    for (const r of [kmodRoot, kabiRoot]) {
+      mkdirSync(r);
+      execFileSync('cp', ['-al', `${k.treeRoot}/.`, r]);
+    }
+    const moduleDir = join(kabiRoot, 'lib', 'modules', k.krel);
+    const label = `${k.krel} (${k.moduleCount} ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`;
+
+    // kmod, alternating with nothing else running; its page cache is as warm as ours.
+    depmodWall(kmodRoot, k.krel);
+    const kmodTimes = Array.from({ length: runs }, () => depmodWall(kmodRoot, k.krel));
+    const kmodMs = median(kmodTimes);
+
+    // Cold: no cache at all (files in the page cache, as for kmod).
+    const cold = await kabi(kabiRoot, k.krel);
+    // Warm: full rescan with every module's identity checked against the cache.
+    const warm = [];
+    for (let i = 0; i < runs; i++) warm.push((await kabi(kabiRoot, k.krel)).wall);
+    // Incremental: a weak-updates link added, then removed, alternately.
+    mkdirSync(join(moduleDir, 'weak-updates'), { recursive: true });
+    const ext = k.compression === 'xz' ? '.ko.xz' : '.ko';
+    const link = join(moduleDir, 'weak-updates', `kabi_bench_dummy${ext}`);
+    const sys = `/lib/modules/${k.krel}/weak-updates/kabi_bench_dummy${ext}`;
+    await kabi(kabiRoot, k.krel);
+    const inc = [];
+    for (let i = 0; i < runs * 2; i++) {
+      const add = i % 2 === 0;
+      if (add) symlinkSync(`../kernel/drivers/net/dummy${ext}`, link);
+      else unlinkSync(link);
+      const r = await kabi(kabiRoot, k.krel, { changes: [{ kind: add ? 'added' : 'removed', path: sys }] });
+      if (!r.stats.incremental) throw new Error('the update was not incremental');
+      inc.push(r.wall);
+    }
+    // The same two, each in a fresh process (what one `kabi` invocation pays).
+    const warmProc = Array.from({ length: runs }, () => kabiProcess(kabiRoot, k.krel));
+    const incProc = [];
+    for (let i = 0; i < runs * 2; i++) {
+      const add = i % 2 === 0;
+      if (add) symlinkSync(`../kernel/drivers/net/dummy${ext}`, link);
+      else unlinkSync(link);
+      incProc.push(kabiProcess(kabiRoot, k.krel, [{ kind: add ? 'added' : 'removed', path: sys }]));
+    }
+
+    // Where a cold run's time goes: read every chosen module, decompress, parse.
+    const files = readFileSync(join(kmodRoot, 'lib', 'modules', k.krel, 'modules.dep'), 'latin1')
+      .split('\n')
+      .filter((l) => l)
+      .map((l) => join(moduleDir, l.slice(0, l.indexOf(':'))));
+    let tRead = 0;
+    let tDecompress = 0;
+    let tParse = 0;
+    const strings = new Interner();
+    for (const f of files) {
+      let t = performance.now();
+      const bytes = await readFile(f);
+      tRead += performance.now() - t;
+      t = performance.now();
+      const { data } = await maybeDecompress(bytes);
+      tDecompress += performance.now() - t;
+      t = performance.now();
+      summarizeElf(data, strings, f);
+      tParse += performance.now() - t;
+    }
+
+    const warmMs = median(warm);
+    const incMs = median(inc);
+    rows.push([`${label}: full, cold (no cache)`, ms(cold.wall), ms(kmodMs), `${(kmodMs / cold.wall).toFixed(2)}×`]);
+    rows.push([`${label}: full, warm (cache, tree rescanned)`, ms(warmMs), ms(kmodMs), `${(kmodMs / warmMs).toFixed(2)}×`]);
+    rows.push([`${label}: incremental (one link added/removed)`, ms(incMs), ms(kmodMs), `${(kmodMs / incMs).toFixed(1)}×`]);
+    const warmProcMs = median(warmProc);
+    const incProcMs = median(incProc);
+    rows.push([`${label}: full, warm, fresh node process`, ms(warmProcMs), ms(kmodMs), `${(kmodMs / warmProcMs).toFixed(2)}×`]);
+    rows.push([`${label}: incremental, fresh node process`, ms(incProcMs), ms(kmodMs), `${(kmodMs / incProcMs).toFixed(1)}×`]);
+    rows.push([`${label}: cold, where the time goes (one thread, whole files): read / decompress / parse`, `${ms(tRead)} / ${ms(tDecompress)} / ${ms(tParse)}`, '', '']);
+    json.push({
+      kernel: k.krel,
+      modules: k.moduleCount,
+      compression: k.compression,
+      depmodMs: kmodMs,
+      coldMs: cold.wall,
+      warmMs,
+      incrementalMs: incMs,
+      coldTimings: cold.stats.timings,
+      coldSplitMs: { read: tRead, decompress: tDecompress, parse: tParse },
+      warmProcessMs: warmProcMs,
+      incrementalProcessMs: incProcMs,
+      ratios: { cold: kmodMs / cold.wall, warm: kmodMs / warmMs, incremental: kmodMs / incMs, warmProcess: kmodMs / warmProcMs, incrementalProcess: kmodMs / incProcMs },
+    });
+    rmSync(join(moduleDir, CACHE_FILE), { force: true });
+  }
+} finally {
+  for (const d of cleanup) rmSync(d, { recursive: true, force: true });
+}
+
+console.log('| what | kabi | depmod -a | ratio (depmod / kabi) |');
+console.log('|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+console.log(`\nMedians of ${runs} runs (incremental: ${runs * 2}); kabi in-process through runDepmod(), kmod as \`depmod -a -b <copy>\`; 2 cores, shared.`);
+console.log('BENCH-JSON ' + JSON.stringify({ bench: 'depmod', quick, results: json }));

@@ -1,0 +1,60 @@
+import { spawnSync } from 'node:child_process';
+import type { IndexLayout } from './index-format.js';
+
+/**
+ * What differs between the kmod releases and builds kabi writes for: the index node order
+ * (post-order up to kmod 33, pre-order from 34), modules.weakdep (from 33), and which
+ * compressed module files the build recognises at all (a kmod built without zlib ignores
+ * .ko.gz files, as Debian's does).
+ */
+export interface KmodFlavor {
+  /** Major version, e.g. 30. */
+  readonly version: number;
+  readonly extensions: readonly string[];
+  readonly layout: IndexLayout;
+  readonly weakdep: boolean;
+  /** Where this came from, for messages: "depmod --version", "option", "default". */
+  readonly source: string;
+}
+
+const ALL_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'];
+
+export function kmodFlavor(version: number, features: { gz?: boolean; xz?: boolean; zstd?: boolean } = {}, source = 'option'): KmodFlavor {
+  const extensions = ['.ko'];
+  if (features.gz ?? true) extensions.push('.ko.gz');
+  if (features.xz ?? true) extensions.push('.ko.xz');
+  if (features.zstd ?? version >= 28) extensions.push('.ko.zst');
+  return { version, extensions, layout: version >= 34 ? 'pre-order' : 'post-order', weakdep: version >= 33, source };
+}
+
+/** Parse `depmod --version`: "kmod version 30" and a feature line like "+ZSTD +XZ -ZLIB +LIBCRYPTO". */
+export function parseKmodVersion(text: string): KmodFlavor | undefined {
+  const m = /kmod version (\d+)/.exec(text);
+  if (!m) return undefined;
+  const has = (f: string): boolean | undefined => (new RegExp(`\\+${f}\\b`).test(text) ? true : new RegExp(`-${f}\\b`).test(text) ? false : undefined);
+  const features: { gz?: boolean; xz?: boolean; zstd?: boolean } = {};
+  const gz = has('ZLIB');
+  const xz = has('XZ');
+  const zstd = has('ZSTD');
+  if (gz !== undefined) features.gz = gz;
+  if (xz !== undefined) features.xz = xz;
+  if (zstd !== undefined) features.zstd = zstd;
+  return kmodFlavor(Number(m[1]), features, 'depmod --version');
+}
+
+let hostFlavor: KmodFlavor | null | undefined;
+
+/** The flavor of this machine's depmod, or a kmod-30-like default when there is none. */
+export function installedKmodFlavor(): KmodFlavor {
+  if (hostFlavor === undefined) {
+    hostFlavor = null;
+    for (const cmd of ['depmod', '/usr/sbin/depmod', '/sbin/depmod']) {
+      const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 5000 });
+      if (r.status === 0) {
+        hostFlavor = parseKmodVersion(r.stdout) ?? null;
+        if (hostFlavor) break;
+      }
+    }
+  }
+  return hostFlavor ?? { ...kmodFlavor(30), extensions: ALL_EXTENSIONS, source: 'default (no depmod found)' };
+}

@@ -1,0 +1,166 @@
+import { existsSync, mkdtempSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatDepmodMessage, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
+import { both, KVER, mod, MODDIR, outputDiff, Tree, type Run } from './fixture.js';
+
+// An incremental update (only the changed paths looked at, everything else from the cache)
+// must give exactly what a full run gives, whatever the sequence of changes. Random
+// sequences of weak-updates link and extra/ module additions and removals, seeded; a
+// failure names its seed and step. At the end of each sequence kmod's depmod checks the
+// full run itself.
+
+const trees: Tree[] = [];
+const dirs: string[] = [];
+afterAll(() => {
+  for (const t of trees) t.destroy();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const IN_TREE = 12;
+const EXTRA = 10;
+
+/** A kernel tree: in-tree modules in a chain of exports, and the extra/ modules that could be added. */
+function baseTree(): Tree {
+  const t = new Tree();
+  trees.push(t);
+  const order: string[] = [];
+  for (let i = 0; i < IN_TREE; i++) {
+    const rel = `kernel/drivers/k${i}.ko`;
+    t.write(rel, mod(`k${i}`, { exports: [`k${i}_fn`], needs: i > 0 ? [`k${Math.floor(i / 2)}_fn`] : [], aliases: [`k-alias-${i}`] }));
+    order.push(rel);
+  }
+  t.write('modules.order', order.join('\n') + '\n').write('modules.builtin', '');
+  return t;
+}
+
+/** extra/ module i: needs in-tree and other extra exports, some override in-tree names. */
+function extraModule(i: number, r: () => number): { name: string; bytes: Uint8Array } {
+  const name = i % 4 === 0 ? `k${i % IN_TREE}` : `e${i}`;
+  const needs = [`k${Math.floor(r() * IN_TREE)}_fn`];
+  if (i > 1 && r() < 0.5) needs.push(`e${i - 1}_fn`);
+  return { name, bytes: mod(name, { exports: [`e${i}_fn`, ...(r() < 0.3 ? [`k${Math.floor(r() * IN_TREE)}_fn`] : [])], needs, aliases: [`e-alias-${i}`, `pci:v0000${i}d*`] }) };
+}
+
+const sys = (rel: string) => `/${MODDIR}/${rel}`;
+
+async function fullRun(t: Tree, configPaths: string[]): Promise<Run> {
+  const r = await runDepmod({ root: t.root, release: KVER, configRoot: '/', configPaths, cache: false, write: false });
+  return { status: r.status, stdout: r.stdout, stderr: r.messages.map(formatDepmodMessage).join(''), outputs: new Map(r.files.map((f) => [f.name, Buffer.from(f.data)])) };
+}
+
+describe('incremental depmod equals a full run', () => {
+  const configs: [string, string][] = [
+    ['default configuration', ''],
+    ['RHEL search order', 'search updates extra built-in weak-updates\n'],
+    ['SUSE search order', 'search updates extra weak-updates built-in\n'],
+  ];
+  for (const [what, text] of configs) {
+    for (const seed of [1, 2, 3]) {
+      it(`${what}, seed ${seed}`, async () => {
+        let configPaths: string[] = [];
+        if (text) {
+          const d = mkdtempSync(join(tmpdir(), 'kabi-depmod-conf-'));
+          dirs.push(d);
+          writeFileSync(join(d, 'x.conf'), text);
+          configPaths = [join(d, 'x.conf')];
+        }
+        const r = rng(seed * 7919 + text.length);
+        const t = baseTree();
+        const extras = Array.from({ length: EXTRA }, (_, i) => extraModule(i, r));
+        const first = await runDepmod({ root: t.root, release: KVER, configRoot: '/', configPaths });
+        expect(first.status).toBe(0);
+        const steps = 25;
+        // After a failed run (a dependency cycle) the outputs lag behind the tree: the next
+        // run must not trust its cache for listings, and falls back to a full one.
+        let previousFailed = false;
+        for (let step = 0; step < steps; step++) {
+          const where = `seed ${seed}, step ${step}`;
+          const changes: DepmodChange[] = [];
+          const links = existsSync(t.path('weak-updates')) ? readdirSync(t.path('weak-updates')) : [];
+          const present = existsSync(t.path('extra')) ? readdirSync(t.path('extra')) : [];
+          const pick = Math.floor(r() * 4);
+          if (pick === 0 || pick === 1) {
+            // Add a link to an extra module (or to an in-tree one, which then ties with it).
+            const toExtra = present.length > 0 && r() < 0.8;
+            const target = toExtra ? `../extra/${present[Math.floor(r() * present.length)]}` : `../kernel/drivers/k${Math.floor(r() * IN_TREE)}.ko`;
+            const name = `${toExtra ? target.slice('../extra/'.length, -3) : target.slice('../kernel/drivers/'.length, -3)}${r() < 0.3 ? '-dup' : ''}.ko`;
+            if (!links.includes(name)) {
+              t.link(`weak-updates/${name}`, target);
+              changes.push({ kind: 'added', path: sys(`weak-updates/${name}`) });
+            }
+          } else if (pick === 2 && links.length > 0) {
+            const name = links[Math.floor(r() * links.length)]!;
+            t.remove(`weak-updates/${name}`);
+            changes.push({ kind: 'removed', path: sys(`weak-updates/${name}`) });
+          } else {
+            const i = Math.floor(r() * EXTRA);
+            const file = `extra/${extras[i]!.name}-${i}.ko`;
+            if (existsSync(t.path(file))) {
+              t.remove(file);
+              changes.push({ kind: 'removed', path: sys(file) });
+              // Links to it now dangle: they changed too.
+              for (const l of links) if (readlinkSync(t.path(`weak-updates/${l}`)) === `../${file}`) changes.push({ kind: 'changed', path: sys(`weak-updates/${l}`) });
+            } else {
+              t.write(file, extras[i]!.bytes);
+              changes.push({ kind: 'added', path: sys(file) });
+            }
+          }
+          const inc = await runDepmod({ root: t.root, release: KVER, configRoot: '/', configPaths, changes });
+          expect(inc.stats.incremental, where).toBe(!previousFailed);
+          if (!previousFailed) expect(inc.stats.parsed, where).toBeLessThanOrEqual(changes.length);
+          previousFailed = inc.status !== 0;
+          const incRun: Run = { status: inc.status, stdout: inc.stdout, stderr: inc.messages.map(formatDepmodMessage).join(''), outputs: new Map(inc.files.map((f) => [f.name, Buffer.from(f.data)])) };
+          const full = await fullRun(t, configPaths);
+
+          expect(incRun.status, where).toBe(full.status);
+          expect(outputDiff(full, incRun), where).toEqual([]);
+          expect(incRun.stderr, where).toBe(full.stderr);
+        }
+        // The full run itself is what kmod writes.
+        const { kmod, kabi } = await both(t, configPaths.flatMap((c) => ['-C', c]), { configPaths });
+        expect(outputDiff(kmod, kabi), `seed ${seed}`).toEqual([]);
+        expect(kabi.stderr).toBe(kmod.stderr);
+      });
+    }
+  }
+});
+
+describe('an incremental update does not trust what it cannot vouch for', () => {
+  it('an unreported addition or removal is seen through the directory’s identity', async () => {
+    const t = baseTree();
+    await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
+    t.write('extra/silent.ko', mod('silent', { exports: ['silent_fn'], aliases: ['silent'] }));
+    t.write('extra/told.ko', mod('told', { needs: ['silent_fn'] }));
+    const inc = await runDepmod({ root: t.root, release: KVER, configRoot: '/', changes: [{ kind: 'added', path: sys('extra/told.ko') }] });
+    const full = await fullRun(t, []);
+    expect(inc.stats.incremental).toBe(true);
+    expect(outputDiff(full, { status: 0, stdout: '', stderr: '', outputs: new Map(inc.files.map((f) => [f.name, Buffer.from(f.data)])) })).toEqual([]);
+    expect(inc.files.find((f) => f.name === 'modules.dep')!.data.toString()).toContain('extra/told.ko: extra/silent.ko');
+  });
+
+  it('outputs rewritten by someone else (kmod’s depmod) make the next run a full one', async () => {
+    const t = baseTree();
+    await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
+    t.write('kernel/drivers/k3.ko', mod('k3', { exports: ['k3_fn', 'new_fn'] })); // changed in place, not reported
+    const { kmod } = await both(t);
+    expect(kmod.status).toBe(0);
+    for (const [name, data] of kmod.outputs) if (data) writeFileSync(t.path(name), data);
+    t.write('extra/user.ko', mod('user', { needs: ['new_fn'] }));
+    const inc = await runDepmod({ root: t.root, release: KVER, configRoot: '/', changes: [{ kind: 'added', path: sys('extra/user.ko') }] });
+    expect(inc.stats.incremental).toBe(false);
+    expect(inc.files.find((f) => f.name === 'modules.dep')!.data.toString()).toContain('extra/user.ko: kernel/drivers/k3.ko');
+  });
+});

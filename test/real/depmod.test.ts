@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// kabi's native depmod against the installed kmod on the Debian kernel trees of the corpus:
+// a 6.1 .ko tree, a 6.12 .ko.xz tree (amd64) and the big-endian s390x tree. Each tree is
+// copied (module files hard-linked, never written) twice; kmod's depmod -b runs on one copy,
+// kabi on the other, first as shipped, then after adding an extra/ module and weak-updates
+// links (kabi incrementally), then after removing a link. Every output must be byte for byte
+// kmod's, and kmod's modprobe and modinfo must answer the same for every module from either.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEPMOD_OUTPUTS, formatDepmodMessage, kmodFlavor, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
+import { installedKmodFlavor } from '../../src/depmod/kmod-flavor.js';
+import { Interner, summarizeElf, type ModuleSummary } from '../../src/depmod/index.js';
+import { summaryFromKernelModule } from '../../src/depmod/module-summary.js';
+import { readModule } from '../../src/module/read-module.js';
+import { loadCorpus, type CorpusKernel } from './corpus.js';
+
+const corpus = loadCorpus();
+const OUTPUTS = DEPMOD_OUTPUTS.filter((f) => f !== 'modules.weakdep' || installedKmodFlavor().weakdep);
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+function copyTree(k: CorpusKernel, label: string): string {
+  const to = mkdtempSync(join(tmpdir(), `kabi-depmod-${label}-`));
+  made.push(to);
+  execFileSync('cp', ['-al', `${k.treeRoot}/.`, to]);
+  return to;
+}
+
+const moduleDir = (root: string, k: CorpusKernel) => join(root, 'lib', 'modules', k.krel);
+
+function kmod(root: string, k: CorpusKernel): { status: number | null; stderr: string } {
+  const r = spawnSync('depmod', ['-b', root, k.krel], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 1 << 28 });
+  return { status: r.status, stderr: r.stderr.split(root).join('<root>') };
+}
+
+async function kabi(root: string, k: CorpusKernel, changes?: DepmodChange[]) {
+  const r = await runDepmod({ root, release: k.krel, configRoot: '/', externalRoot: '/', ...(changes ? { changes } : {}) });
+  return { status: r.status, stderr: r.messages.map(formatDepmodMessage).join('').split(root).join('<root>'), stats: r.stats };
+}
+
+/** The output files that differ between two module directories. */
+function differing(a: string, b: string): string[] {
+  return OUTPUTS.filter((f) => {
+    const x = existsSync(join(a, f)) ? readFileSync(join(a, f)) : undefined;
+    const y = existsSync(join(b, f)) ? readFileSync(join(b, f)) : undefined;
+    return x === undefined || y === undefined || !x.equals(y);
+  });
+}
+
+function moduleNames(dir: string): string[] {
+  return readFileSync(join(dir, 'modules.dep'), 'latin1')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.slice(0, l.indexOf(':')).split('/').pop()!.split('.')[0]!.replace(/-/g, '_'));
+}
+
+/** Ask kmod's readers about every module, in batches; root paths are masked. */
+function readersAnswer(root: string, k: CorpusKernel, names: string[]): { modprobe: string; modinfo: string } {
+  let modprobe = '';
+  let modinfo = '';
+  for (let i = 0; i < names.length; i += 500) {
+    const batch = names.slice(i, i + 500);
+    const p = spawnSync('modprobe', ['-S', k.krel, '-d', root, '--show-depends', '-a', ...batch], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    modprobe += `${p.status}\n${p.stdout}${p.stderr}`;
+    const m = spawnSync('modinfo', ['-b', root, '-k', k.krel, ...batch], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    modinfo += `${m.status}\n${m.stdout}${m.stderr}`;
+  }
+  return { modprobe: modprobe.split(root).join('<root>'), modinfo: modinfo.split(root).join('<root>') };
+}
+
+/** Module files to add: the corpus's built test modules (amd64), or renamed copies of real ones. */
+function extraModules(k: CorpusKernel): { name: string; from: string }[] {
+  if (k.builtModules) return [{ name: 'kabi_provider.ko', from: k.builtModules.kabi_provider }, { name: 'kabi_consumer.ko', from: k.builtModules.kabi_consumer }];
+  const ext = k.compression === 'xz' ? '.ko.xz' : '.ko';
+  const dir = join(k.moduleDir, 'kernel', 'drivers', 'net');
+  return [
+    { name: `kabi_dummy_copy${ext}`, from: join(dir, `dummy${ext}`) },
+    { name: `kabi_veth_copy${ext}`, from: join(dir, `veth${ext}`) },
+  ];
+}
+
+const kernels = [corpus.kernel('6.1.0-56-amd64'), corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })[0]!, corpus.kernels({ arch: 's390x' })[0]!];
+
+describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (_label, k) => {
+  const a = copyTree(k, 'kmod');
+  const b = copyTree(k, 'kabi');
+  const da = moduleDir(a, k);
+  const db = moduleDir(b, k);
+
+  it('writes what kmod writes for the tree as shipped', async () => {
+    const km = kmod(a, k);
+    const ka = await kabi(b, k);
+    expect(ka.status).toBe(km.status);
+    expect(km.status).toBe(0);
+    expect(differing(da, db)).toEqual([]);
+    expect(ka.stderr).toBe(km.stderr);
+    expect(ka.stats.parsed).toBe(ka.stats.modules);
+  });
+
+  it('and after an extra/ module and weak-updates links are added, incrementally', async () => {
+    const ext = k.compression === 'xz' ? '.ko.xz' : '.ko';
+    const changes: DepmodChange[] = [];
+    const sys = (rel: string) => `/lib/modules/${k.krel}/${rel}`;
+    for (const root of [da, db]) {
+      mkdirSync(join(root, 'extra'), { recursive: true });
+      mkdirSync(join(root, 'weak-updates'), { recursive: true });
+    }
+    for (const m of extraModules(k)) {
+      for (const root of [da, db]) copyFileSync(m.from, join(root, 'extra', m.name));
+      changes.push({ kind: 'added', path: sys(`extra/${m.name}`) });
+    }
+    const first = extraModules(k)[0]!.name;
+    const links: [string, string][] = [
+      [`weak-updates/linked_${first}`, `../extra/${first}`],
+      // Same name as an in-tree module: ties with it, and the first file scanned keeps it.
+      [`weak-updates/veth${ext}`, `../kernel/drivers/net/veth${ext}`],
+      [`weak-updates/dangling${ext}`, `../extra/nowhere${ext}`],
+    ];
+    for (const [link, target] of links) {
+      for (const root of [da, db]) symlinkSync(target, join(root, link));
+      changes.push({ kind: 'added', path: sys(link) });
+    }
+    const km = kmod(a, k);
+    const ka = await kabi(b, k, changes);
+    expect(ka.stats.incremental).toBe(true);
+    expect(ka.stats.parsed).toBeLessThanOrEqual(changes.length);
+    expect(ka.status).toBe(km.status);
+    expect(differing(da, db)).toEqual([]);
+    expect(ka.stderr).toBe(km.stderr);
+    expect(readFileSync(join(db, 'modules.dep'), 'latin1')).toContain(`extra/${first}`);
+
+    // Remove a link again.
+    for (const root of [da, db]) unlinkSync(join(root, links[0]![0]));
+    const km2 = kmod(a, k);
+    const ka2 = await kabi(b, k, [{ kind: 'removed', path: sys(links[0]![0]) }]);
+    expect(ka2.stats.incremental).toBe(true);
+    expect(ka2.stats.parsed).toBe(0);
+    expect(differing(da, db)).toEqual([]);
+    expect(ka2.stderr).toBe(km2.stderr);
+  });
+
+  it("kmod's modprobe and modinfo answer the same from kabi's files, for every module", () => {
+    const names = moduleNames(da);
+    expect(names.length).toBeGreaterThan(2000);
+    const fromKmod = readersAnswer(a, k, names);
+    const fromKabi = readersAnswer(b, k, names);
+    expect(fromKabi.modprobe === fromKmod.modprobe).toBe(true);
+    expect(fromKabi.modinfo === fromKmod.modinfo).toBe(true);
+    expect(fromKmod.modprobe).toContain('insmod <root>/lib/modules/');
+    expect(fromKmod.modinfo).toContain('filename:       <root>/lib/modules/');
+  });
+
+  if (k.compression === 'none') {
+    it('the module reader’s parse (used on worker threads for compressed trees) gives depmod’s summary of every module', async () => {
+      const files = readFileSync(join(da, 'modules.dep'), 'latin1')
+        .split('\n')
+        .filter((l) => l !== '' && l.startsWith('kernel/'))
+        .map((l) => join(k.moduleDir, l.slice(0, l.indexOf(':'))));
+      const a = new Interner();
+      const b = new Interner();
+      const text = (s: ModuleSummary, strings: Interner) => JSON.stringify([s.exports, s.deps, s.info].map((ids) => [...ids].map((i) => strings.strings[i]))) + [...s.exportCrcs, ...s.depCrcs, ...s.depWeak].join(',');
+      let differing = 0;
+      for (const f of files) {
+        const bytes = readFileSync(f);
+        if (text(summarizeElf(bytes, a, f), a) !== text(summaryFromKernelModule(readModule(bytes, { file: f }), b), b)) differing++;
+      }
+      expect(files.length).toBeGreaterThan(2000);
+      expect(differing).toBe(0);
+    });
+  }
+
+  if (k.arch === 'amd64' && k.series === '6.1') {
+    it("kmod's readers also read kmod 34's pre-order layout as written by kabi", async () => {
+      const shipped = copyTree(k, 'kmod-shipped');
+      expect(kmod(shipped, k).status).toBe(0);
+      const c = copyTree(k, 'kabi34');
+      const r = await runDepmod({ root: c, release: k.krel, configRoot: '/', externalRoot: '/', kmod: kmodFlavor(34), cache: false });
+      expect(r.status).toBe(0);
+      const dc = moduleDir(c, k);
+      const ds = moduleDir(shipped, k);
+      // The texts are the same; the indexes hold the same tries with the root first.
+      expect(differing(ds, dc).filter((f) => !f.endsWith('.bin'))).toEqual([]);
+      expect(readFileSync(join(dc, 'modules.dep.bin')).readUInt32BE(8) & 0x0fffffff).toBe(12);
+      const names = moduleNames(dc);
+      expect(readersAnswer(c, k, names).modprobe === readersAnswer(shipped, k, names).modprobe).toBe(true);
+    });
+  }
+});
