@@ -16,6 +16,7 @@ export interface OutputFile {
  * temporary files are removed and a KabiError names the file that failed.
  */
 export async function replaceFilesAtomically(fs: KabiFs, dir: string, files: readonly OutputFile[]): Promise<string[]> {
+  await recoverInterruptedReplace(fs, dir);
   const tag = `.kabi-tmp-${process.pid}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const temps: { tmp: string; final: string }[] = [];
   const cleanup = async (paths: readonly string[]) => {
@@ -56,6 +57,16 @@ export async function replaceFilesAtomically(fs: KabiFs, dir: string, files: rea
     throw new KabiError('IO', `could not keep the previous outputs: ${(e as Error).message}`, { file: dir, cause: e });
   }
 
+  // From here on every new file is complete: a crash is finished by renaming the rest.
+  // Named after the first file, so a leftover says which replacement it belonged to.
+  const marker = posix.join(dir, `${posix.basename(temps[0]?.final ?? 'outputs')}${tag}${COMMIT}`);
+  try {
+    await fs.writeFile(marker, temps.map((t) => posix.basename(t.final)).join('\n') + '\n', { mode: 0o644, flag: 'wx' });
+  } catch (e) {
+    await cleanup([...temps.map((t) => t.tmp), ...backups.flatMap((b) => (b.backup ? [b.backup] : []))]);
+    throw new KabiError('IO', `could not start replacing the outputs: ${(e as Error).message}`, { file: marker, cause: e });
+  }
+
   let renamed = 0;
   try {
     for (const { tmp, final } of temps) {
@@ -75,8 +86,60 @@ export async function replaceFilesAtomically(fs: KabiFs, dir: string, files: rea
       }
     }
     await cleanup([...temps.slice(renamed).map((t) => t.tmp), ...backups.slice(renamed).flatMap((b) => (b.backup ? [b.backup] : []))]);
+    await cleanup([marker]);
     throw new KabiError('IO', `could not rename into place: ${(e as Error).message}`, { file: failed.final, cause: e });
   }
+  await cleanup([marker]);
   await cleanup(backups.flatMap((b) => (b.backup ? [b.backup] : [])));
   return temps.map((t) => t.final);
+}
+
+const COMMIT = '.commit';
+const TEMP = /^(.*)(\.kabi-tmp-(\d+)-[0-9a-z]+)(\.old|\.commit)?$/;
+
+/**
+ * Finish or undo a replacement a crashed run left in `dir`: with its commit marker every new
+ * file was complete and the rest are renamed into place; without it nothing was renamed yet
+ * and the temporary files go. Runs still in progress (a live pid other than ours) are left
+ * alone. Returns true if something was repaired.
+ */
+export async function recoverInterruptedReplace(fs: KabiFs, dir: string): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+  const byTag = new Map<string, { temps: string[]; olds: string[]; commit: string | undefined }>();
+  for (const n of names) {
+    const m = TEMP.exec(n);
+    if (!m) continue;
+    const pid = Number(m[3]);
+    if (pid !== process.pid && alive(pid)) continue;
+    const g = byTag.get(m[2]!) ?? { temps: [], olds: [], commit: undefined };
+    if (m[4] === COMMIT) g.commit = n;
+    else if (m[4] === '.old') g.olds.push(n);
+    else g.temps.push(n);
+    byTag.set(m[2]!, g);
+  }
+  for (const [tag, g] of byTag) {
+    for (const t of g.temps) {
+      const p = posix.join(dir, t);
+      if (g.commit !== undefined) await fs.rename(p, posix.join(dir, t.slice(0, -tag.length)));
+      else await fs.unlink(p);
+    }
+    for (const o of g.olds) await fs.unlink(posix.join(dir, o));
+    if (g.commit !== undefined) await fs.unlink(posix.join(dir, g.commit));
+  }
+  return byTag.size > 0;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -3,15 +3,30 @@ import { join } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { runCommand, type Runner } from '../util/run.js';
+import { runDepmod } from '../depmod/run.js';
 import type { ImagePath } from './archive-path.js';
 import type { ImageTree } from './image-tree.js';
 
 /**
  * Regenerates modules.dep and the other depmod outputs for the module tree at `baseDir`/lib/modules/`release`.
- * The default runs the system's `depmod -a -b`, as dracut and mkinitramfs do on their staging
- * directory; the project's own depmod can take its place once it exists.
+ * The default is kabi's own depmod (byte for byte what kmod writes); systemDepmod runs the
+ * system's `depmod -a -b`, as dracut and mkinitramfs do on their staging directory.
  */
 export type DepmodRunner = (opts: { baseDir: string; release: string }) => Promise<void>;
+
+/**
+ * kabi's depmod over the scratch tree, with the depmod.d configuration of the system the
+ * image belongs to (`configRoot`), as the generator's own depmod run would see it.
+ */
+export function nativeDepmod(fs: KabiFs, configRoot: string): DepmodRunner {
+  return async ({ baseDir, release }) => {
+    const r = await runDepmod({ root: baseDir, release, fs, configRoot, cache: false });
+    if (r.status !== 0) {
+      const why = r.messages.map((m) => m.text).join('; ');
+      throw new KabiError('DEPMOD_FORMAT', `depmod of the image's module tree for ${release} failed${why ? `: ${why}` : ''}`);
+    }
+  };
+}
 
 export function systemDepmod(runner: Runner = runCommand, program = 'depmod'): DepmodRunner {
   return async ({ baseDir, release }) => {

@@ -5,7 +5,7 @@ import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
 import { analyseImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
-import { depmodOutputsFor, systemDepmod, type DepmodRunner } from './depmod-refresh.js';
+import { depmodOutputsFor, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
 import { parseImage, segmentLabel, type ImageSegment } from './image.js';
 import { linkTargetPath, type ImageTree } from './image-tree.js';
@@ -123,7 +123,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   }
   after = editor.tree();
 
-  const outputs = await depmodOutputsFor(a.fs, after, moduleDir, check.release, opts.depmod ?? systemDepmod(), opts.scratchDir);
+  const outputs = await depmodOutputsFor(a.fs, after, moduleDir, check.release, opts.depmod ?? nativeDepmod(a.fs, a.root), opts.scratchDir);
   for (const [name, data] of outputs) {
     const path = joinImage(moduleDir, name);
     const existing = after.get(path);

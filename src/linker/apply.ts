@@ -4,6 +4,7 @@ import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { acquireLock } from './lock.js';
+import { recoverInterruptedReplace } from '../depmod/atomic-write.js';
 import type { KernelPlan, Plan } from './types.js';
 import { readWeakUpdates, type WeakUpdatesState } from './weak-updates-state.js';
 
@@ -101,6 +102,12 @@ async function exists(fs: KabiFs, p: string): Promise<boolean> {
 
 /** Returns true if something had to be repaired. */
 export async function recoverKernel(fs: KabiFs, moduleDir: string): Promise<boolean> {
+  // depmod's outputs are replaced together too; finish or undo that first.
+  const depmodRepaired = await recoverInterruptedReplace(fs, moduleDir);
+  return (await recoverWeakUpdates(fs, moduleDir)) || depmodRepaired;
+}
+
+async function recoverWeakUpdates(fs: KabiFs, moduleDir: string): Promise<boolean> {
   const cur = posix.join(moduleDir, 'weak-updates');
   const neu = posix.join(moduleDir, NEW);
   const old = posix.join(moduleDir, OLD);

@@ -1,4 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { updateDepmod, formatDepmodMessage, type DepmodChange } from '../depmod/index.js';
+import { KabiError } from '../errors.js';
+import type { KabiFs } from '../fs.js';
 import { hostPath } from '../kernel/paths.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { runCommand, which, type Runner } from '../util/run.js';
@@ -11,10 +14,14 @@ export interface PostOptions {
   /** Print what is run (weak-modules' doit lines) and its notes. */
   log: (line: string) => void;
   warn: (line: string) => void;
-  /** depmod binary; default: the first `depmod` on PATH. */
+  /**
+   * How the depmod files of changed kernels are refreshed: kabi's own depmod (default;
+   * incremental, byte for byte what kmod writes), the system's `depmod`, or not at all.
+   */
+  depmodMode?: 'native' | 'system' | 'none';
+  /** depmod binary for 'system'; default: the first `depmod` on PATH. */
   depmod?: string;
-  /** Skip depmod entirely (the caller refreshes the indexes itself). */
-  noDepmod?: boolean;
+  fs?: KabiFs;
   /** weak-modules runs depmod only for kernels with a symvers and a System.map (default true). */
   requireInstalled?: boolean;
   /** Called for each kernel whose initramfs should be refreshed (weak-modules' check_initramfs). */
@@ -45,6 +52,21 @@ function reportDepmodWarnings(stderr: string, release: string, warn: (l: string)
   if (others > 0) warn(`depmod: ${others} more warnings about ${release}'s own modules (run depmod -ae ${release} to see them)`);
 }
 
+/** What the plan changed in one kernel's tree, for an incremental depmod run. */
+function depmodChanges(plan: Plan, release: string): DepmodChange[] {
+  const kp = plan.kernels.find((x) => x.release === release);
+  if (!kp) return [];
+  const out: DepmodChange[] = [];
+  const fromOps = new Set<string>();
+  for (const op of kp.ops) {
+    fromOps.add(op.link);
+    out.push({ kind: op.kind === 'add' ? 'added' : op.kind === 'remove' ? 'removed' : 'changed', path: op.link });
+  }
+  // The modules themselves, in their own kernel: installed or replaced by the package.
+  for (const p of kp.changedModules) if (!fromOps.has(p)) out.push({ kind: 'changed', path: p });
+  return out;
+}
+
 /** Kernels whose modules changed: weak-modules visits them in name order. */
 export function changedKernels(plan: Plan): string[] {
   return plan.kernels.filter((k) => k.depmod).map((k) => k.release).sort();
@@ -55,11 +77,14 @@ export function changedKernels(plan: Plan): string[] {
  * the initramfs step for each changed kernel. Nothing runs in a dry run; the lines that
  * would run are still printed.
  */
-export async function postProcess(plan: Plan, opts: PostOptions): Promise<void> {
+/** Returns the kernels whose depmod files could not be refreshed (the caller exits non-zero). */
+export async function postProcess(plan: Plan, opts: PostOptions): Promise<string[]> {
+  const failed: string[] = [];
   const run = opts.run ?? runCommand;
   const changed = changedKernels(plan);
-  if (!opts.noDepmod) {
-    const depmod = opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod';
+  const mode = opts.depmodMode ?? 'native';
+  if (mode !== 'none') {
+    const depmod = mode === 'system' ? (opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod') : 'kabi depmod';
     for (const release of changed) {
       const k = opts.kernels.find((x) => x.release === release);
       if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
@@ -72,12 +97,36 @@ export async function postProcess(plan: Plan, opts: PostOptions): Promise<void> 
       const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
       opts.log([depmod, ...args].join(' '));
       if (opts.dryRun) continue;
+      if (mode === 'native') {
+        try {
+          const r = await updateDepmod({
+            root: opts.root,
+            release,
+            ...(opts.fs ? { fs: opts.fs } : {}),
+            changes: depmodChanges(plan, release),
+            errsyms: errsyms.length > 1,
+            ...(errsyms.length > 1 && map ? { systemMap: { path: map } } : {}),
+          });
+          const text = r.warnings.map((w) => formatDepmodMessage(w)).join('');
+          if (r.status !== 0) {
+            failed.push(release);
+            opts.warn(`depmod: refreshing ${release} failed; its previous files are unchanged\n${text.trimEnd()}`);
+          } else reportDepmodWarnings(text, release, opts.warn);
+        } catch (e) {
+          if (!(e instanceof KabiError)) throw e;
+          failed.push(release);
+          opts.warn(`depmod: refreshing ${release} failed (${e.message}); its previous files are unchanged`);
+        }
+        continue;
+      }
       const r = await run(depmod, args);
       if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
       else reportDepmodWarnings(r.stderr, release, opts.warn);
+      // Like the original, the system's depmod's exit status is not checked.
     }
   }
   if (opts.initramfs && !opts.dryRun) {
     for (const release of plan.kernels.filter((k) => k.initramfs).map((k) => k.release).sort()) await opts.initramfs(release);
   }
+  return failed;
 }

@@ -13,9 +13,10 @@ export interface FaultPlan {
  * Wraps a KabiFs so that the Nth mutating call (or opening a file for writing) fails with
  * EIO. Counting mode (failAt = Infinity) tells how many mutating calls a clean run makes.
  */
-export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: () => number; tripped: () => boolean } {
+export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: () => number; tripped: () => boolean; failedOn: () => string } {
   let n = 0;
   let dead = false;
+  let failedOn = '';
   const boom = (what: string) => Object.assign(new Error(`EIO: injected fault in ${what}`), { code: 'EIO' });
   const fs = new Proxy(base, {
     get(target, prop, receiver) {
@@ -29,6 +30,7 @@ export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: ()
           n++;
           if (n === plan.failAt) {
             if (plan.crash) dead = true;
+            failedOn = `${name} ${String(args[0])}`;
             throw boom(name);
           }
         }
@@ -36,5 +38,5 @@ export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: ()
       };
     },
   });
-  return { fs, count: () => n, tripped: () => n >= plan.failAt };
+  return { fs, count: () => n, tripped: () => n >= plan.failAt, failedOn: () => failedOn };
 }

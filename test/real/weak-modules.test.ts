@@ -24,7 +24,9 @@ function weakModules(args: string[], stdin: string) {
 function picture(root: string, k: CorpusKernel): Record<string, string> {
   const out: Record<string, string> = {};
   const dir = join(root, 'lib/modules', k.krel);
-  for (const n of readdirSync(dir).filter((n) => n.startsWith('modules.')).sort()) {
+  // modules.kabi-cache is kabi's own cache of module summaries (derived data, next to the
+  // outputs so that distro scripts removing modules.* with a kernel remove it too).
+  for (const n of readdirSync(dir).filter((n) => n.startsWith('modules.') && n !== 'modules.kabi-cache').sort()) {
     out[n] = createHash('sha256').update(readFileSync(join(dir, n))).digest('hex');
   }
   const walk = (d: string) => {

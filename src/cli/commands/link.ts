@@ -10,7 +10,7 @@ import { parse, type Command } from '../command.js';
 import { verdictJson } from './check.js';
 
 const usage = `Usage: kabi link [--root DIR] [--dry-run] [--json] [--forward-only] [--multi-version]
-                 [--semantics loader|depmod] [--no-depmod] [--initramfs auto|native|generator|defer|none]
+                 [--semantics loader|depmod] [--depmod native|system|none] [--initramfs auto|native|generator|defer|none]
                  (--add MODULE... | --remove MODULE... | --add-kernel K | --remove-kernel K)`;
 
 export const linkCommand: Command = {
@@ -32,6 +32,7 @@ export const linkCommand: Command = {
         'multi-version': { type: 'boolean' },
         semantics: { type: 'string' },
         'no-depmod': { type: 'boolean' },
+        depmod: { type: 'string' },
         'no-initramfs': { type: 'boolean' },
         initramfs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -56,6 +57,9 @@ kernels that changed. Nothing is written with --dry-run; --json prints the plan.
   --semantics loader     judge as the kernel's loader does (default): vermagic, licence,
                          namespaces, struct module size and CRCs
   --semantics depmod     judge exactly as weak-modules does (depmod -e -E)
+  --depmod HOW           refresh the depmod files of changed kernels with kabi's own depmod
+                         (native, the default: incremental, byte for byte kmod's output),
+                         the system's depmod (system), or not at all (none; --no-depmod)
   --initramfs HOW        refresh the images of changed kernels that hold a changed module:
                          auto (native rewrite where possible, else the generator; default),
                          native, generator, defer (record for \`kabi initramfs flush\`), none
@@ -72,6 +76,8 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
     const root = values.root ?? '/';
     const dryRun = values['dry-run'] === true;
     const how = values['no-initramfs'] ? 'none' : (values.initramfs ?? 'auto');
+    const depmodMode = values['no-depmod'] ? 'none' : (values.depmod ?? 'native');
+    if (depmodMode !== 'native' && depmodMode !== 'system' && depmodMode !== 'none') throw new KabiError('USAGE', `--depmod must be native, system or none\n${usage}`);
     if (!['auto', 'native', 'generator', 'defer', 'none'].includes(how)) throw new KabiError('USAGE', `--initramfs must be auto, native, generator, defer or none\n${usage}`);
     const opts: PlanOptions = {
       root,
@@ -101,17 +107,18 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
     const kernels = await discoverKernels({ root, fs: io.fs });
     const log = (l: string) => (values.json ? io.stderr(l + '\n') : io.stdout(l + '\n'));
     const warn = (l: string) => io.stderr(l + '\n');
-    await postProcess(plan, {
+    const failed = await postProcess(plan, {
       requireInstalled: false,
       root,
       kernels,
       dryRun,
       log,
       warn,
-      noDepmod: values['no-depmod'] === true,
+      depmodMode,
+      fs: io.fs,
       ...(how === 'none' ? {} : { initramfs: refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn }) }),
     });
-    return 0;
+    return failed.length > 0 ? 2 : 0;
   },
 };
 

@@ -21,6 +21,7 @@ const LONGS = [
   'no-initramfs',
   'verbose',
   'delete-modules',
+  'system-depmod',
 ].map((name) => ({ name, hasArg: false }));
 for (const name of ['basedir', 'dracut', 'check-initramfs-prog']) LONGS.push({ name, hasArg: true });
 
@@ -43,6 +44,8 @@ Options:
                           Call PROG <kernel> for each changed kernel instead of
                           refreshing its initramfs with dracut.
   --delete-modules        Accepted for compatibility; has no effect.
+  --system-depmod         Refresh depmod files with the system's depmod instead of kabi's
+                          own (which writes the same files, incrementally).
   -h, --help              Show this help.
 `;
 
@@ -120,15 +123,19 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
   }
   if (!dryRun) await applyPlan(plan, { fs: io.fs });
   const kernels = await discoverKernels({ root, fs: io.fs });
-  await postProcess(plan, {
+  const failed = await postProcess(plan, {
     root,
+    fs: io.fs,
+    depmodMode: o.has('system-depmod') ? 'system' : 'native',
     kernels,
     dryRun,
     log,
     warn,
     ...(noInitramfs ? {} : { initramfs: initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, ...(checkProg ? { checkProg } : {}) }) }),
   });
-  return 0;
+  // Incompatible modules leave the exit status 0 (scriptlets run this with `|| exit $?`); a
+  // kernel whose module indexes could not be written does not.
+  return failed.length > 0 ? 1 : 0;
 }
 
 export const weakModulesCommand: Command = {
