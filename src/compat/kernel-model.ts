@@ -189,18 +189,18 @@ function groupByModulePath(t: SymversTable): Map<string, SymversEntry[]> {
   return out;
 }
 
-/** depmod_load_symvers(): the third space/tab-separated token must be `vmlinux` (so 5.4-format files lose lines). */
+/**
+ * depmod_load_symvers(): a line counts when its third non-empty space/tab-separated token is
+ * `vmlinux`. In the 5.4–5.5 layout that token is the namespace whenever there is one, so
+ * those files lose every namespaced kernel symbol (the bug that moved the column).
+ */
 export function depmodVmlinuxTable(t: SymversTable): Map<string, bigint> {
   const out = new Map<string, bigint>();
   for (const e of t.entries) {
-    const third = t.format === 'ns-third' || (e.namespace !== undefined && e.exportType !== undefined && isNsThird(t)) ? e.namespace ?? e.module : e.module;
+    const third = t.format === 'ns-third' ? (e.namespace ?? e.module) : e.module;
     if (third === 'vmlinux') out.set(e.symbol, e.crc);
   }
   return out;
-}
-
-function isNsThird(t: SymversTable): boolean {
-  return t.format === 'ns-third';
 }
 
 export function parseVersion(release: string): [number, number] | undefined {
