@@ -2,7 +2,8 @@
 // `modprobe --dump-modversions` over the same files, and `kabi --help` start-up time.
 import { spawn } from 'node:child_process';
 import { corpus, fmtMs, hyperfine, median, moduleFiles, quick, ratio, table } from './lib.mjs';
-import { readModuleFile } from '../dist/src/module/read-module.js';
+import { ModuleCache } from '../dist/src/compat/kernel-model.js';
+import { mapPool } from '../dist/src/util/pool.js';
 
 const c = corpus();
 const trees = [c.kernels.find((k) => k.series === '6.12' && k.role === 'newest'), c.kernels.find((k) => k.series === '6.1' && k.role === 'newest' && k.arch === 'amd64')];
@@ -25,12 +26,10 @@ async function kmodAll(files) {
   await Promise.all([worker(), worker()]);
 }
 
+/** What kabi's bulk paths do: a fresh ModuleCache (worker threads past 64 files). */
 async function kabiAll(files) {
-  let i = 0;
-  const worker = async () => {
-    while (i < files.length) await readModuleFile(files[i++]);
-  };
-  await Promise.all([worker(), worker()]);
+  const cache = new ModuleCache();
+  await mapPool(files, 32, (f) => cache.read(f));
 }
 
 for (const k of trees) {

@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { formatCrc } from '../../module/modversions.js';
-import { readModuleFile, type KernelModule } from '../../module/read-module.js';
+import type { KernelModule } from '../../module/read-module.js';
+import { ModuleCache } from '../../compat/kernel-model.js';
+import { mapPool } from '../../util/pool.js';
 import { isKabiError } from '../../errors.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
 import type { CliIo } from '../io.js';
@@ -23,18 +25,25 @@ export const inspectCommand: Command = {
     }
     let status = 0;
     const results: object[] = [];
-    for (const p of positionals) {
-      const file = resolve(io.cwd, p);
-      try {
-        const mod = await readModuleFile(file, { fs: io.fs });
+    // Read in parallel (worker threads for many files), report in the order given.
+    const cache = new ModuleCache(io.fs);
+    const read = await mapPool(positionals, 32, (p) =>
+      cache.read(resolve(io.cwd, p)).then(
+        (mod) => ({ mod, error: undefined }),
+        (error: unknown) => ({ mod: undefined, error }),
+      ),
+    );
+    read.forEach(({ mod, error }, i) => {
+      const p = positionals[i]!;
+      if (mod) {
         if (values.json) results.push(inspectJson(mod, p));
         else io.stdout(inspectText(mod, p) + (positionals.length > 1 ? '\n' : ''));
-      } catch (e) {
-        if (!isKabiError(e)) throw e;
-        io.stderr(`kabi inspect: ${e.message}\n`);
-        status = EXIT_ERROR;
+        return;
       }
-    }
+      if (!isKabiError(error)) throw error;
+      io.stderr(`kabi inspect: ${error.message}\n`);
+      status = EXIT_ERROR;
+    });
     if (values.json) io.stdout(JSON.stringify(results, null, 2) + '\n');
     return status;
   },
