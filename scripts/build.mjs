@@ -8,43 +8,21 @@ import { build } from 'esbuild';
 // dist/ is not wiped first: outputs are overwritten, and several builds may run at once here.
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 
-const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
-await build({
-  entryPoints: bins.map((f) => `src/bin/${f}`),
-  outdir: 'dist/bin',
+const REQUIRE_SHIM = "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);";
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);",
-  },
+  banner: { js: REQUIRE_SHIM },
   external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
   logLevel: 'warning',
-});
-// The module-reading worker: the bundled bins start it from beside themselves.
-await build({
-  entryPoints: ['src/module/read-worker.ts'],
-  outfile: 'dist/bin/read-worker.js',
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  banner: { js: "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);" },
-  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
-  logLevel: 'warning',
-});
-for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);
+};
 
+const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
+await build({ ...common, entryPoints: bins.map((f) => `src/bin/${f}`), outdir: 'dist/bin', banner: { js: `#!/usr/bin/env node\n${REQUIRE_SHIM}` } });
+for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);
+// The module-reading worker: the bundled bins start it from beside themselves.
+await build({ ...common, entryPoints: ['src/module/read-worker.ts'], outfile: 'dist/bin/read-worker.js' });
 // The demo behind `npm start` (it builds its system tree with the test fixtures).
-await build({
-  entryPoints: ['corpus/demo/demo.ts'],
-  outfile: 'dist/demo/demo.js',
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  banner: { js: "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);" },
-  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
-  logLevel: 'warning',
-});
+await build({ ...common, entryPoints: ['corpus/demo/demo.ts'], outfile: 'dist/demo/demo.js' });
