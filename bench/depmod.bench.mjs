@@ -2,7 +2,11 @@
 // in one run: a full run with no cache (cold: every module read, decompressed, parsed), a
 // full run with the summary cache (warm: the tree rescanned and every file's identity
 // checked, no module parsed), and one incremental update (a weak-updates link added or
-// removed, only that change looked at). kabi is called in-process, as the linker calls it.
+// removed, only that change looked at; the outputs patched from the previous ones). kabi is
+// called in-process, as the linker calls it, after two unmeasured updates (as kmod's first
+// run is not measured either), and in a fresh process. A second kind of update, a link in
+// updates/ overriding an in-tree module, moves that module out of modules.order's part of
+// the module array and renumbers every module after it in every index.
 // Also: where the cold run's time goes (reading, decompressing, parsing).
 //
 //   node bench/depmod.bench.mjs [--quick]     (after `npm run build`)
@@ -39,7 +43,7 @@ const PROCESS_SCRIPT = `
 const { runDepmod } = await import(${JSON.stringify(new URL('../dist/src/depmod/index.js', import.meta.url).href)});
 const [root, release, changes] = process.argv.slice(1);
 const r = await runDepmod({ root, release, configRoot: '/', externalRoot: '/', ...(changes ? { changes: JSON.parse(changes) } : {}) });
-if (r.status !== 0 || (changes && !r.stats.incremental)) process.exit(3);
+if (r.status !== 0 || (changes && !r.stats.patched)) process.exit(3);
 `;
 function kabiProcess(root, krel, changes) {
   const t = performance.now();
@@ -85,15 +89,23 @@ try {
     const link = join(moduleDir, 'weak-updates', `kabi_bench_dummy${ext}`);
     const sys = `/lib/modules/${k.krel}/weak-updates/kabi_bench_dummy${ext}`;
     await kabi(kabiRoot, k.krel);
-    const inc = [];
-    for (let i = 0; i < runs * 2; i++) {
-      const add = i % 2 === 0;
-      if (add) symlinkSync(`../kernel/drivers/net/dummy${ext}`, link);
-      else unlinkSync(link);
-      const r = await kabi(kabiRoot, k.krel, { changes: [{ kind: add ? 'added' : 'removed', path: sys }] });
-      if (!r.stats.incremental) throw new Error('the update was not incremental');
-      inc.push(r.wall);
-    }
+    /** Alternately adds and removes a link; the wall times of all but the first `warmup`. */
+    const updates = async (rel, target, count, warmup) => {
+      const at = join(moduleDir, rel);
+      mkdirSync(join(at, '..'), { recursive: true });
+      const times = [];
+      for (let i = 0; i < warmup + count; i++) {
+        const add = i % 2 === 0;
+        if (add) symlinkSync(target, at);
+        else unlinkSync(at);
+        const r = await kabi(kabiRoot, k.krel, { changes: [{ kind: add ? 'added' : 'removed', path: `/lib/modules/${k.krel}/${rel}` }] });
+        if (!r.stats.patched) throw new Error('the update was not patched in');
+        if (i >= warmup) times.push(r.wall);
+      }
+      return times;
+    };
+    const inc = await updates(`weak-updates/kabi_bench_dummy${ext}`, `../kernel/drivers/net/dummy${ext}`, runs * 2, 2);
+    const override = await updates(`updates/dummy${ext}`, `../kernel/drivers/net/dummy${ext}`, runs * 2, 2);
     // The same two, each in a fresh process (what one `kabi` invocation pays).
     const warmProc = Array.from({ length: runs }, () => kabiProcess(kabiRoot, k.krel));
     const incProc = [];
@@ -130,6 +142,8 @@ try {
     rows.push([`${label}: full, cold (no cache)`, ms(cold.wall), ms(kmodMs), `${(kmodMs / cold.wall).toFixed(2)}×`]);
     rows.push([`${label}: full, warm (cache, tree rescanned)`, ms(warmMs), ms(kmodMs), `${(kmodMs / warmMs).toFixed(2)}×`]);
     rows.push([`${label}: incremental (one link added/removed)`, ms(incMs), ms(kmodMs), `${(kmodMs / incMs).toFixed(1)}×`]);
+    const overrideMs = median(override);
+    rows.push([`${label}: incremental, link overriding an in-tree module (renumbers)`, ms(overrideMs), ms(kmodMs), `${(kmodMs / overrideMs).toFixed(1)}×`]);
     const warmProcMs = median(warmProc);
     const incProcMs = median(incProc);
     rows.push([`${label}: full, warm, fresh node process`, ms(warmProcMs), ms(kmodMs), `${(kmodMs / warmProcMs).toFixed(2)}×`]);
@@ -143,11 +157,12 @@ try {
       coldMs: cold.wall,
       warmMs,
       incrementalMs: incMs,
+      incrementalOverrideMs: overrideMs,
       coldTimings: cold.stats.timings,
       coldSplitMs: { read: tRead, decompress: tDecompress, parse: tParse },
       warmProcessMs: warmProcMs,
       incrementalProcessMs: incProcMs,
-      ratios: { cold: kmodMs / cold.wall, warm: kmodMs / warmMs, incremental: kmodMs / incMs, warmProcess: kmodMs / warmProcMs, incrementalProcess: kmodMs / incProcMs },
+      ratios: { cold: kmodMs / cold.wall, warm: kmodMs / warmMs, incremental: kmodMs / incMs, incrementalOverride: kmodMs / overrideMs, warmProcess: kmodMs / warmProcMs, incrementalProcess: kmodMs / incProcMs },
     });
     rmSync(join(moduleDir, CACHE_FILE), { force: true });
   }
@@ -158,5 +173,5 @@ try {
 console.log('| what | kabi | depmod -a | ratio (depmod / kabi) |');
 console.log('|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-console.log(`\nMedians of ${runs} runs (incremental: ${runs * 2}); kabi in-process through runDepmod(), kmod as \`depmod -a -b <copy>\`; 2 cores, shared.`);
+console.log(`\nMedians of ${runs} runs (incremental: ${runs * 2}, after 2 unmeasured); kabi in-process through runDepmod(), kmod as \`depmod -a -b <copy>\`; 2 cores, shared.`);
 console.log('BENCH-JSON ' + JSON.stringify({ bench: 'depmod', quick, results: json }));

@@ -52,6 +52,8 @@ export interface ModelModule {
   readonly summary: ModuleSummary;
   /** Direct dependencies (module indices), ordered by their topological number. */
   deps: number[];
+  /** The same in the order the module's symbols first needed them (what the numbering walks). */
+  needed: readonly number[];
   /** depmod's dep_sort_idx: position in the topological order (users before what they use). */
   depSortIdx: number;
 }
@@ -69,7 +71,7 @@ export interface DepmodModel {
 }
 
 /** The symbols the kernel's loader provides itself; depmod adds them after -E/-F's table. */
-const FAKE_SYMBOLS = ['__this_module', '_GLOBAL_OFFSET_TABLE_'];
+export const FAKE_SYMBOLS = ['__this_module', '_GLOBAL_OFFSET_TABLE_'];
 
 export function computeDepmod(input: ComputeInput): DepmodModel {
   const endian = input.endian ?? HOST_ENDIAN;
@@ -94,6 +96,7 @@ export function computeDepmod(input: ComputeInput): DepmodModel {
     displayPath: m.file.relPath !== undefined ? `${input.dirname}/${m.file.relPath}` : m.file.path,
     summary: m.summary,
     deps: [],
+    needed: [],
     depSortIdx: 0x7fffffff,
   }));
 
@@ -181,26 +184,38 @@ export function computeDepmod(input: ComputeInput): DepmodModel {
  * A last line without a newline makes depmod give up sorting altogether.
  */
 function sortByModulesOrder(ordered: ModuleEntry[], text: string, dirname: string, err: (t: string) => void): ModuleEntry[] {
+  const lines = modulesOrderLines(text, dirname, err);
+  if (lines === undefined) return ordered;
+  const key = new Map<ModuleEntry, number>();
+  for (const m of ordered) {
+    const line = lines.get(modulesOrderKey(m.file) ?? '');
+    if (line !== undefined) key.set(m, line);
+  }
+  const UNLISTED = Number.MAX_SAFE_INTEGER;
+  return [...ordered].sort((a, b) => (key.get(a) ?? UNLISTED) - (key.get(b) ?? UNLISTED));
+}
+
+/**
+ * The line of modules.order (from 0) each listed path is on, the last one when listed twice;
+ * undefined (after depmod's error) when a line lacks its newline and depmod sorts nothing.
+ */
+export function modulesOrderLines(text: string, dirname: string, err: (t: string) => void): Map<string, number> | undefined {
   const lines = fgetsLines(text, 4096);
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i]!.endsWith('\n')) {
       err(`${dirname}/modules.order:${i + 1} corrupted line misses '\\n'\n`);
-      return ordered;
+      return undefined;
     }
   }
-  const byUncompressed = new Map<string, ModuleEntry>();
-  for (const m of ordered) {
-    const rel = m.file.relPath;
-    if (rel === undefined) continue;
-    byUncompressed.set(rel.slice(0, rel.lastIndexOf('/') + 1 + m.file.name.length + 3), m);
-  }
-  const total = lines.length + 1;
-  const key = new Map<ModuleEntry, number>();
-  lines.forEach((line, i) => {
-    const m = byUncompressed.get(line.slice(0, -1));
-    if (m !== undefined) key.set(m, i + 1 - total);
-  });
-  return [...ordered].sort((a, b) => (key.get(a) ?? 1) - (key.get(b) ?? 1));
+  const out = new Map<string, number>();
+  lines.forEach((line, i) => out.set(line.slice(0, -1), i));
+  return out;
+}
+
+/** What modules.order calls a module file: its path with the compression suffix cut (none for external files). */
+export function modulesOrderKey(file: ModuleFile): string | undefined {
+  const rel = file.relPath;
+  return rel === undefined ? undefined : rel.slice(0, rel.lastIndexOf('/') + 1 + file.name.length + 3);
 }
 
 /**
@@ -224,7 +239,10 @@ function topologicalOrder(modules: ModelModule[], users: Uint32Array, err: (t: s
     reportCycles(modules, left, err);
     return false;
   }
-  for (const m of modules) if (m.deps.length > 1) m.deps.sort((a, b) => modules[a]!.depSortIdx - modules[b]!.depSortIdx);
+  for (const m of modules) {
+    m.needed = m.deps;
+    if (m.deps.length > 1) m.deps = [...m.deps].sort((a, b) => modules[a]!.depSortIdx - modules[b]!.depSortIdx);
+  }
   return true;
 }
 

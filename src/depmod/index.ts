@@ -57,7 +57,7 @@ export { kmodFlavor, installedKmodFlavor, parseKmodVersion, type KmodFlavor } fr
 export { summarizeModuleBytes, summarizeElf, type ModuleSummary } from './module-summary.js';
 export { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 export { replaceFilesAtomically } from './atomic-write.js';
-export { CACHE_FILE } from './summary-cache.js';
+export { CACHE_FILE } from './cache-file.js';
 export { Interner } from './interner.js';
 export * from './config.js';
 

@@ -75,6 +75,16 @@ function bucketMask(buckets: number): number {
   return n - 1;
 }
 
+/** The bucket hash_iter finds `key` in, in a table of `buckets` buckets. */
+export function hashBucket(key: string, buckets: number, endian: HostEndian = HOST_ENDIAN): number {
+  return hashSuperfast(key, endian) & bucketMask(buckets);
+}
+
+/** hash_iter's order: negative when `a` comes first. */
+export function compareHashOrder(a: string, b: string, buckets: number, endian: HostEndian = HOST_ENDIAN): number {
+  return hashBucket(a, buckets, endian) - hashBucket(b, buckets, endian) || strcmp(a, b);
+}
+
 /** strcmp over Latin-1 strings: JS compares UTF-16 code units, which here are the bytes. */
 export function strcmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

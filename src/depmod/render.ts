@@ -26,6 +26,8 @@ export interface RenderOptions {
    * rendering printed nothing).
    */
   readonly reuse?: (name: string, fingerprint: string) => Uint8Array | undefined;
+  /** Also return how the outputs are made of the modules (for a later incremental run). */
+  readonly recordParts?: boolean;
 }
 
 export interface RenderedFile {
@@ -43,6 +45,66 @@ export interface Rendered {
   /** In the order depmod writes them. */
   readonly files: readonly RenderedFile[];
   readonly messages: readonly DepmodMessage[];
+  readonly parts?: RenderParts;
+}
+
+/** How the outputs are made of the modules, for patching them later instead of rendering anew. */
+export interface RenderParts {
+  /** Per text file made of one part per module: where module i's part starts (n+1 entries; [0] is the header's length). */
+  readonly segments: ReadonlyMap<string, Uint32Array>;
+  /** Every module's dependencies as modules.dep lists them: closure[closureOff[i], closureOff[i + 1]). */
+  readonly closureOff: Uint32Array;
+  readonly closure: Uint32Array;
+  /** Messages rendering printed about one module: [file, module index, message]. */
+  readonly moduleMessages: readonly ModuleMessage[];
+}
+
+export type ModuleMessage = readonly [file: string, module: number, text: string];
+
+export const TEXT_HEADERS = {
+  'modules.alias': '# Aliases extracted from modules themselves.\n',
+  'modules.softdep': '# Soft dependencies extracted from modules themselves.\n',
+  'modules.weakdep': '# Weak dependencies extracted from modules themselves.\n',
+  'modules.symbols': '# Aliases for symbols, used by symbol_request().\n',
+  'modules.devname': '# Device nodes to trigger on-demand module loading.\n',
+} as const;
+
+/** The modinfo key each per-module text file is made of, and its line. */
+export const INFO_FILES = [
+  ['modules.alias', 'alias', (name: string, value: string) => `alias ${value} ${name}\n`],
+  ['modules.softdep', 'softdep', (name: string, value: string) => `softdep ${name} ${value}\n`],
+  ['modules.weakdep', 'weakdep', (name: string, value: string) => `weakdep ${name} ${value}\n`],
+] as const;
+
+/** One module's modules.dep line. */
+export function depLine(outPath: string, deps: readonly string[]): string {
+  let line = `${outPath}:`;
+  for (const d of deps) line += ` ${d}`;
+  return line + '\n';
+}
+
+/** One module's modules.devname line (from its aliases, in modinfo order), or the error depmod prints instead. */
+export function devnameEntry(name: string, aliases: readonly string[]): { line: string } | { error: string } | undefined {
+  let dev: string | undefined;
+  let type = '';
+  let major = 0;
+  let minor = 0;
+  for (const v of aliases) {
+    if (v.startsWith('devname:')) dev = v.slice('devname:'.length);
+    else {
+      const c = scanTwoUnsigned(v, 'char-major-', '-');
+      const b = c.count === 2 ? c : scanTwoUnsigned(v, 'block-major-', '-');
+      if (b.count === 2) {
+        type = c.count === 2 ? 'c' : 'b';
+        major = b.a;
+        minor = b.b;
+      }
+    }
+    if (type !== '' && dev !== undefined) break;
+  }
+  if (dev === undefined) return undefined;
+  if (type === '') return { error: `Module '${name}' has devname (${dev}) but lacks major and minor information. Ignoring.\n` };
+  return { line: `${name} ${dev} ${type}${major}:${minor}\n` };
 }
 
 /** Every output file name kmod 30 writes (modules.weakdep only from kmod 33). */
@@ -70,6 +132,12 @@ export function renderDepmod(model: DepmodModel, opts: RenderOptions): Rendered 
   const aliasId = str.find('alias') ?? -1;
   const softdepId = str.find('softdep') ?? -1;
   const weakdepId = str.find('weakdep') ?? -1;
+  const segments = new Map<string, Uint32Array>();
+  const moduleMessages: ModuleMessage[] = [];
+  const moduleMessage = (file: string, i: number, text: string, level: DepmodMessage['level']) => {
+    messages.push({ level, text });
+    if (opts.recordParts) moduleMessages.push([file, i, text]);
+  };
 
   // Each file from what it is made of; with a fingerprint, an earlier identical one is reused.
   const emit = (name: string, fingerprint: string | undefined, make: () => Uint8Array) => {
@@ -83,8 +151,31 @@ export function renderDepmod(model: DepmodModel, opts: RenderOptions): Rendered 
     files.push({ name, data, ...(fingerprint !== undefined ? { fingerprint } : {}), quiet: messages.length === before });
   };
   const text = (name: string, fingerprint: string | undefined, s: () => string) => emit(name, fingerprint, () => latin1(s()));
+  /** A per-module text: its parts are located even when the file itself is taken as it was. */
+  const partsText = (name: string, fingerprint: string | undefined, s: () => string) => {
+    text(name, fingerprint, s);
+    if (opts.recordParts && !segments.has(name)) s();
+  };
   const bin = (name: string, fingerprint: string | undefined, make: () => Uint8Array) => {
     if (!opts.textOnly) emit(name, fingerprint, make);
+  };
+  /** A text made of a header and one part per module (where each part starts is kept for recordParts). */
+  const perModule = (name: string, header: string, part: (i: number) => string): string => {
+    const off = new Uint32Array(mods.length + 1);
+    const parts: string[] = [];
+    let pos = 0;
+    for (let i = 0; i < mods.length; i++) {
+      off[i] = pos;
+      const p = part(i);
+      if (p !== '') parts.push(p);
+      pos += p.length;
+    }
+    off[mods.length] = pos;
+    // modules.devname has its header only above a first line.
+    const h = name === 'modules.devname' && pos === 0 ? '' : header;
+    if (h.length > 0) for (let i = 0; i <= mods.length; i++) off[i]! += h.length;
+    if (opts.recordParts) segments.set(name, off);
+    return h + parts.join('');
   };
   const digest = (parts: () => string) => (opts.reuse === undefined ? undefined : createHash('sha1').update(`${opts.layout}\0${parts()}`, 'latin1').digest('hex'));
   const infoDigest = (keys: number[]) =>
@@ -100,53 +191,55 @@ export function renderDepmod(model: DepmodModel, opts: RenderOptions): Rendered 
   const softFp = infoDigest([softdepId]);
   const weakFp = infoDigest([weakdepId]);
   const symbolsFp = digest(() => model.symbols.map((s) => `${s.name}\0${s.owner}\0${mods[s.owner]!.name}\n`).join(''));
-  const builtinFp = digest(() => (opts.builtin === undefined ? '\u0001missing' : opts.builtin));
-  const modinfoFp = digest(() => (opts.builtinModinfo === undefined ? '\u0001missing' : Buffer.from(opts.builtinModinfo).toString('latin1')));
+  const builtinFps = opts.reuse === undefined ? undefined : builtinFingerprints(opts.layout, opts.builtin, opts.builtinModinfo);
+  const builtinFp = builtinFps?.['modules.builtin.bin'];
+  const modinfoFp = builtinFps?.['modules.builtin.alias.bin'];
 
+  const closureOff = new Uint32Array(mods.length + 1);
+  const closures: number[][] = [];
   const depLines = mods.map((m, i) => {
     const all = m.deps.length === 0 ? [] : allDependencies(model, i);
-    let line = `${m.outPath}:`;
-    for (const d of all) line += ` ${mods[d]!.outPath}`;
-    return line;
+    closures.push(all);
+    closureOff[i + 1] = closureOff[i]! + all.length;
+    return depLine(m.outPath, all.map((d) => mods[d]!.outPath));
   });
 
-  text('modules.dep', undefined, () => depLines.map((l) => l + '\n').join(''));
+  partsText('modules.dep', undefined, () => perModule('modules.dep', '', (i) => depLines[i]!));
   bin('modules.dep.bin', undefined, () => {
     const idx = new IndexBuilder();
-    mods.forEach((m, i) => idx.insert(m.name, depLines[i]!, i));
+    mods.forEach((m, i) => idx.insert(m.name, depLines[i]!.slice(0, -1), i));
     return idx.write(opts.layout);
   });
 
-  const infoLines = (key: string, line: (name: string, value: string) => string, header: string): string => {
-    let out = header;
-    const keyId = str.find(key);
-    if (keyId === undefined) return out;
-    for (const m of mods) {
-      const info = m.summary.info;
-      for (let k = 0; k < info.length; k += 2) if (info[k] === keyId) out += line(m.name, str.strings[info[k + 1]!]!);
-    }
+  const values = (i: number, keyId: number): string[] => {
+    const out: string[] = [];
+    const info = mods[i]!.summary.info;
+    for (let k = 0; k < info.length; k += 2) if (info[k] === keyId) out.push(str.strings[info[k + 1]!]!);
     return out;
   };
-  text('modules.alias', aliasFp, () => infoLines('alias', (n, v) => `alias ${v} ${n}\n`, '# Aliases extracted from modules themselves.\n'));
+  const infoText = (file: (typeof INFO_FILES)[number]): string => {
+    const [name, key, line] = file;
+    const keyId = str.find(key);
+    return perModule(name, TEXT_HEADERS[name], (i) => (keyId === undefined ? '' : values(i, keyId).map((v) => line(mods[i]!.name, v)).join('')));
+  };
+  const [aliasFile, softdepFile, weakdepFile] = INFO_FILES;
+  partsText('modules.alias', aliasFp, () => infoText(aliasFile));
   bin('modules.alias.bin', aliasFp, () => {
     const idx = new IndexBuilder();
     mods.forEach((m, i) => {
-      const info = m.summary.info;
-      for (let k = 0; k < info.length; k += 2) {
-        if (info[k] !== aliasId) continue;
-        const v = str.strings[info[k + 1]!]!;
+      for (const v of values(i, aliasId)) {
         const key = normalizeAlias(v);
-        if (key === undefined) messages.push({ level: 'WARNING', text: `Unmatched bracket in ${v}\n` });
+        if (key === undefined) moduleMessage('modules.alias.bin', i, `Unmatched bracket in ${v}\n`, 'WARNING');
         else idx.insert(key, m.name, i);
       }
     });
     return idx.write(opts.layout);
   });
-  text('modules.softdep', softFp, () => infoLines('softdep', (n, v) => `softdep ${n} ${v}\n`, '# Soft dependencies extracted from modules themselves.\n'));
-  if (opts.weakdep) text('modules.weakdep', weakFp, () => infoLines('weakdep', (n, v) => `weakdep ${n} ${v}\n`, '# Weak dependencies extracted from modules themselves.\n'));
+  partsText('modules.softdep', softFp, () => infoText(softdepFile));
+  if (opts.weakdep) partsText('modules.weakdep', weakFp, () => infoText(weakdepFile));
 
   text('modules.symbols', symbolsFp, () => {
-    let symbols = '# Aliases for symbols, used by symbol_request().\n';
+    let symbols = TEXT_HEADERS['modules.symbols'];
     for (const s of model.symbols) symbols += `alias symbol:${s.name} ${mods[s.owner]!.name}\n`;
     return symbols;
   });
@@ -156,69 +249,63 @@ export function renderDepmod(model: DepmodModel, opts: RenderOptions): Rendered 
     return idx.write(opts.layout);
   });
 
-  bin('modules.builtin.bin', builtinFp, () => {
-    if (opts.builtin === undefined) {
-      messages.push({ level: 'WARNING', text: `could not open modules.builtin at ${opts.dirname}: No such file or directory\n` });
-      return new Uint8Array(0);
-    }
-    const idx = new IndexBuilder();
-    for (const line of fgetsLines(opts.builtin, 4096)) {
-      if (!isAlpha(line[0])) {
-        messages.push({ level: 'ERROR', text: `Invalid modules.builtin line: ${line}\n` });
-        continue;
-      }
-      idx.insert(pathToModname(line), '', 0);
-    }
-    return idx.write(opts.layout);
-  });
-  bin('modules.builtin.alias.bin', modinfoFp, () => {
-    if (opts.builtinModinfo === undefined) {
-      messages.push({ level: 'WARNING', text: `could not open modules.builtin.modinfo at ${opts.dirname}: No such file or directory\n` });
-      return new Uint8Array(0);
-    }
-    const idx = new IndexBuilder();
-    for (const [modname, alias] of builtinAliases(opts.builtinModinfo)) {
-      const key = normalizeAlias(alias);
-      if (key === undefined) messages.push({ level: 'WARNING', text: `Unmatched bracket in ${alias}\n` });
-      else idx.insert(key, modname, 0);
-    }
-    return idx.write(opts.layout);
-  });
+  bin('modules.builtin.bin', builtinFp, () => renderBuiltin(opts.builtin, opts, messages));
+  bin('modules.builtin.alias.bin', modinfoFp, () => renderBuiltinAliases(opts.builtinModinfo, opts, messages));
 
-  text('modules.devname', aliasFp, () => {
-    let devname = '';
-    for (const m of mods) {
-      let name: string | undefined;
-      let type = '';
-      let major = 0;
-      let minor = 0;
-      const info = m.summary.info;
-      for (let k = 0; k < info.length; k += 2) {
-        if (info[k] !== aliasId) continue;
-        const v = str.strings[info[k + 1]!]!;
-        if (v.startsWith('devname:')) name = v.slice('devname:'.length);
-        else {
-          const c = scanTwoUnsigned(v, 'char-major-', '-');
-          const b = c.count === 2 ? c : scanTwoUnsigned(v, 'block-major-', '-');
-          if (b.count === 2) {
-            type = c.count === 2 ? 'c' : 'b';
-            major = b.a;
-            minor = b.b;
-          }
-        }
-        if (type !== '' && name !== undefined) break;
+  partsText('modules.devname', aliasFp, () =>
+    perModule('modules.devname', TEXT_HEADERS['modules.devname'], (i) => {
+      const e = devnameEntry(mods[i]!.name, values(i, aliasId));
+      if (e === undefined) return '';
+      if ('error' in e) {
+        moduleMessage('modules.devname', i, e.error, 'ERROR');
+        return '';
       }
-      if (name === undefined) continue;
-      if (type === '') {
-        messages.push({ level: 'ERROR', text: `Module '${m.name}' has devname (${name}) but lacks major and minor information. Ignoring.\n` });
-        continue;
-      }
-      if (devname === '') devname = '# Device nodes to trigger on-demand module loading.\n';
-      devname += `${m.name} ${name} ${type}${major}:${minor}\n`;
+      return e.line;
+    }),
+  );
+  const parts: RenderParts | undefined = opts.recordParts ? { segments, closureOff, closure: Uint32Array.from(closures.flat()), moduleMessages } : undefined;
+  return { files, messages, ...(parts ? { parts } : {}) };
+}
+
+/** Digests of what the two builtin indexes are made of. */
+export function builtinFingerprints(layout: IndexLayout, builtin: string | undefined, modinfo: Uint8Array | undefined): Record<'modules.builtin.bin' | 'modules.builtin.alias.bin', string> {
+  const digest = (s: string) => createHash('sha1').update(`${layout}\0${s}`, 'latin1').digest('hex');
+  return {
+    'modules.builtin.bin': digest(builtin === undefined ? '\u0001missing' : builtin),
+    'modules.builtin.alias.bin': digest(modinfo === undefined ? '\u0001missing' : Buffer.from(modinfo.buffer, modinfo.byteOffset, modinfo.byteLength).toString('latin1')),
+  };
+}
+
+/** modules.builtin.bin, from the text of modules.builtin. */
+export function renderBuiltin(builtin: string | undefined, opts: { readonly layout: IndexLayout; readonly dirname: string }, messages: DepmodMessage[]): Uint8Array {
+  if (builtin === undefined) {
+    messages.push({ level: 'WARNING', text: `could not open modules.builtin at ${opts.dirname}: No such file or directory\n` });
+    return new Uint8Array(0);
+  }
+  const idx = new IndexBuilder();
+  for (const line of fgetsLines(builtin, 4096)) {
+    if (!isAlpha(line[0])) {
+      messages.push({ level: 'ERROR', text: `Invalid modules.builtin line: ${line}\n` });
+      continue;
     }
-    return devname;
-  });
-  return { files, messages };
+    idx.insert(pathToModname(line), '', 0);
+  }
+  return idx.write(opts.layout);
+}
+
+/** modules.builtin.alias.bin, from the bytes of modules.builtin.modinfo. */
+export function renderBuiltinAliases(modinfo: Uint8Array | undefined, opts: { readonly layout: IndexLayout; readonly dirname: string }, messages: DepmodMessage[]): Uint8Array {
+  if (modinfo === undefined) {
+    messages.push({ level: 'WARNING', text: `could not open modules.builtin.modinfo at ${opts.dirname}: No such file or directory\n` });
+    return new Uint8Array(0);
+  }
+  const idx = new IndexBuilder();
+  for (const [modname, alias] of builtinAliases(modinfo)) {
+    const key = normalizeAlias(alias);
+    if (key === undefined) messages.push({ level: 'WARNING', text: `Unmatched bracket in ${alias}\n` });
+    else idx.insert(key, modname, 0);
+  }
+  return idx.write(opts.layout);
 }
 
 /** alias_normalize(): '-' becomes '_' except inside [...]; an unbalanced bracket is refused. */

@@ -1,23 +1,29 @@
-import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
 import { maybeDecompress } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, nodeFs } from '../fs.js';
+import { nodeFs } from '../fs.js';
 import { hostPath } from '../kernel/paths.js';
 import { chooseModules, scanModuleFiles, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
 import { replaceFilesAtomically } from './atomic-write.js';
 import { latin1Text } from './c-text.js';
 import { Interner } from './interner.js';
-import { computeDepmod, type DepmodMessage, type ModuleEntry } from './compute.js';
+import { computeDepmod, modulesOrderKey, modulesOrderLines, type DepmodMessage, type ModuleEntry } from './compute.js';
 import { DEPMOD_CONFIG_DIRS, loadDepmodConfig, type DepmodConfig } from './config.js';
+import { incrementalRun } from './incremental.js';
+import { indexTables } from './index-patch.js';
 import { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
-import { summarizeElf, summarizeModuleBytes, summaryFromKernelModule, unreadableSummary, type ModuleSummary } from './module-summary.js';
+import { HOST_ENDIAN } from './kmod-hash.js';
+import { summaryFromKernelModule, type ModuleSummary } from './module-summary.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
-import { readModuleImage, withModulePartsSync } from './read-image.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
-import { SummaryCache, CACHE_FILE, type FileIdentity } from './summary-cache.js';
+import { identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
+import { cacheImage, CACHE_FILE, readCacheFrames, tailFrames, writeTail, type CacheFrames } from './cache-file.js';
+import { encodeRunState, loadRunState, nameHash, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
+import { fromListings, isModuleItem, itemHost, moduleFileAt, toListings } from './scan-tree.js';
+import { SummaryStore, type FileIdentity } from './summary-store.js';
+import { readingFs } from './sync-fs.js';
 
 /** Where depmod -E / -F read the kernel's symbols from: a host path, or the contents. */
 export type KernelSymbolSource = { readonly path: string; readonly name?: string } | { readonly text: string; readonly name?: string };
@@ -75,6 +81,8 @@ export interface DepmodStats {
   /** Module files read and parsed in this run (the rest came from the cache). */
   readonly parsed: number;
   readonly incremental: boolean;
+  /** The outputs were patched from the previous run's (see incremental.ts), not rendered anew. */
+  readonly patched: boolean;
   readonly timings: Readonly<Record<string, number>>;
 }
 
@@ -125,10 +133,11 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     stdout: '',
     written: [],
     files: [],
-    stats: { modules: 0, parsed: 0, incremental: false, timings, ...stats },
+    stats: { modules: 0, parsed: 0, incremental: false, patched: false, timings, ...stats },
     ...extra,
   });
 
+  let frames: CacheFrames | undefined;
   try {
     // 1. The kernel's symbols (-E wins over -F), as depmod loads them first.
     let kernelSymbols: KernelSymbols | undefined;
@@ -138,7 +147,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       let text: string;
       if ('path' in source) {
         try {
-          const raw = await fs.readFile(source.path);
+          const raw = await readingFs(fs).readFile(source.path);
           text = latin1Text((await maybeDecompress(raw, { file: source.path })).data);
         } catch (e) {
           if (e instanceof KabiError) throw e;
@@ -158,40 +167,85 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
 
     // 2. Configuration.
     const configRoot = opts.configRoot ?? root;
-    const config = opts.config ?? (await loadDepmodConfig(fs, configRoot, opts.release, opts.configPaths ?? DEPMOD_CONFIG_DIRS));
+    const config = opts.config ?? (await loadDepmodConfig(readingFs(fs), configRoot, opts.release, opts.configPaths ?? DEPMOD_CONFIG_DIRS));
     for (const m of config.messages ?? []) messages.push({ level: 'ERROR', text: m + '\n' });
     lap('config');
 
     // 3. The module tree.
     try {
-      const st = await fs.stat(moduleDirHost);
+      const st = await readingFs(fs).stat(moduleDirHost);
       if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     } catch (e) {
       messages.push({ level: 'ERROR', text: `could not open directory ${dirname}: ${strerror(e)}\n` });
       fatal(`could not search modules: ${strerror(e)}\n`);
     }
-    const cache = opts.cache === false || opts.dryRun ? undefined : await SummaryCache.load(fs, moduleDirHost, cacheKey(config, kmod, root, opts));
+    frames = opts.cache === false || opts.dryRun ? undefined : await readCacheFrames(fs, moduleDirHost);
+    const store = frames && new SummaryStore(frames.summaries, frames.additions);
+    const key = cacheKey(config, kmod, root, opts);
+    const state = store && (await loadRunState(readingFs(fs), moduleDirHost, frames!.state, key, store.size));
     lap('cache-load');
-    const strings = cache?.strings ?? new Interner();
-    const incremental = cache !== undefined && opts.changes !== undefined && cache.canTrust();
+    const strings = store?.strings ?? new Interner();
+    const incremental = state !== undefined && opts.changes !== undefined;
+    const changedDirs = incremental ? dirsToReread(opts.changes!, moduleDir) : undefined;
+    const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
+    const externalRoot = opts.externalRoot ?? root;
+    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
+    const encodeState = async (next: RunState, files: readonly { name: string }[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files) });
+
+    if (incremental && store !== undefined && !opts.verbose) {
+      const r = await incrementalRun({
+        ...treeContext,
+        moduleDirHost,
+        dirname,
+        kmod,
+        errsyms: opts.errsyms === true,
+        kernelSymbols,
+        store,
+        state,
+        reread: changedDirs!,
+        lap,
+      });
+      if (r !== undefined) {
+        for (const m of r.messages) messages.push(m);
+        const stats = { modules: r.next.modules.rec.length, parsed: r.parsed, incremental, patched: true };
+        if (opts.write === false) return result(0, { files: r.files }, stats);
+        const changed = r.files.filter((f) => !f.reused);
+        const written = changed.length > 0 ? await replaceFilesAtomically(fs, moduleDirHost, changed) : [];
+        lap('write');
+        // The state goes after the outputs, with the summaries parsed (or, when the file
+        // cannot take more, in a whole new one, summaries renumbered in module order).
+        await saveCache(fs, moduleDirHost, async () => {
+          if (frames!.tail !== undefined) return { at: frames!.tail, tail: tailFrames(store.additions(), await encodeState(r.next, r.files)) };
+          const rec = r.next.modules.rec;
+          const summaries = store.serialize(Array.from(rec));
+          const st = await encodeState({ ...r.next, modules: { ...r.next.modules, rec: Uint32Array.from(rec, (_, i) => i) }, records: rec.length }, r.files);
+          return { whole: cacheImage(summaries, st) };
+        });
+        lap('cache-write');
+        return result(0, { written, files: r.files }, stats);
+      }
+    }
+
     const listings: ScanListings = new Map();
     const relisted = new Set<string>();
-    const changedDirs = incremental ? dirsToReread(opts.changes!, moduleDir) : undefined;
     const files = await scanModuleFiles(fs, root, moduleDir, config, {
       extensions: kmod.extensions,
-      externalRoot: opts.externalRoot ?? root,
+      externalRoot,
       onMessage: (text) => messages.push({ level: 'ERROR', text: text + '\n' }),
       listings,
       relisted,
-      ...(incremental && cache.listings ? { previous: cache.listings, reread: (d: string) => changedDirs!.has(d) } : {}),
+      ...(incremental ? { previous: toListings(state.tree), reread: (d: string) => changedDirs!.has(d) } : {}),
     });
     const chosen = chooseModules(config, files);
     lap('scan');
 
     // 4. Each chosen module's summary: from the cache when its file is unchanged.
-    const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
     const entries: ModuleEntry[] = [];
+    const recOf = new Map<ModuleFile, number>();
     let parsed = 0;
+    // What the state vouches for: module files unchanged since it was written.
+    const vouched = new Map<string, number>();
+    if (incremental) state.modules.item.forEach((x, j) => vouched.set(itemHost(state.tree, x), state.modules.rec[j]!));
     // Decompressing is most of a cold run over a .ko.xz tree: many of them go to the module
     // reader's worker threads (one per core), when it has been built.
     const compressed = (f: ModuleFile) => /\.ko\.(xz|zst|gz)$/.test(f.host);
@@ -200,22 +254,24 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     const getPool = () => (pool === undefined ? (pool = (poolWorthIt && ModuleReaderPool.create()) || null) : pool);
     const work = [...chosen.values()].map((file) => async () => {
       let summary: ModuleSummary | undefined;
+      let rec: number | undefined;
       // Files in directories that had to be listed again are checked like in a full run.
-      if (cache !== undefined && incremental && !changedPaths.has(file.path) && !relisted.has(posix.dirname(file.path))) summary = cache.trusted(file.host);
-      if (summary === undefined) {
+      if (incremental && !changedPaths.has(file.path) && !relisted.has(posix.dirname(file.path))) rec = vouched.get(file.host);
+      if (rec !== undefined) summary = store!.summary(rec);
+      else {
         let id: FileIdentity | undefined;
         try {
           id = await identityOf(fs, file.host);
         } catch {
           id = undefined;
         }
-        if (cache !== undefined && id !== undefined) summary = cache.get(file.host, id);
+        if (store !== undefined && id !== undefined) rec = store.find(file.host, id);
+        if (rec !== undefined) summary = store!.summary(rec);
         const workers = summary === undefined && compressed(file) ? getPool() : null;
         if (summary === undefined && workers) {
           try {
             summary = summaryFromKernelModule(await workers.read(file.host), strings);
             parsed++;
-            if (cache !== undefined && id !== undefined) cache.put(file.host, id, summary);
           } catch {
             // The reader is stricter than kmod: let depmod's own reading decide.
           }
@@ -223,9 +279,10 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
         if (summary === undefined) {
           summary = await readSummary(fs, file, strings);
           parsed++;
-          if (cache !== undefined && id !== undefined) cache.put(file.host, id, summary);
         }
+        if (rec === undefined && store !== undefined) rec = store.add(file.host, id ?? NO_IDENTITY, summary);
       }
+      if (rec !== undefined) recOf.set(file, rec);
       entries.push({ file, summary });
     });
     await runPool(work, opts.concurrency ?? 16);
@@ -246,22 +303,23 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     for (const m of model.messages) messages.push(m);
     lap('compute');
     const stats = { modules: model.modules.length, parsed, incremental };
+    const summaries = () => store!.serialize(model.modules.map((m) => recOf.get(m.file)!));
     if (model.failed) {
-      // The tree has changed but the outputs have not: keep the summaries, but never again
-      // trust the listings or take `changes` as relative to this cache.
-      if (cache !== undefined && opts.write !== false) await writeCache(fs, moduleDirHost, cache, listings, []);
+      // The tree has changed but the outputs have not: keep the summaries, but no state.
+      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => ({ whole: cacheImage(summaries(), undefined) }));
       return result(1, { stdout: model.stdout }, stats);
     }
 
     // 6. The files.
     const previous = new Map<string, Uint8Array>();
-    if (cache?.canTrust() && fs !== nodeFs) {
+    if (state !== undefined && fs !== nodeFs) {
       for (const name of DEPMOD_OUTPUTS) {
         const b = await readOptionalBytes(fs, posix.join(moduleDirHost, name)).catch(() => undefined);
         if (b !== undefined) previous.set(name, b);
       }
     }
     const previousBytes = (name: string) => (fs === nodeFs ? readFileSyncOrUndefined(posix.join(moduleDirHost, name)) : previous.get(name));
+    const reusable = (name: string, fp: string) => state?.fingerprints.some(([n, f, quiet]) => n === name && f === fp && quiet) === true;
     const rendered = renderDepmod(model, {
       layout: kmod.layout,
       weakdep: kmod.weakdep,
@@ -269,8 +327,9 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       builtinModinfo: opts.dryRun ? undefined : await readOptionalBytes(fs, posix.join(moduleDirHost, 'modules.builtin.modinfo')),
       dirname,
       textOnly: opts.dryRun === true,
+      recordParts: store !== undefined,
       // A file made from exactly the same inputs as last time is taken from disk as it is.
-      ...(cache !== undefined && !opts.dryRun ? { reuse: (name: string, fp: string) => (cache.reusable(name, fp) ? previousBytes(name) : undefined) } : {}),
+      ...(store !== undefined && !opts.dryRun ? { reuse: (name: string, fp: string) => (reusable(name, fp) ? previousBytes(name) : undefined) } : {}),
     });
     for (const m of rendered.messages) messages.push(m);
     lap('render');
@@ -280,24 +339,68 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     if (opts.write === false) return result(0, { stdout: model.stdout, files: rendered.files }, stats);
     const written = await replaceFilesAtomically(fs, moduleDirHost, rendered.files.filter((f) => !f.reused));
     lap('write');
-    // Full runs drop strings no summary uses any more; incremental ones only append.
-    if (cache !== undefined) await writeCache(fs, moduleDirHost, cache, listings, rendered.files, !incremental);
+    if (store !== undefined) {
+      const order = modulesOrder === undefined ? undefined : modulesOrderLines(modulesOrder, dirname, () => {});
+      const orderId = order === undefined ? undefined : await identityOf(fs, posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
+      const parts = rendered.parts!;
+      const mods = model.modules;
+      await saveCache(fs, moduleDirHost, async () => {
+        // Without a usable modules.order an incremental run could not place modules: no state.
+        if (order === undefined || orderId === undefined) return { whole: cacheImage(summaries(), undefined) };
+        const tree = fromListings(listings, treeContext);
+        const itemOf = new Map<string, number>();
+        for (let x = 0; x < tree.itemFlags.length; x++) if (isModuleItem(tree, x)) itemOf.set(moduleFileAt(tree, x, moduleDir).path, x);
+        const item = Uint32Array.from(mods, (m) => itemOf.get(m.file.path)!);
+        const chosenItems = new Set(item);
+        const st = await encodeState(
+          {
+            key,
+            records: mods.length,
+            outputs: [],
+            order: [orderId.size, orderId.mtimeMs, orderId.ino],
+            fingerprints: rendered.files.flatMap((f): Fingerprint[] => (f.fingerprint !== undefined ? [[f.name, f.fingerprint, f.quiet === true]] : [])),
+            tree,
+            modules: {
+              item,
+              rec: Uint32Array.from(mods, (_, i) => i),
+              line: Int32Array.from(mods, (m) => order.get(modulesOrderKey(m.file) ?? '') ?? -1),
+              nameHash: Uint32Array.from(mods, (m) => nameHash(m.name)),
+              ...flatLists(mods.map((m) => m.needed)),
+              closureOff: parts.closureOff,
+              closure: parts.closure,
+              losers: Uint32Array.from([...itemOf.values()].filter((x) => !chosenItems.has(x))).sort(),
+            },
+            segments: parts.segments,
+            tables: new Map(INDEX_FILES.map((f) => [f, indexTables(rendered.files.find((r) => r.name === f)!.data)])),
+            moduleMessages: parts.moduleMessages,
+          },
+          rendered.files,
+        );
+        return { whole: cacheImage(summaries(), st) };
+      });
+    }
     lap('cache-write');
     return result(0, { stdout: model.stdout, written, files: rendered.files }, stats);
   } catch (e) {
     if (e instanceof Fatal) return result(1);
     throw e;
+  } finally {
+    frames?.close();
   }
 }
 
 function cacheKey(config: DepmodConfig, kmod: KmodFlavor, root: string, opts: DepmodOptions): string {
-  // Anything that changes which files are found or how they are read invalidates the scan.
+  // Anything that changes which files are found, how they are read or how the outputs are
+  // laid out invalidates the state.
   return JSON.stringify({
     search: config.search,
     overrides: config.overrides,
     externals: config.externals,
     excludes: config.excludes,
     extensions: kmod.extensions,
+    layout: kmod.layout,
+    weakdep: kmod.weakdep,
+    endian: HOST_ENDIAN,
     root,
     externalRoot: opts.externalRoot ?? root,
   });
@@ -312,16 +415,20 @@ function dirsToReread(changes: readonly DepmodChange[], moduleDir: string): Set<
   return out;
 }
 
+/** The indexes an incremental run patches. */
+const INDEX_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'];
+
+const NO_IDENTITY: FileIdentity = { size: NaN, mtimeMs: NaN, ino: NaN, dev: NaN };
+
 /**
- * The cache goes after the outputs, recording their identities; if it cannot be written the
- * old one is removed, so that a stale cache is never taken for the current one.
+ * The cache goes after the outputs, its state recording their identities. If it cannot be
+ * written it is removed, so that a stale state is never taken for the current one.
  */
-async function writeCache(fs: KabiFs, dirHost: string, cache: SummaryCache, listings: ScanListings, files: readonly RenderedFile[], compact = true): Promise<void> {
+async function saveCache(fs: KabiFs, dirHost: string, make: () => Promise<{ at: number; tail: Uint8Array } | { whole: Uint8Array }>): Promise<void> {
   try {
-    const ids: [string, FileIdentity][] = [];
-    for (const f of files) ids.push([f.name, await identityOf(fs, posix.join(dirHost, f.name))]);
-    const fingerprints = files.flatMap((f): [string, string, boolean][] => (f.fingerprint !== undefined ? [[f.name, f.fingerprint, f.quiet === true]] : []));
-    await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: cache.serialize(listings, ids, fingerprints, compact) }]);
+    const c = await make();
+    if ('tail' in c) await writeTail(fs, dirHost, c.at, c.tail);
+    else await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: c.whole }]);
   } catch {
     try {
       await fs.unlink(posix.join(dirHost, CACHE_FILE));
@@ -331,47 +438,20 @@ async function writeCache(fs: KabiFs, dirHost: string, cache: SummaryCache, list
   }
 }
 
-async function identityOf(fs: KabiFs, host: string): Promise<FileIdentity> {
-  // Thousands of stats: the synchronous call is several times cheaper than a promise each.
-  const st = fs === nodeFs ? statSync(host) : await fs.stat(host);
-  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, dev: st.dev };
+/** Lists as one array and where each starts: deps[depOff[i], depOff[i + 1]). */
+function flatLists(lists: readonly (readonly number[])[]): { depOff: Uint32Array; deps: Uint32Array } {
+  const depOff = new Uint32Array(lists.length + 1);
+  lists.forEach((l, i) => (depOff[i + 1] = depOff[i]! + l.length));
+  return { depOff, deps: Uint32Array.from(lists.flat()) };
 }
 
-async function readSummary(fs: KabiFs, file: ModuleFile, strings: Interner): Promise<ModuleSummary> {
-  let bytes: Uint8Array;
-  try {
-    if (fs === nodeFs) {
-      // Plain ELF: read only the parts depmod looks at, and summarise before the next read.
-      const summary = withModulePartsSync(file.host, (image) => summarizeElf(image, strings, file.host));
-      if (summary !== undefined) return summary;
-    }
-    bytes = await readModuleImage(fs, file.host);
-  } catch (e) {
-    return unreadableSummary(strerror(e));
+async function identities(fs: KabiFs, dirHost: string, files: readonly { name: string }[]): Promise<OutputIdentity[]> {
+  const out: OutputIdentity[] = [];
+  for (const f of files) {
+    const id = await identityOf(fs, posix.join(dirHost, f.name));
+    out.push([f.name, id.size, id.mtimeMs, id.ino]);
   }
-  return summarizeModuleBytes(bytes, strings, file.host);
-}
-
-function readFileSyncOrUndefined(path: string): Uint8Array | undefined {
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-async function readOptionalBytes(fs: KabiFs, path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await fs.readFile(path);
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw new KabiError('IO', `cannot read: ${(e as Error).message}`, { file: path, cause: e });
-  }
-}
-
-async function readOptionalText(fs: KabiFs, path: string): Promise<string | undefined> {
-  const b = await readOptionalBytes(fs, path);
-  return b === undefined ? undefined : latin1Text(b);
+  return out;
 }
 
 async function runPool(tasks: (() => Promise<void>)[], n: number): Promise<void> {

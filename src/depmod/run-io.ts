@@ -1,0 +1,55 @@
+import { readFileSync, statSync } from 'node:fs';
+import { KabiError } from '../errors.js';
+import type { KabiFs } from '../fs.js';
+import { isNotFound, nodeFs } from '../fs.js';
+import { strerror, type ModuleFile } from '../kernel/module-tree.js';
+import { latin1Text } from './c-text.js';
+import type { Interner } from './interner.js';
+import { summarizeElf, summarizeModuleBytes, unreadableSummary, type ModuleSummary } from './module-summary.js';
+import { readModuleImage, withModulePartsSync } from './read-image.js';
+import type { FileIdentity } from './summary-store.js';
+
+/** The reads a depmod run makes besides scanning, shared by its full and incremental paths. */
+
+export async function identityOf(fs: KabiFs, host: string): Promise<FileIdentity> {
+  // Thousands of stats: the synchronous call is several times cheaper than a promise each.
+  const st = fs === nodeFs ? statSync(host) : await fs.stat(host);
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, dev: st.dev };
+}
+
+export async function readSummary(fs: KabiFs, file: ModuleFile, strings: Interner): Promise<ModuleSummary> {
+  let bytes: Uint8Array;
+  try {
+    if (fs === nodeFs) {
+      // Plain ELF: read only the parts depmod looks at, and summarise before the next read.
+      const summary = withModulePartsSync(file.host, (image) => summarizeElf(image, strings, file.host));
+      if (summary !== undefined) return summary;
+    }
+    bytes = await readModuleImage(fs, file.host);
+  } catch (e) {
+    return unreadableSummary(strerror(e));
+  }
+  return summarizeModuleBytes(bytes, strings, file.host);
+}
+
+export function readFileSyncOrUndefined(path: string): Uint8Array | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readOptionalBytes(fs: KabiFs, path: string): Promise<Uint8Array | undefined> {
+  try {
+    return fs === nodeFs ? readFileSync(path) : await fs.readFile(path);
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw new KabiError('IO', `cannot read: ${(e as Error).message}`, { file: path, cause: e });
+  }
+}
+
+export async function readOptionalText(fs: KabiFs, path: string): Promise<string | undefined> {
+  const b = await readOptionalBytes(fs, path);
+  return b === undefined ? undefined : latin1Text(b);
+}
