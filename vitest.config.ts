@@ -16,6 +16,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/real/**'],
+          globalSetup: ['test/temp-dir-setup.ts'],
         },
       },
       {
@@ -23,7 +24,7 @@ export default defineConfig({
         test: {
           name: 'real',
           include: ['test/real/**/*.test.ts'],
-          globalSetup: ['test/real/global-setup.ts'],
+          globalSetup: ['test/temp-dir-setup.ts', 'test/real/global-setup.ts'],
           testTimeout: 1_800_000,
           // The corpus tests are CPU-bound and spawn many kmod processes; two cores. Run them
           // after the unit project (vitest needs a separate group for a different worker count).
