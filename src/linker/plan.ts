@@ -193,6 +193,8 @@ export async function planAddModules(paths: readonly string[], opts: PlanOptions
       if (state.links.get(link) === target && (await targetHost(ctx.fs, ctx.root, link, target)) !== undefined) {
         ctx.messages.push(`weak module for ${base(m.given)} already exists for kernel ${k.release}, update case?`);
         updateCase = true;
+        // The link stays as it is but what it points at was replaced: depmod must read it again.
+        alsoChanged.set(k.release, [...(alsoChanged.get(k.release) ?? []), link]);
       }
       adds.push({ link, target, input: m });
     }

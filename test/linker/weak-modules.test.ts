@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
@@ -179,6 +180,30 @@ describe('weak-modules --add-modules', () => {
     const r = await wm(['--basedir', fx.root, '--add-modules', '--verbose', '--no-initramfs'], m);
     expect(snapshot(join(fx.root, 'lib/modules', B, 'weak-updates'))).toEqual(before);
     expect(r.out).toContain(`weak module for drv.ko already exists for kernel ${B}, update case?`);
+  });
+
+  it('an RPM upgrade that replaces a linked module in place refreshes the other kernels\' depmod files', async () => {
+    const fx = threeKernels();
+    const m = extraModule(fx, A, 'drv.ko', { ...basic('drv'), exports: [{ symbol: 'drv_v1', crc: 0x55 }] });
+    await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], m);
+    expect(readFileSync(join(fx.root, 'lib/modules', B, 'modules.symbols'), 'utf8')).toContain('alias symbol:drv_v1 drv');
+    // The package manager writes the new file beside and renames it over the old one: the
+    // link in B and its directory stay exactly as they were.
+    const bytes = externalModule(A, { ...basic('drv'), exports: [{ symbol: 'drv_v2', crc: 0x66 }] });
+    const tmp = fx.write(`/lib/modules/${A}/extra/drv.ko;6543abcd`, bytes);
+    renameSync(tmp, m);
+    const r = await wm(['--basedir', fx.root, '--add-modules', '--verbose', '--no-initramfs'], m);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain(`weak module for drv.ko already exists for kernel ${B}, update case?`);
+    const copy = mkdtempSync(join(tmpdir(), 'kabi-wm-kmod-'));
+    cpSync(fx.root, copy, { recursive: true, verbatimSymlinks: true });
+    // The absolute link target must resolve inside the copy, as it does inside the root for kmod -b.
+    execFileSync('depmod', ['-b', copy, B]);
+    for (const f of ['modules.dep', 'modules.dep.bin', 'modules.symbols', 'modules.symbols.bin']) {
+      expect(readFileSync(join(fx.root, 'lib/modules', B, f)), f).toEqual(readFileSync(join(copy, 'lib/modules', B, f)));
+    }
+    expect(readFileSync(join(fx.root, 'lib/modules', B, 'modules.symbols'), 'utf8')).not.toContain('drv_v1');
+    rmSync(copy, { recursive: true, force: true });
   });
 
   it('a dry run leaves no trace: the whole root is byte-for-byte the same, nothing is run', async () => {
