@@ -1,4 +1,4 @@
-import { linkSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, linkSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
@@ -31,6 +31,11 @@ export interface OutputFile {
  * they renamed into place. The previous versions are kept as hard links until every rename
  * has succeeded, so a rename failing half-way puts the old files back. On any error the
  * temporary files are removed and a KabiError names the file that failed.
+ *
+ * The new files' data reach the disk before any is renamed into place, and the renames before
+ * this returns: otherwise a power cut could leave a file with its new size, mtime and inode
+ * but blocks never written (zeros), which the next run would build on (the run state records
+ * identities) and which the recovery below would rename into place.
  */
 export async function replaceFilesAtomically(kfs: KabiFs, dir: string, files: readonly OutputFile[]): Promise<string[]> {
   const fs = opsOf(kfs);
@@ -56,6 +61,13 @@ export async function replaceFilesAtomically(kfs: KabiFs, dir: string, files: re
       await cleanup(temps.map((t) => t.tmp));
       throw new KabiError('IO', `could not write ${f.name}: ${(e as Error).message}`, { file: tmp, cause: e });
     }
+  }
+
+  try {
+    await flushFiles(kfs, temps.map((t) => t.tmp));
+  } catch (e) {
+    await cleanup(temps.map((t) => t.tmp));
+    throw new KabiError('IO', `could not flush the new outputs to disk: ${(e as Error).message}`, { file: dir, cause: e });
   }
 
   const backups: { final: string; backup: string | undefined }[] = [];
@@ -107,9 +119,57 @@ export async function replaceFilesAtomically(kfs: KabiFs, dir: string, files: re
     await cleanup([marker]);
     throw new KabiError('IO', `could not rename into place: ${(e as Error).message}`, { file: failed.final, cause: e });
   }
+  await flushDirectory(kfs, dir);
   await cleanup([marker]);
   await cleanup(backups.flatMap((b) => (b.backup ? [b.backup] : [])));
   return temps.map((t) => t.final);
+}
+
+/** fdatasync of each file, all at once: the file system commits them together (one journal commit, not one per file). */
+async function flushFiles(kfs: KabiFs, paths: readonly string[]): Promise<void> {
+  if (kfs === nodeFs) {
+    const fds: number[] = [];
+    try {
+      for (const p of paths) fds.push(openSync(p, 'r'));
+      await Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())))));
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    return;
+  }
+  await Promise.all(
+    paths.map(async (p) => {
+      const h = await kfs.open(p, 'r');
+      try {
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+    }),
+  );
+}
+
+/** The renames made durable; some file systems cannot sync a directory, and lose nothing by it. */
+async function flushDirectory(kfs: KabiFs, dir: string): Promise<void> {
+  try {
+    if (kfs === nodeFs) {
+      const fd = openSync(dir, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
+    const h = await kfs.open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    /* best effort, see above */
+  }
 }
 
 const COMMIT = '.commit';

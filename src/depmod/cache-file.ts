@@ -1,8 +1,10 @@
-import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { posix } from 'node:path';
+import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
+import { CacheDamaged } from './cache-damage.js';
+import { crc32 } from './checksum.js';
 import type { ByteSource } from './sections.js';
 
 /**
@@ -10,106 +12,174 @@ import type { ByteSource } from './sections.js';
  * `modules.*` with a kernel, and kabi's own tooling knows this one name). A sequence of
  * frames, each a 16-byte head (kind, length, checksum, zero) and a payload padded to 8 bytes:
  *
- *   1 summaries   the module summaries a full run used (summary-store.ts); always first
+ *   4 summaries   the module summaries a full run used (summary-store.ts); always first
  *   2 additions   summaries parsed by an incremental run, numbered on from the ones before
  *   3 state       what a run left for the next one to build on (run-state.ts)
  *
  * A full run writes the file anew (summaries, state) by atomic replacement. An incremental
  * run, after replacing the outputs, writes its additions and its state over the previous
- * state and cuts the file there, so that the file only grows by what was parsed. Frames
- * written in place carry a checksum: a torn or damaged one is not used (a missing state
- * makes the next run a full one, which writes the file anew).
+ * state and cuts the file there, so that the file only grows by what was parsed. Every frame
+ * carries a CRC-32: a torn or damaged one is not used. The summaries are read in pieces (an
+ * incremental run looks at a few of them), so theirs is one CRC per 16 KiB chunk, checked
+ * when a read first touches the chunk: damage found then is thrown (CacheDamaged), which
+ * makes runDepmod start over without the cache. (Kind 1 was the summaries without chunk
+ * CRCs: such a file is not used.)
  */
 
 export const CACHE_FILE = 'modules.kabi-cache';
 
-const FrameKind = { Summaries: 1, Additions: 2, State: 3 } as const;
+const FrameKind = { Summaries: 4, Additions: 2, State: 3 } as const;
 
 const HEAD = 16;
+const CHUNK = 16384;
 /** Past this many bytes of additions the next run writes the file anew instead. */
 const APPEND_LIMIT = 4 << 20;
 
+/** Which file a cache was read from, so that writing at its tail never lands in another. */
+export interface CacheFileId {
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
 export interface CacheFrames {
-  /** Read as asked for (the file stays open until close()). */
+  /** Read as asked for (the file stays open until close()); reads of damaged chunks throw. */
   readonly summaries: ByteSource | undefined;
   readonly additions: readonly Uint8Array[];
   /** The last state written. */
   readonly state: Uint8Array | undefined;
   /** Where more frames go (after the additions, over the state), when they can (the file is sound and not too long). */
   readonly tail: number | undefined;
+  readonly file: CacheFileId | undefined;
   close(): void;
 }
 
-const NONE: CacheFrames = { summaries: undefined, additions: [], state: undefined, tail: undefined, close: () => {} };
+export const NO_CACHE: CacheFrames = { summaries: undefined, additions: [], state: undefined, tail: undefined, file: undefined, close: () => {} };
 
+/** The cache's frames; NO_CACHE for anything missing, foreign, damaged or not a plain file. Never throws. */
 export async function readCacheFrames(fs: KabiFs, dirHost: string): Promise<CacheFrames> {
   const path = posix.join(dirHost, CACHE_FILE);
   let file: RandomAccess;
   try {
     file = fs === nodeFs ? openSyncFile(path) : await wholeFile(fs, path);
   } catch {
-    return NONE;
+    return NO_CACHE;
   }
-  let keep = false;
   try {
-    if (file.size < HEAD) return NONE;
-    const head = file.read(0, HEAD);
-    if (head.readUInt32LE(0) !== FrameKind.Summaries) return NONE;
-    const summariesEnd = HEAD + padded(head.readUInt32LE(4));
-    if (summariesEnd > file.size) return NONE;
-    // Replaced atomically, never appended to: no checksum to check.
-    const summaryLength = head.readUInt32LE(4);
-    const summaries: ByteSource = { size: summaryLength, read: (at, len) => file.read(HEAD + at, len) };
-    // The appended frames' heads; of their payloads only the additions and the last state are read.
-    const frames: { kind: number; at: number; len: number; check: number }[] = [];
-    let p = summariesEnd;
-    while (p + HEAD <= file.size) {
-      const h = file.read(p, HEAD);
-      const kind = h.readUInt32LE(0);
-      const len = h.readUInt32LE(4);
-      if ((kind !== FrameKind.Additions && kind !== FrameKind.State) || h.readUInt32LE(12) !== 0 || p + HEAD + padded(len) > file.size) break;
-      frames.push({ kind, at: p + HEAD, len, check: h.readUInt32LE(8) });
-      p += HEAD + padded(len);
-    }
-    let clean = p === file.size;
-    const payload = (f: (typeof frames)[number]): Uint8Array | undefined => {
-      const b = file.read(f.at, padded(f.len));
-      if (checksum(b) === f.check) return b.subarray(0, f.len);
-      clean = false;
-      return undefined;
-    };
-    const additions: Uint8Array[] = [];
-    let tail = summariesEnd;
-    for (const f of frames) {
-      if (f.kind !== FrameKind.Additions) continue;
-      const b = payload(f);
-      if (b === undefined) break;
-      additions.push(b);
-      tail = f.at + padded(f.len);
-    }
-    let last: (typeof frames)[number] | undefined;
-    for (const f of frames) if (f.kind === FrameKind.State) last = f;
-    const state = last && payload(last);
-    keep = true;
-    return { summaries, additions, state, tail: clean && tail - summariesEnd < APPEND_LIMIT ? tail : undefined, close: () => file.close() };
-  } finally {
-    if (!keep) file.close();
+    const frames = parseFrames(file, path);
+    if (frames !== undefined) return frames;
+  } catch {
+    /* anything unexpected in the file: as if there were none */
   }
+  file.close();
+  return NO_CACHE;
+}
+
+function parseFrames(file: RandomAccess, path: string): CacheFrames | undefined {
+  if (file.size < HEAD) return undefined;
+  const head = file.read(0, HEAD);
+  const summaryLength = head.readUInt32LE(4);
+  const summariesEnd = HEAD + padded(summaryLength);
+  if (head.readUInt32LE(0) !== FrameKind.Summaries || head.readUInt32LE(12) !== 0 || summariesEnd > file.size) return undefined;
+  const summaries = chunkChecked(file, HEAD, summaryLength, head.readUInt32LE(8), path);
+  if (summaries === undefined) return undefined;
+  // The appended frames' heads; of their payloads only the additions and the last state are read.
+  const frames: { kind: number; at: number; len: number; check: number }[] = [];
+  let p = summariesEnd;
+  while (p + HEAD <= file.size) {
+    const h = file.read(p, HEAD);
+    const kind = h.readUInt32LE(0);
+    const len = h.readUInt32LE(4);
+    const end = p + HEAD + padded(len);
+    if ((kind !== FrameKind.Additions && kind !== FrameKind.State) || h.readUInt32LE(12) !== 0 || end > file.size) break;
+    frames.push({ kind, at: p + HEAD, len, check: h.readUInt32LE(8) });
+    p = end;
+  }
+  let clean = p === file.size;
+  const payload = (f: (typeof frames)[number]): Uint8Array | undefined => {
+    const b = file.read(f.at, padded(f.len));
+    if (crc32(b) === f.check) return b.subarray(0, f.len);
+    clean = false;
+    return undefined;
+  };
+  const additions: Uint8Array[] = [];
+  let tail = summariesEnd;
+  for (const f of frames) {
+    if (f.kind !== FrameKind.Additions) continue;
+    const b = payload(f);
+    if (b === undefined) break;
+    additions.push(b);
+    tail = f.at + padded(f.len);
+  }
+  let last: (typeof frames)[number] | undefined;
+  for (const f of frames) if (f.kind === FrameKind.State) last = f;
+  const state = last && payload(last);
+  return { summaries, additions, state, tail: clean && tail - summariesEnd < APPEND_LIMIT ? tail : undefined, file: file.id, close: () => file.close() };
+}
+
+/**
+ * The summaries frame's data, each chunk's CRC checked when first read. Its payload: u32
+ * chunk count, the chunks' CRCs, padding to 8 bytes, the data; the head's checksum is the
+ * CRC of the count and the CRCs.
+ */
+function chunkChecked(file: RandomAccess, at: number, len: number, check: number, path: string): ByteSource | undefined {
+  if (len < 4) return undefined;
+  const count = file.read(at, 4).readUInt32LE(0);
+  const tableLen = padded(4 + 4 * count);
+  const size = len - tableLen;
+  if (tableLen > len || count !== Math.ceil(size / CHUNK)) return undefined;
+  const table = file.read(at, 4 + 4 * count);
+  if (crc32(table) !== check) return undefined;
+  const crcs = new Uint32Array(count);
+  for (let c = 0; c < count; c++) crcs[c] = table.readUInt32LE(4 + 4 * c);
+  const start = at + tableLen;
+  const checked = new Uint8Array(count);
+  const damaged = (detail: string) => new CacheDamaged(path, detail);
+  return {
+    size,
+    read: (from, n) => {
+      if (!(Number.isInteger(from) && Number.isInteger(n) && from >= 0 && n >= 0 && from + n <= size)) throw damaged(`read past the cached summaries (${from}+${n} of ${size})`);
+      if (n === 0) return file.read(start, 0);
+      const first = Math.floor(from / CHUNK);
+      const last = Math.floor((from + n - 1) / CHUNK);
+      let known = true;
+      for (let c = first; c <= last && known; c++) known = checked[c] === 1;
+      if (known) return file.read(start + from, n);
+      // The chunks whole, once: checked, then the part asked for cut out (at the same
+      // alignment as `from`, which typed views of it need).
+      const a = first * CHUNK;
+      const b = file.read(start + a, Math.min(size, (last + 1) * CHUNK) - a);
+      for (let c = first; c <= last; c++) {
+        if (checked[c]) continue;
+        if (crc32(b.subarray((c - first) * CHUNK, Math.min(b.length, (c - first + 1) * CHUNK))) !== crcs[c]) throw damaged(`cached summaries damaged in chunk ${c}`);
+        checked[c] = 1;
+      }
+      return b.subarray(from - a, from - a + n);
+    },
+  };
 }
 
 interface RandomAccess {
   readonly size: number;
+  readonly id: CacheFileId;
   read(at: number, len: number): Buffer;
   close(): void;
 }
 
+// A link in its place is not followed: the file is kabi's, written only by kabi.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
+
 function openSyncFile(path: string): RandomAccess {
-  const fd = openSync(path, 'r');
+  const fd = openSync(path, READ_FLAGS);
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) throw new Error('not a file');
+    const size = Number(st.size);
     return {
       size,
+      id: { dev: st.dev, ino: st.ino },
       read: (at, len) => {
+        if (at < 0 || len < 0 || at + len > size) throw new Error('read past the end');
         // Not from the shared pool: typed views of it need its start aligned.
         const b = Buffer.allocUnsafeSlow(len);
         if (len > 0 && readSync(fd, b, 0, len, at) !== len) throw new Error('short read');
@@ -124,27 +194,53 @@ function openSyncFile(path: string): RandomAccess {
 }
 
 async function wholeFile(fs: KabiFs, path: string): Promise<RandomAccess> {
-  const bytes = await fs.readFile(path);
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { size: b.length, read: (at, len) => b.subarray(at, at + len), close: () => {} };
+  const h = await fs.open(path, READ_FLAGS);
+  let bytes: Uint8Array;
+  let id: CacheFileId;
+  try {
+    const st = await h.stat({ bigint: true });
+    if (!st.isFile()) throw new Error('not a file');
+    id = { dev: st.dev, ino: st.ino };
+    bytes = await h.readFile();
+  } finally {
+    await h.close();
+  }
+  // Typed views need their element alignment: a misplaced buffer is copied once.
+  const b = bytes.byteOffset % 8 === 0 ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(Uint8Array.from(bytes).buffer);
+  return {
+    size: b.length,
+    id,
+    read: (at, len) => {
+      if (at < 0 || len < 0 || at + len > b.length) throw new Error('read past the end');
+      return b.subarray(at, at + len);
+    },
+    close: () => {},
+  };
 }
 
 /** A whole new cache file. */
 export function cacheImage(summaries: Uint8Array, state: Uint8Array | undefined): Uint8Array {
-  return Buffer.concat([frame(FrameKind.Summaries, summaries, false), ...(state ? [frame(FrameKind.State, state, true)] : [])]);
+  return Buffer.concat([summariesFrame(summaries), ...(state ? [frame(FrameKind.State, state)] : [])]);
 }
 
 /** What an incremental run writes at the tail. */
 export function tailFrames(additions: Uint8Array | undefined, state: Uint8Array): Uint8Array {
-  return Buffer.concat([...(additions ? [frame(FrameKind.Additions, additions, true)] : []), frame(FrameKind.State, state, true)]);
+  return Buffer.concat([...(additions ? [frame(FrameKind.Additions, additions)] : []), frame(FrameKind.State, state)]);
 }
 
-/** Writes `data` at `at` and cuts the file after it. */
-export async function writeTail(fs: KabiFs, dirHost: string, at: number, data: Uint8Array): Promise<void> {
+/**
+ * Writes `data` at `at` and cuts the file after it, only into the very file the cache was
+ * read from (not a link, not one another run has put in its place since): otherwise throws,
+ * and the caller writes the file anew.
+ */
+export async function writeTail(fs: KabiFs, dirHost: string, at: number, data: Uint8Array, expected: CacheFileId): Promise<void> {
   const path = posix.join(dirHost, CACHE_FILE);
+  const stale = () => new KabiError('IO', 'the cache file is not the one read', { file: path });
   if (fs === nodeFs) {
-    const fd = openSync(path, 'r+');
+    const fd = openSync(path, WRITE_FLAGS);
     try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile() || st.dev !== expected.dev || st.ino !== expected.ino || st.size < BigInt(at)) throw stale();
       writeSync(fd, data, 0, data.length, at);
       ftruncateSync(fd, at + data.length);
     } finally {
@@ -152,8 +248,10 @@ export async function writeTail(fs: KabiFs, dirHost: string, at: number, data: U
     }
     return;
   }
-  const h = await fs.open(path, 'r+');
+  const h = await fs.open(path, WRITE_FLAGS);
   try {
+    const st = await h.stat({ bigint: true });
+    if (!st.isFile() || st.dev !== expected.dev || st.ino !== expected.ino || st.size < BigInt(at)) throw stale();
     await h.write(data, 0, data.length, at);
     await h.truncate(at + data.length);
   } finally {
@@ -162,20 +260,29 @@ export async function writeTail(fs: KabiFs, dirHost: string, at: number, data: U
 }
 
 function padded(n: number): number {
-  return (n + 7) & ~7;
+  return Math.ceil(n / 8) * 8;
 }
 
-function frame(kind: number, payload: Uint8Array, check: boolean): Buffer {
+function frame(kind: number, payload: Uint8Array): Buffer {
   const len = payload.length;
   const out = Buffer.alloc(HEAD + padded(len));
   out.writeUInt32LE(kind, 0);
   out.writeUInt32LE(len, 4);
   out.set(payload, HEAD);
-  if (check) out.writeUInt32LE(checksum(out.subarray(HEAD)), 8);
+  out.writeUInt32LE(crc32(out.subarray(HEAD)), 8);
   return out;
 }
 
-/** 32 bits of the payload's SHA-1 (native, whatever the JIT has warmed up): tells a torn or zero-filled write from a complete one. */
-function checksum(b: Uint8Array): number {
-  return createHash('sha1').update(b).digest().readUInt32LE(0);
+function summariesFrame(data: Uint8Array): Buffer {
+  const count = Math.ceil(data.length / CHUNK);
+  const tableLen = padded(4 + 4 * count);
+  const len = tableLen + data.length;
+  const out = Buffer.alloc(HEAD + padded(len));
+  out.writeUInt32LE(FrameKind.Summaries, 0);
+  out.writeUInt32LE(len, 4);
+  out.writeUInt32LE(count, HEAD);
+  for (let c = 0; c < count; c++) out.writeUInt32LE(crc32(data.subarray(c * CHUNK, Math.min(data.length, (c + 1) * CHUNK))), HEAD + 4 + 4 * c);
+  out.writeUInt32LE(crc32(out.subarray(HEAD, HEAD + 4 + 4 * count)), 8);
+  out.set(data, HEAD + tableLen);
+  return out;
 }

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { KabiError } from '../errors.js';
 import { nodeFs } from '../fs.js';
 import { keepsPriority, type ModuleFile } from '../kernel/module-tree.js';
 import { moduleNameFromPath } from '../module/read-module.js';
@@ -11,10 +12,11 @@ import type { KernelSymbols } from './kernel-symbols.js';
 import type { KmodFlavor } from './kmod-flavor.js';
 import { compareHashOrder, MODULES_BUCKETS } from './kmod-hash.js';
 import { builtinFingerprints, depLine, DEPMOD_OUTPUTS, devnameEntry, INFO_FILES, normalizeAlias, renderBuiltin, renderBuiltinAliases, TEXT_HEADERS, type ModuleMessage } from './render.js';
-import { identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
-import { nameHash, type Fingerprint, type RunState } from './run-state.js';
+import { crc32 } from './checksum.js';
+import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
+import { nameHash, outputCrc, type Fingerprint, type RunState } from './run-state.js';
 import { isModuleItem, moduleFileAt, refreshTree, scanMessages, type TreeContext } from './scan-tree.js';
-import type { FileIdentity, SummaryStore } from './summary-store.js';
+import { NO_IDENTITY, type FileIdentity, type SummaryStore } from './summary-store.js';
 import { patchSymbolsText, runsOf, spliceParts } from './text-patch.js';
 
 /**
@@ -66,8 +68,6 @@ interface Added {
   line: number;
 }
 
-const NO_IDENTITY: FileIdentity = { size: NaN, mtimeMs: NaN, ino: NaN, dev: NaN };
-
 /** undefined: the state does not fit the tree (modules.order changed, a cycle…): take the full path. */
 export async function incrementalRun(input: IncrementalInput): Promise<IncrementalOutcome | undefined> {
   const { fs, state, store, moduleDirHost, dirname, moduleDir } = input;
@@ -75,17 +75,22 @@ export async function incrementalRun(input: IncrementalInput): Promise<Increment
   const oldTree = state.tree;
   const oldN = old.item.length;
   const orderPath = posix.join(moduleDirHost, 'modules.order');
-  let order: [number, number, number];
+  let order: string;
   try {
-    const st = await identityOf(fs, orderPath);
-    order = [st.size, st.mtimeMs, st.ino];
+    order = identityKey(await identityOf(fs, orderPath));
   } catch {
     return undefined;
   }
-  if (order.some((v, i) => v !== state.order[i])) return undefined;
+  if (order !== state.order) return undefined;
 
-  // 1. The tree, listing again only what changed.
-  const { tree, itemMap, fresh } = await refreshTree(oldTree, input, input.reread);
+  // 1. The tree, listing again only what changed (and where a link now leads elsewhere).
+  const moduleOfItem = new Map<number, number>();
+  for (let j = 0; j < oldN; j++) moduleOfItem.set(old.item[j]!, j);
+  const summarised = (x: number) => {
+    const j = moduleOfItem.get(x);
+    return j === undefined ? undefined : store.identity(old.rec[j]!);
+  };
+  const { tree, itemMap, fresh } = await refreshTree(oldTree, input, input.reread, summarised);
   const messages: DepmodMessage[] = scanMessages(tree, input).map((text) => ({ level: 'ERROR', text: text + '\n' }));
   input.lap('scan');
 
@@ -160,6 +165,7 @@ export async function incrementalRun(input: IncrementalInput): Promise<Increment
     }
     added.push({ file: winner, item: winnerItem, rec, line: -1 });
   }
+  if (store.damage !== undefined) throw store.damage;
   input.lap('read');
 
   // 3. The module array: the previous one's order kept, new modules put in their place.
@@ -272,7 +278,10 @@ export async function incrementalRun(input: IncrementalInput): Promise<Increment
   const oldBytes = async (file: string): Promise<Buffer> => {
     let b = previous.get(file);
     if (b === undefined) {
-      const raw = (await readOptionalBytes(fs, posix.join(moduleDirHost, file))) ?? new Uint8Array(0);
+      const path = posix.join(moduleDirHost, file);
+      const raw = (await readOptionalBytes(fs, path)) ?? new Uint8Array(0);
+      // The same identity but other bytes (blocks a crash left unwritten): nothing to patch.
+      if (crc32(raw) !== outputCrc(state, file)) throw new KabiError('DEPMOD_FORMAT', 'not what the last run wrote', { file: path });
       b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
       previous.set(file, b);
     }

@@ -11,10 +11,20 @@ import type { FileIdentity } from './summary-store.js';
 
 /** The reads a depmod run makes besides scanning, shared by its full and incremental paths. */
 
+/**
+ * What tells one version of a file from another without reading it: a file rewritten in
+ * place keeps its inode, and `touch -r`, `cp -p` or `rsync -t` put its mtime back, but not its
+ * ctime; another file system may reuse the inode number.
+ */
 export async function identityOf(fs: KabiFs, host: string): Promise<FileIdentity> {
   // Thousands of stats: the synchronous call is several times cheaper than a promise each.
-  const st = fs === nodeFs ? statSync(host) : await fs.stat(host);
-  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, dev: st.dev };
+  const st = fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true });
+  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
+}
+
+/** An identity as a string (for the run state's JSON). */
+export function identityKey(id: FileIdentity): string {
+  return `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
 }
 
 export async function readSummary(fs: KabiFs, file: ModuleFile, strings: Interner): Promise<ModuleSummary> {

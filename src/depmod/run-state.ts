@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
 import type { IndexTables } from './index-patch.js';
 import type { ModuleMessage } from './render.js';
+import { identityKey, identityOf } from './run-io.js';
 import { readTree, writeTree, type ScanTree } from './scan-tree.js';
 import { SectionReader, SectionWriter } from './sections.js';
 
@@ -18,12 +19,14 @@ import { SectionReader, SectionWriter } from './sections.js';
  *   - how the outputs are made of it: each module's dependency list as modules.dep has it,
  *     where each module's part of every per-module text file starts, the messages rendering
  *     printed about single modules;
- *   - identities of the outputs and of modules.order, digests of the builtin inputs.
+ *   - identities of the outputs and of modules.order (identityKey()), digests of the builtin
+ *     inputs, and each output's CRC-32: an output whose blocks a crash left unwritten (zeros
+ *     under the same size, mtime and inode) is not built on.
  */
 
-const VERSION = 5;
+const VERSION = 6;
 
-export type OutputIdentity = readonly [name: string, size: number, mtimeMs: number, ino: number];
+export type OutputIdentity = readonly [name: string, identity: string, crc: number];
 export type Fingerprint = readonly [name: string, fingerprint: string, quiet: boolean];
 
 /** The per-module text files, whose parts the state locates. */
@@ -54,8 +57,8 @@ export interface RunState {
   readonly records: number;
   readonly outputs: readonly OutputIdentity[];
   readonly fingerprints: readonly Fingerprint[];
-  /** size, mtimeMs, ino of modules.order. */
-  readonly order: readonly [number, number, number];
+  /** identityKey() of modules.order. */
+  readonly order: string;
   readonly tree: ScanTree;
   readonly modules: StateModules;
   /** Per text file in PART_FILES: where module i's part starts (n+1 entries; [0] is the header's length). */
@@ -71,7 +74,7 @@ interface Meta {
   records: number;
   outputs: OutputIdentity[];
   fingerprints: Fingerprint[];
-  order: [number, number, number];
+  order: string;
   moduleMessages: ModuleMessage[];
   segments: string[];
   tables: string[];
@@ -104,7 +107,7 @@ export async function loadRunState(fs: KabiFs, dirHost: string, payload: Uint8Ar
     const meta = r.json<Meta>(S.meta);
     if (meta.version !== VERSION || meta.key !== key || meta.records > records) return undefined;
     if (!(await outputsUnchanged(fs, dirHost, meta.outputs))) return undefined;
-    return {
+    const st: RunState = {
       key,
       records: meta.records,
       outputs: meta.outputs,
@@ -126,9 +129,47 @@ export async function loadRunState(fs: KabiFs, dirHost: string, payload: Uint8Ar
       tables: new Map(meta.tables.map((f, i) => [f, { words: r.u32(S.tables + 2 * i), prios: r.u32(S.tables + 2 * i + 1) }])),
       moduleMessages: meta.moduleMessages,
     };
+    return soundState(st) ? st : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether the state's numbers point where they can: the CRC tells damage from what kabi
+ * wrote, this what another writer's (or version's) state would make an incremental run
+ * index out of bounds with.
+ */
+function soundState(st: RunState): boolean {
+  const m = st.modules;
+  const n = m.item.length;
+  const t = st.tree;
+  const items = t.itemFlags.length;
+  const dirs = t.dirFirst.length;
+  const below = (a: ArrayLike<number>, limit: number) => {
+    for (let i = 0; i < a.length; i++) if (!(a[i]! < limit)) return false;
+    return true;
+  };
+  const offsets = (o: Uint32Array, total: number) => {
+    if (o.length !== n + 1 || o[0] !== 0 || o[n] !== total) return false;
+    for (let i = 1; i <= n; i++) if (o[i]! < o[i - 1]!) return false;
+    return true;
+  };
+  if (m.rec.length !== n || m.line.length !== n || m.nameHash.length !== n) return false;
+  if (!below(m.item, items) || !below(m.rec, st.records) || !below(m.losers, items) || !below(m.deps, n) || !below(m.closure, n)) return false;
+  for (let i = 0; i < n; i++) if (m.line[i]! < -1) return false;
+  if (!offsets(m.depOff, m.deps.length) || !offsets(m.closureOff, m.closure.length)) return false;
+  for (const seg of st.segments.values()) {
+    if (seg.length !== n + 1) return false;
+    for (let i = 1; i <= n; i++) if (seg[i]! < seg[i - 1]!) return false;
+  }
+  if (t.itemName.length !== items || t.itemHost.length !== items || t.itemDir.length !== items || !below(t.itemDir, dirs)) return false;
+  for (const col of [t.dirEnd, t.dirSpan, t.dirParent, t.dirDepth, t.dirExternal]) if (col.length !== dirs) return false;
+  if (t.dirPath.length !== dirs || t.dirHost.length !== dirs || t.dirStamp.length !== 3 * dirs) return false;
+  for (let d = 0; d < dirs; d++) {
+    if (!(t.dirFirst[d]! <= t.dirEnd[d]! && t.dirEnd[d]! <= items && t.dirSpan[d]! >= 1 && d + t.dirSpan[d]! <= dirs && t.dirParent[d]! < items && t.dirParent[d]! >= -1)) return false;
+  }
+  return true;
 }
 
 export function encodeRunState(st: RunState): Uint8Array {
@@ -140,7 +181,7 @@ export function encodeRunState(st: RunState): Uint8Array {
     records: st.records,
     outputs: [...st.outputs],
     fingerprints: [...st.fingerprints],
-    order: [...st.order],
+    order: st.order,
     moduleMessages: [...st.moduleMessages],
     segments,
     tables,
@@ -171,13 +212,17 @@ export function nameHash(name: string): number {
 
 async function outputsUnchanged(fs: KabiFs, dirHost: string, outputs: readonly OutputIdentity[]): Promise<boolean> {
   if (outputs.length === 0) return false;
-  for (const [name, size, mtimeMs, ino] of outputs) {
+  for (const [name, id] of outputs) {
     try {
-      const st = await fs.stat(posix.join(dirHost, name));
-      if (st.size !== size || st.mtimeMs !== mtimeMs || st.ino !== ino) return false;
+      if (identityKey(await identityOf(fs, posix.join(dirHost, name))) !== id) return false;
     } catch {
       return false;
     }
   }
   return true;
+}
+
+/** The CRC-32 the state recorded for an output, if any. */
+export function outputCrc(st: RunState, name: string): number | undefined {
+  return st.outputs.find((o) => o[0] === name)?.[2];
 }

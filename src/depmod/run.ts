@@ -18,11 +18,12 @@ import { HOST_ENDIAN } from './kmod-hash.js';
 import { summaryFromKernelModule, type ModuleSummary } from './module-summary.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
-import { identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
-import { cacheImage, CACHE_FILE, readCacheFrames, tailFrames, writeTail, type CacheFrames } from './cache-file.js';
-import { encodeRunState, loadRunState, nameHash, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
-import { fromListings, isModuleItem, itemHost, moduleFileAt, toListings } from './scan-tree.js';
-import { SummaryStore, type FileIdentity } from './summary-store.js';
+import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
+import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
+import { crc32 } from './checksum.js';
+import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
+import { fromListings, isModuleItem, itemHost, moduleFileAt, staleLinkDirs, toListings } from './scan-tree.js';
+import { NO_IDENTITY, SummaryStore, type FileIdentity } from './summary-store.js';
 import { readingFs } from './sync-fs.js';
 
 /** Where depmod -E / -F read the kernel's symbols from: a host path, or the contents. */
@@ -107,8 +108,23 @@ export function formatDepmodMessage(m: DepmodMessage): string {
 
 class Fatal extends Error {}
 
-/** Run depmod over one kernel's module tree (see index.ts for the contract). */
+/**
+ * Run depmod over one kernel's module tree (see index.ts for the contract). Whatever goes
+ * wrong with a cache in use (damage its checksums missed, a state that does not fit the
+ * outputs, a bug in building on it) makes the run start over without it: the same outputs a
+ * run with no cache gives, and a cache written anew.
+ */
 export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
+  let usedCache = false;
+  try {
+    return await runOnce(opts, true, () => (usedCache = true));
+  } catch (e) {
+    if (!usedCache) throw e;
+    return runOnce(opts, false, () => {});
+  }
+}
+
+async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => void): Promise<DepmodResult> {
   const fs = opts.fs ?? nodeFs;
   const root = opts.root;
   const moduleDir = `/lib/modules/${opts.release}`;
@@ -179,7 +195,8 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       messages.push({ level: 'ERROR', text: `could not open directory ${dirname}: ${strerror(e)}\n` });
       fatal(`could not search modules: ${strerror(e)}\n`);
     }
-    frames = opts.cache === false || opts.dryRun ? undefined : await readCacheFrames(fs, moduleDirHost);
+    frames = opts.cache === false || opts.dryRun ? undefined : readCache ? await readCacheFrames(fs, moduleDirHost) : NO_CACHE;
+    if (frames !== undefined && frames !== NO_CACHE) onCache();
     const store = frames && new SummaryStore(frames.summaries, frames.additions);
     const key = cacheKey(config, kmod, root, opts);
     const state = store && (await loadRunState(readingFs(fs), moduleDirHost, frames!.state, key, store.size));
@@ -190,7 +207,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
     const externalRoot = opts.externalRoot ?? root;
     const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
-    const encodeState = async (next: RunState, files: readonly { name: string }[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files) });
+    const encodeState = async (next: RunState, files: readonly RenderedFile[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files, state) });
 
     if (incremental && store !== undefined && !opts.verbose) {
       const r = await incrementalRun({
@@ -214,13 +231,15 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
         lap('write');
         // The state goes after the outputs, with the summaries parsed (or, when the file
         // cannot take more, in a whole new one, summaries renumbered in module order).
-        await saveCache(fs, moduleDirHost, async () => {
-          if (frames!.tail !== undefined) return { at: frames!.tail, tail: tailFrames(store.additions(), await encodeState(r.next, r.files)) };
+        const whole = async () => {
           const rec = r.next.modules.rec;
           const summaries = store.serialize(Array.from(rec));
           const st = await encodeState({ ...r.next, modules: { ...r.next.modules, rec: Uint32Array.from(rec, (_, i) => i) }, records: rec.length }, r.files);
-          return { whole: cacheImage(summaries, st) };
-        });
+          return cacheImage(summaries, st);
+        };
+        const at = frames!.tail;
+        const file = frames!.file;
+        await saveCache(fs, moduleDirHost, whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
         lap('cache-write');
         return result(0, { written, files: r.files }, stats);
       }
@@ -228,6 +247,15 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
 
     const listings: ScanListings = new Map();
     const relisted = new Set<string>();
+    if (incremental) {
+      const recOfItem = new Map<number, number>();
+      state.modules.item.forEach((x, j) => recOfItem.set(x, state.modules.rec[j]!));
+      const stale = await staleLinkDirs(state.tree, treeContext, (x) => {
+        const rec = recOfItem.get(x);
+        return rec === undefined ? undefined : store!.identity(rec);
+      });
+      stale.forEach((s, d) => s && changedDirs!.add(state.tree.dirPath.get(d)));
+    }
     const files = await scanModuleFiles(fs, root, moduleDir, config, {
       extensions: kmod.extensions,
       externalRoot,
@@ -244,8 +272,9 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     const recOf = new Map<ModuleFile, number>();
     let parsed = 0;
     // What the state vouches for: module files unchanged since it was written.
+    // Not links: where they lead changes without their directory changing.
     const vouched = new Map<string, number>();
-    if (incremental) state.modules.item.forEach((x, j) => vouched.set(itemHost(state.tree, x), state.modules.rec[j]!));
+    if (incremental) state.modules.item.forEach((x, j) => !moduleFileAt(state.tree, x, moduleDir).isLink && vouched.set(itemHost(state.tree, x), state.modules.rec[j]!));
     // Decompressing is most of a cold run over a .ko.xz tree: many of them go to the module
     // reader's worker threads (one per core), when it has been built.
     const compressed = (f: ModuleFile) => /\.ko\.(xz|zst|gz)$/.test(f.host);
@@ -286,6 +315,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       entries.push({ file, summary });
     });
     await runPool(work, opts.concurrency ?? 16);
+    if (store?.damage !== undefined) throw store.damage;
     lap('read');
 
     // 5. depmod's computation.
@@ -306,7 +336,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
     const summaries = () => store!.serialize(model.modules.map((m) => recOf.get(m.file)!));
     if (model.failed) {
       // The tree has changed but the outputs have not: keep the summaries, but no state.
-      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => ({ whole: cacheImage(summaries(), undefined) }));
+      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => cacheImage(summaries(), undefined));
       return result(1, { stdout: model.stdout }, stats);
     }
 
@@ -319,7 +349,9 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       }
     }
     const previousBytes = (name: string) => (fs === nodeFs ? readFileSyncOrUndefined(posix.join(moduleDirHost, name)) : previous.get(name));
+    // Only bytes that are still what the state says were written (not zeros a crash left).
     const reusable = (name: string, fp: string) => state?.fingerprints.some(([n, f, quiet]) => n === name && f === fp && quiet) === true;
+    const verified = (name: string, b: Uint8Array | undefined) => (b !== undefined && crc32(b) === outputCrc(state!, name) ? b : undefined);
     const rendered = renderDepmod(model, {
       layout: kmod.layout,
       weakdep: kmod.weakdep,
@@ -329,7 +361,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       textOnly: opts.dryRun === true,
       recordParts: store !== undefined,
       // A file made from exactly the same inputs as last time is taken from disk as it is.
-      ...(store !== undefined && !opts.dryRun ? { reuse: (name: string, fp: string) => (reusable(name, fp) ? previousBytes(name) : undefined) } : {}),
+      ...(store !== undefined && !opts.dryRun ? { reuse: (name: string, fp: string) => (reusable(name, fp) ? verified(name, previousBytes(name)) : undefined) } : {}),
     });
     for (const m of rendered.messages) messages.push(m);
     lap('render');
@@ -346,7 +378,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
       const mods = model.modules;
       await saveCache(fs, moduleDirHost, async () => {
         // Without a usable modules.order an incremental run could not place modules: no state.
-        if (order === undefined || orderId === undefined) return { whole: cacheImage(summaries(), undefined) };
+        if (order === undefined || orderId === undefined) return cacheImage(summaries(), undefined);
         const tree = fromListings(listings, treeContext);
         const itemOf = new Map<string, number>();
         for (let x = 0; x < tree.itemFlags.length; x++) if (isModuleItem(tree, x)) itemOf.set(moduleFileAt(tree, x, moduleDir).path, x);
@@ -357,7 +389,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
             key,
             records: mods.length,
             outputs: [],
-            order: [orderId.size, orderId.mtimeMs, orderId.ino],
+            order: identityKey(orderId),
             fingerprints: rendered.files.flatMap((f): Fingerprint[] => (f.fingerprint !== undefined ? [[f.name, f.fingerprint, f.quiet === true]] : [])),
             tree,
             modules: {
@@ -376,7 +408,7 @@ export async function runDepmod(opts: DepmodOptions): Promise<DepmodResult> {
           },
           rendered.files,
         );
-        return { whole: cacheImage(summaries(), st) };
+        return cacheImage(summaries(), st);
       });
     }
     lap('cache-write');
@@ -418,17 +450,22 @@ function dirsToReread(changes: readonly DepmodChange[], moduleDir: string): Set<
 /** The indexes an incremental run patches. */
 const INDEX_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'];
 
-const NO_IDENTITY: FileIdentity = { size: NaN, mtimeMs: NaN, ino: NaN, dev: NaN };
-
 /**
- * The cache goes after the outputs, its state recording their identities. If it cannot be
- * written it is removed, so that a stale state is never taken for the current one.
+ * The cache goes after the outputs, its state recording their identities: at the tail of
+ * the file read (when it is still that file), else written anew. If it cannot be written it
+ * is removed, so that a stale state is never taken for the current one.
  */
-async function saveCache(fs: KabiFs, dirHost: string, make: () => Promise<{ at: number; tail: Uint8Array } | { whole: Uint8Array }>): Promise<void> {
+async function saveCache(fs: KabiFs, dirHost: string, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
+  if (tail !== undefined) {
+    try {
+      await writeTail(fs, dirHost, tail.at, await tail.make(), tail.file);
+      return;
+    } catch {
+      /* another file in its place, or a link: written anew below */
+    }
+  }
   try {
-    const c = await make();
-    if ('tail' in c) await writeTail(fs, dirHost, c.at, c.tail);
-    else await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: c.whole }]);
+    await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: await whole() }]);
   } catch {
     try {
       await fs.unlink(posix.join(dirHost, CACHE_FILE));
@@ -445,11 +482,13 @@ function flatLists(lists: readonly (readonly number[])[]): { depOff: Uint32Array
   return { depOff, deps: Uint32Array.from(lists.flat()) };
 }
 
-async function identities(fs: KabiFs, dirHost: string, files: readonly { name: string }[]): Promise<OutputIdentity[]> {
+/** The outputs as the state records them; a file left as it was keeps the CRC it had (its bytes are not read for it). */
+async function identities(fs: KabiFs, dirHost: string, files: readonly RenderedFile[], previous: RunState | undefined): Promise<OutputIdentity[]> {
   const out: OutputIdentity[] = [];
   for (const f of files) {
     const id = await identityOf(fs, posix.join(dirHost, f.name));
-    out.push([f.name, id.size, id.mtimeMs, id.ino]);
+    const crc = (f.reused && previous !== undefined ? outputCrc(previous, f.name) : undefined) ?? crc32(f.data);
+    out.push([f.name, identityKey(id), crc]);
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { moduleNameFromPath } from '../module/read-module.js';
 import type { DepmodConfig } from './config.js';
 import { Grow, SectionReader, SectionWriter, StringColumn, StringColumnBuilder } from './sections.js';
+import { sameIdentity, type FileIdentity } from './summary-store.js';
 import { readingFs } from './sync-fs.js';
 
 /**
@@ -21,6 +22,12 @@ import { readingFs } from './sync-fs.js';
  * Listing a directory here does what scanModuleFiles' listing does (raw readdir order,
  * symlinks followed within the root, the same messages for what cannot be read); the full
  * path scans with scanModuleFiles and lays its listings out with fromListings().
+ *
+ * A directory's identity says nothing of where its links lead: a weak-updates link's target
+ * replaced in another kernel's tree, or appearing after the link dangled, leaves the link's
+ * directory as it was. So every link is followed again each run (staleLinkDirs()), and a
+ * directory with a link that now leads elsewhere, or to a file other than the one summarised,
+ * is listed again.
  */
 
 const ITEM_DIR = 1;
@@ -304,11 +311,12 @@ export interface Refreshed {
  * The tree now: every directory's identity checked, the changed ones (and those in
  * `reread`) listed again, with new subdirectories; unchanged blocks copied as they were.
  */
-export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: ReadonlySet<string>): Promise<Refreshed> {
+export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: ReadonlySet<string>, summarised: (x: number) => FileIdentity | undefined): Promise<Refreshed> {
   const nd = old.dirFirst.length;
-  const changed = new Uint8Array(nd);
-  let any = false;
+  const changed = await staleLinkDirs(old, ctx, summarised);
+  let any = changed.includes(1);
   for (let d = 0; d < nd; d++) {
+    if (changed[d]) continue;
     let same = !reread.has(old.dirPath.get(d));
     if (same) {
       try {
@@ -447,26 +455,55 @@ async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth:
   const entries: ScannedEntry[] = [];
   for (const de of raw) {
     if (SKIP.has(de.name) || exclude.has(de.name)) continue;
-    const entryHost = child(hostDir, de.name);
     if (de.isFile || de.isDir) {
-      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: entryHost });
+      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: child(hostDir, de.name) });
       continue;
     }
-    let target: string | undefined;
-    let s;
-    try {
-      target = de.isLink ? await resolveInRoot(readingFs(fs), entRoot, entryHost) : entryHost;
-      if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
-      s = await readingFs(fs).stat(target);
-    } catch (e) {
-      const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
-      entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `fstatat(${3 + depth}, ${de.name}): ${why}` });
-      continue;
-    }
-    if (s.isFile() || s.isDirectory()) entries.push({ name: de.name, kind: s.isDirectory() ? 'dir' : 'file', isLink: de.isLink, host: target });
-    else entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `unsupported file type ${posix.join(sysDir, de.name)}: ${(s.mode & 0o170000).toString(8)}` });
+    entries.push((await followEntry(fs, sysDir, hostDir, depth, entRoot, de.name, de.isLink)).entry);
   }
   return { stamp: st, entries };
+}
+
+/** An entry that is a link (or of unknown type) as depmod's fstatat() sees it, and what it leads to. */
+async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; id?: FileIdentity }> {
+  const entryHost = child(hostDir, name);
+  let target: string | undefined;
+  let s;
+  try {
+    target = isLink ? await resolveInRoot(readingFs(fs), entRoot, entryHost) : entryHost;
+    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
+    s = await readingFs(fs).stat(target, { bigint: true });
+  } catch (e) {
+    const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
+    return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${why}` } };
+  }
+  if (s.isFile() || s.isDirectory()) {
+    return { entry: { name, kind: s.isDirectory() ? 'dir' : 'file', isLink, host: target }, id: { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, ino: s.ino, dev: s.dev } };
+  }
+  return { entry: { name, kind: 'skipped', isLink, host: `unsupported file type ${posix.join(sysDir, name)}: ${(Number(s.mode) & 0o170000).toString(8)}` } };
+}
+
+/**
+ * Per directory of the tree, 1 where one of its links (dangling ones included) no longer
+ * leads where it did, or leads to a module file whose identity is not `summarised(item)`'s
+ * (undefined: none to compare). A link that cannot be followed at all counts as changed.
+ */
+export async function staleLinkDirs(t: ScanTree, ctx: TreeContext, summarised: (x: number) => FileIdentity | undefined): Promise<Uint8Array> {
+  const stale = new Uint8Array(t.dirFirst.length);
+  for (let x = 0; x < t.itemFlags.length; x++) {
+    const flags = t.itemFlags[x]!;
+    const d = t.itemDir[x]!;
+    if (!(flags & ITEM_LINK) || stale[d]) continue;
+    const was = entryAt(t, x);
+    try {
+      const now = await followEntry(ctx.fs, t.dirPath.get(d), t.dirHost.get(d), t.dirDepth[d]!, t.dirExternal[d] ? ctx.externalRoot : ctx.root, was.name, true);
+      const id = flags & ITEM_MODULE ? summarised(x) : undefined;
+      if (now.entry.kind !== was.kind || now.entry.host !== was.host || (id !== undefined && (now.id === undefined || !sameIdentity(id, now.id)))) stale[d] = 1;
+    } catch {
+      stale[d] = 1;
+    }
+  }
+  return stale;
 }
 
 const S = {

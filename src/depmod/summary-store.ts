@@ -1,32 +1,42 @@
+import { CacheDamaged } from './cache-damage.js';
 import { Interner } from './interner.js';
 import type { ModuleSummary } from './module-summary.js';
 import { SectionReader, SectionWriter, StringColumn, type ByteSource, type LoadedStrings } from './sections.js';
 
 /**
  * The module summaries kept in modules.kabi-cache (cache-file.ts), keyed by host path and
- * checked against the file's size, mtime, inode and device, so that a later run decompresses
+ * checked against the file's size, mtime, ctime, inode and device (ctime: a file rewritten in
+ * place with its mtime put back still differs), so that a later run decompresses
  * and parses only new or changed modules. A full run stores every summary it used in
  * columns: one string table and flat typed arrays, read back as views into the file's bytes
  * (sections.ts), so that loading costs no more than reading. An incremental run appends what
  * it parsed, its strings numbered on from the ones before. Records are numbered across both,
  * which is how the run state refers to them. A summary is only used for a file whose
  * identity it matches or that the run state vouches for; anything unreadable is left out.
+ *
+ * What is read is checked as it is read (cache-file.ts checks its CRCs): lengths and offsets
+ * when loaded, string numbers of each summary when it is taken. Anything out of place throws,
+ * and runDepmod starts over without the cache.
  */
 
-const VERSION = 8;
+const VERSION = 9;
 
 export interface FileIdentity {
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ino: number;
-  readonly dev: number;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly ino: bigint;
+  readonly dev: bigint;
 }
+
+/** size, mtimeNs, ctimeNs, ino, dev per record. */
+const ID_WORDS = 5;
 
 /** Summaries in columns: record i's exports are expName[expOff[i], expOff[i + 1]), and so on. */
 export interface Columns {
   readonly hosts: StringColumn;
-  /** size, mtimeMs, ino, dev per record. */
-  readonly ids: Float64Array;
+  /** ID_WORDS per record. */
+  readonly ids: BigUint64Array;
   readonly expOff: Uint32Array;
   readonly expName: Uint32Array;
   readonly expCrc: BigUint64Array;
@@ -107,6 +117,12 @@ export class SummaryStore {
   private errorMap: Map<number, string> | undefined;
   /** Strings present when loaded (what additions leave out). */
   private readonly loadedStrings: number;
+  /**
+   * What went wrong looking a string up in the cache, if anything: parsing a module interns
+   * its strings, and the parsers take any error for a broken module, so the failure is kept
+   * here for the run to see (and to start over without the cache).
+   */
+  damage: unknown;
 
   /**
    * The store of a cache file's frames, read as asked for; anything foreign or damaged
@@ -119,17 +135,22 @@ export class SummaryStore {
       if (summaries !== undefined) {
         base = new SectionReader(summaries);
         meta = base.json<Meta>(S.meta);
-        if (meta.version !== VERSION || base.length(S.ids) % 32 !== 0) base = meta = undefined;
+        if (meta.version !== VERSION || !soundBase(base, meta)) base = meta = undefined;
       }
     } catch {
       base = meta = undefined;
     }
     const added: { columns: Columns; strings: StringColumn }[] = [];
+    let stringCount = base ? base.length(S.strings + 1) / 4 : 0;
     for (const a of base ? additions : []) {
       try {
         const r = new SectionReader(a);
         if (r.json<Meta>(S.meta).version !== VERSION) break;
-        added.push({ columns: readColumns(r), strings: r.strings(S.strings) });
+        const strings = r.strings(S.strings);
+        if (!soundColumn(strings)) break;
+        const columns = readColumns(r, stringCount + strings.length);
+        stringCount += strings.length;
+        added.push({ columns, strings });
       } catch {
         break;
       }
@@ -138,12 +159,24 @@ export class SummaryStore {
     for (const a of added) for (let i = 0; i < a.strings.length; i++) more.push(a.strings.get(i));
     this.base = base;
     this.meta = meta;
-    const lazy = base?.lazyStrings(S.strings);
-    this.strings = new Interner(more, lazy, base?.has(S.stringTable) ? stringLookup(base, lazy!) : undefined);
+    const kept =
+      <A extends unknown[], R>(f: (...a: A) => R) =>
+      (...a: A): R => {
+        try {
+          return f(...a);
+        } catch (e) {
+          this.damage ??= e;
+          throw e;
+        }
+      };
+    const stored = base?.lazyStrings(S.strings);
+    const lazy = stored && { length: stored.length, get: kept(stored.get), column: kept(stored.column) };
+    const lookup = base?.has(S.stringTable) ? stringLookup(base, lazy!) : undefined;
+    this.strings = new Interner(more, lazy, lookup && kept(lookup));
     this.loadedStrings = this.strings.size;
-    this.cached = base ? base.length(S.ids) / 32 : 0;
+    this.cached = base ? base.length(S.ids) / (8 * ID_WORDS) : 0;
     for (const a of added) {
-      const n = a.columns.ids.length / 4;
+      const n = a.columns.ids.length / ID_WORDS;
       const errors = new Map(a.columns.errors);
       for (let i = 0; i < n; i++) this.extra.push({ host: a.columns.hosts.get(i), id: identityAt(a.columns, i), summary: summaryAt(a.columns, i, errors) });
     }
@@ -152,7 +185,7 @@ export class SummaryStore {
 
   /** The cache's columns whole (records below `cached`), for loops over thousands of summaries. */
   get columns(): Columns | undefined {
-    if (this.whole === undefined && this.base !== undefined) this.whole = readColumns(this.base);
+    if (this.whole === undefined && this.base !== undefined) this.whole = readColumns(this.base, this.base.length(S.strings + 1) / 4);
     return this.whole;
   }
 
@@ -182,12 +215,12 @@ export class SummaryStore {
 
   identity(rec: number): FileIdentity {
     if (rec >= this.cached) return this.extra[rec - this.cached]!.id;
-    const ids = this.whole?.ids.subarray(4 * rec, 4 * rec + 4) ?? this.base!.f64Range(S.ids, 4 * rec, 4 * rec + 4);
-    return { size: ids[0]!, mtimeMs: ids[1]!, ino: ids[2]!, dev: ids[3]! };
+    const ids = this.whole?.ids.subarray(ID_WORDS * rec, ID_WORDS * rec + ID_WORDS) ?? this.base!.u64Range(S.ids, ID_WORDS * rec, ID_WORDS * rec + ID_WORDS);
+    return idAt(ids, 0);
   }
 
   private get errors(): Map<number, string> {
-    this.errorMap ??= new Map(this.base?.json<[number, string][]>(S.errors));
+    this.errorMap ??= new Map(this.base === undefined ? [] : checkedErrors(this.base.json<unknown>(S.errors), this.cached));
     return this.errorMap;
   }
 
@@ -219,13 +252,14 @@ export class SummaryStore {
     const d = b.u32Range(S.depOff, r, r + 2);
     const i = b.u32Range(S.infoOff, r, r + 2);
     const error = this.errors.get(r);
+    const strings = b.length(S.strings + 1) / 4;
     return {
-      exports: b.u32Range(S.expName, e[0]!, e[1]!),
+      exports: checkedIds(b.u32Range(S.expName, e[0]!, e[1]!), strings),
       exportCrcs: b.u64Range(S.expCrc, e[0]!, e[1]!),
-      deps: b.u32Range(S.depName, d[0]!, d[1]!),
+      deps: checkedIds(b.u32Range(S.depName, d[0]!, d[1]!), strings),
       depCrcs: b.u64Range(S.depCrc, d[0]!, d[1]!),
       depWeak: b.u8Range(S.depWeak, d[0]!, d[1]!),
-      info: b.u32Range(S.info, i[0]!, i[1]!),
+      info: checkedIds(b.u32Range(S.info, i[0]!, i[1]!), strings),
       ...(error !== undefined ? { error } : {}),
     };
   }
@@ -316,7 +350,10 @@ export class SummaryStore {
     const b = this.base;
     if (b !== undefined && 4 * (s + 1) < b.length(offName)) {
       const off = b.u32Range(offName, s, s + 2);
-      for (const r of b.u32Range(recName, off[0]!, off[1]!)) out.push(r);
+      for (const r of b.u32Range(recName, off[0]!, off[1]!)) {
+        if (r >= this.cached) throw new Error(`record ${r} in the symbol index of ${this.cached}`);
+        out.push(r);
+      }
     }
     this.extra.forEach((e, i) => of(e).includes(s) && out.push(this.cached + i));
     return out;
@@ -353,13 +390,19 @@ function stringTable(strings: readonly string[]): Uint32Array {
 
 /** A string's number through the stored table, reading only the slots and strings it probes. */
 function stringLookup(r: SectionReader, strings: LoadedStrings): (s: string) => number | undefined {
-  const mask = r.length(S.stringTable) / 4 - 1;
+  const slots = r.length(S.stringTable) / 4;
+  // stringTable() makes a power of two, at most half full: anything else is not its table.
+  if (!(slots >= 1024 && (slots & (slots - 1)) === 0 && slots >= 2 * strings.length)) throw new CacheDamaged(undefined, 'not a string table');
+  const mask = slots - 1;
   return (s) => {
-    for (let h = fnv(s) & mask; ; h = (h + 1) & mask) {
+    let h = fnv(s) & mask;
+    for (let probes = 0; probes < slots; probes++, h = (h + 1) & mask) {
       const e = r.u32Range(S.stringTable, h, h + 1)[0]!;
       if (e === 0) return undefined;
+      if (e > strings.length) throw new CacheDamaged(undefined, `string ${e - 1} in the string table of ${strings.length}`);
       if (strings.get(e - 1) === s) return e - 1;
     }
+    throw new CacheDamaged(undefined, 'string table without a free slot');
   };
 }
 
@@ -375,13 +418,72 @@ function stringAt(ends: Uint32Array, at: number): number {
   return lo;
 }
 
-function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
+/** The identity of no file: a summary that matches nothing. */
+export const NO_IDENTITY: FileIdentity = { size: ~0n, mtimeNs: ~0n, ctimeNs: ~0n, ino: ~0n, dev: ~0n };
+
+export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev;
+}
+
+function idAt(ids: BigUint64Array, at: number): FileIdentity {
+  return { size: ids[at]!, mtimeNs: ids[at + 1]!, ctimeNs: ids[at + 2]!, ino: ids[at + 3]!, dev: ids[at + 4]! };
 }
 
 function identityAt(c: Columns, i: number): FileIdentity {
-  const ids = c.ids;
-  return { size: ids[4 * i]!, mtimeMs: ids[4 * i + 1]!, ino: ids[4 * i + 2]!, dev: ids[4 * i + 3]! };
+  return idAt(c.ids, ID_WORDS * i);
+}
+
+/**
+ * What loading the full run's frame checks before anything is taken from it: its sections'
+ * lengths agree on one record count, the offset columns rise within their arrays, the
+ * modinfo keys name the strings they say.
+ */
+function soundBase(b: SectionReader, meta: Meta): boolean {
+  const idBytes = b.length(S.ids);
+  if (idBytes % (8 * ID_WORDS) !== 0) return false;
+  const records = idBytes / (8 * ID_WORDS);
+  const strings = b.length(S.strings + 1) / 4;
+  if (!Number.isInteger(strings) || b.length(S.hosts + 1) !== 4 * records) return false;
+  for (const [off, arrays] of [
+    [S.expOff, [[S.expName, 4], [S.expCrc, 8]]],
+    [S.depOff, [[S.depName, 4], [S.depCrc, 8], [S.depWeak, 1]]],
+    [S.infoOff, [[S.info, 4]]],
+  ] as const) {
+    if (b.length(off) !== 4 * (records + 1)) return false;
+    const o = b.u32(off);
+    if (!rising(o)) return false;
+    for (const [name, size] of arrays) if (b.length(name) !== size * o[records]!) return false;
+  }
+  for (const [key, id] of Object.entries(meta.keys ?? {})) if (!(Number.isInteger(id) && id >= 0 && id < strings) || b.lazyStrings(S.strings).get(id) !== key) return false;
+  if (b.has(S.needOff) && (b.length(S.needOff) !== 4 * (strings + 1) || b.length(S.symExpOff) !== 4 * (strings + 1))) return false;
+  return true;
+}
+
+/** Each string ends after the one before, the last at the end of the bytes. */
+function soundColumn(c: StringColumn): boolean {
+  let start = 0;
+  for (let i = 0; i < c.ends.length; i++) {
+    if (c.ends[i]! < start) return false;
+    start = c.ends[i]! + 1;
+  }
+  return start === c.bytes.length;
+}
+
+function rising(o: Uint32Array): boolean {
+  if (o[0] !== 0) return false;
+  for (let i = 1; i < o.length; i++) if (o[i]! < o[i - 1]!) return false;
+  return true;
+}
+
+/** The string numbers, each checked to be one of `count`. */
+function checkedIds(ids: Uint32Array, count: number): Uint32Array {
+  for (let k = 0; k < ids.length; k++) if (ids[k]! >= count) throw new Error(`string ${ids[k]} of ${count}`);
+  return ids;
+}
+
+function checkedErrors(v: unknown, records: number): [number, string][] {
+  if (!Array.isArray(v) || !v.every((e) => Array.isArray(e) && e.length === 2 && Number.isInteger(e[0]) && e[0] >= 0 && e[0] < records && typeof e[1] === 'string')) throw new Error('malformed error list');
+  return v as [number, string][];
 }
 
 function summaryAt(c: Columns, i: number, errors: ReadonlyMap<number, string>): ModuleSummary {
@@ -401,20 +503,36 @@ function summaryAt(c: Columns, i: number, errors: ReadonlyMap<number, string>): 
   };
 }
 
-function readColumns(r: SectionReader): Columns {
+/** The columns whole, every offset and string number (of `strings`) checked. */
+function readColumns(r: SectionReader, strings: number): Columns {
+  const ids = r.u64(S.ids);
+  const records = ids.length / ID_WORDS;
+  const hosts = r.strings(S.hosts);
+  if (!Number.isInteger(records) || hosts.length !== records || !soundColumn(hosts)) throw new Error('malformed host column');
+  const offsets = (name: number, ...lengths: number[]) => {
+    const o = r.u32(name);
+    if (o.length !== records + 1 || !rising(o) || lengths.some((n) => n !== o[records])) throw new Error(`malformed offsets ${name}`);
+    return o;
+  };
+  const expName = checkedIds(r.u32(S.expName), strings);
+  const expCrc = r.u64(S.expCrc);
+  const depName = checkedIds(r.u32(S.depName), strings);
+  const depCrc = r.u64(S.depCrc);
+  const depWeak = r.u8(S.depWeak);
+  const info = checkedIds(r.u32(S.info), strings);
   return {
-    hosts: r.strings(S.hosts),
-    ids: r.f64(S.ids),
-    expOff: r.u32(S.expOff),
-    expName: r.u32(S.expName),
-    expCrc: r.u64(S.expCrc),
-    depOff: r.u32(S.depOff),
-    depName: r.u32(S.depName),
-    depCrc: r.u64(S.depCrc),
-    depWeak: r.u8(S.depWeak),
-    infoOff: r.u32(S.infoOff),
-    info: r.u32(S.info),
-    errors: r.json<[number, string][]>(S.errors),
+    hosts,
+    ids,
+    expOff: offsets(S.expOff, expName.length, expCrc.length),
+    expName,
+    expCrc,
+    depOff: offsets(S.depOff, depName.length, depCrc.length, depWeak.length),
+    depName,
+    depCrc,
+    depWeak,
+    infoOff: offsets(S.infoOff, info.length),
+    info,
+    errors: checkedErrors(r.json<unknown>(S.errors), records),
   };
 }
 
@@ -460,11 +578,11 @@ function writeColumns(records: readonly Extra[], renumber: (a: Uint32Array) => U
   const depCrc = new BigUint64Array(depName.length);
   const depWeak = new Uint8Array(depName.length);
   const info = new Uint32Array(infoOff[sums.length]!);
-  const ids = new Float64Array(records.length * 4);
+  const ids = new BigUint64Array(records.length * ID_WORDS);
   const errors: [number, string][] = [];
   records.forEach((r, i) => {
     const s = r.summary;
-    ids.set([r.id.size, r.id.mtimeMs, r.id.ino, r.id.dev], 4 * i);
+    ids.set([r.id.size, r.id.mtimeNs, r.id.ctimeNs, r.id.ino, r.id.dev], ID_WORDS * i);
     expName.set(renumber(s.exports), expOff[i]!);
     expCrc.set(s.exportCrcs, expOff[i]!);
     depName.set(renumber(s.deps), depOff[i]!);

@@ -137,8 +137,10 @@ describe('the cache file’s frames', () => {
     const state = Buffer.from('the state of the run: any bytes will do here, some more of them');
     const path = t.path(CACHE_FILE);
     writeFileSync(path, cacheImage(summaries, undefined));
-    const tail = (await readCacheFrames(nodeFs, t.path(''))).tail!;
-    await writeTail(nodeFs, t.path(''), tail, tailFrames(Buffer.from('additions'), state));
+    const first = await readCacheFrames(nodeFs, t.path(''));
+    first.close();
+    const tail = first.tail!;
+    await writeTail(nodeFs, t.path(''), tail, tailFrames(Buffer.from('additions'), state), first.file!);
     const good = readFileSync(path);
     const read = await readCacheFrames(nodeFs, t.path(''));
     expect(Buffer.from(read.state!).equals(state)).toBe(true);
@@ -173,7 +175,8 @@ describe('incremental runs equal full runs where the module array is renumbered'
       renameSync(t.path('../aside.ko'), t.path(rel));
       const back = await update(t, [{ kind: 'added', path: sys(rel) }]);
       expect(back.r.stats.patched, `k${k} back`).toBe(true);
-      expect(back.r.stats.parsed, `k${k} back`).toBe(0);
+      // The rename back changed its ctime: it is read again, as any file that may have been rewritten.
+      expect(back.r.stats.parsed, `k${k} back`).toBeLessThanOrEqual(1);
       await expectSameAsFull(t, back.run, {}, `k${k} back`);
     }
   });
