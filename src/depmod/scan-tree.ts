@@ -422,9 +422,14 @@ function parseStamp(s: string): bigint[] {
   return s.split(':').map((v) => BigInt(v));
 }
 
+/**
+ * A directory's identity: inode, ctime, size. The ctime, not the mtime: both move when an
+ * entry comes or goes, but only the mtime can be put back (touch -r, rsync -t, tar), and then
+ * a listing that changed would look unchanged.
+ */
 async function stamp(fs: KabiFs, host: string): Promise<[bigint, bigint, bigint]> {
   const st = fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true });
-  return [st.ino, st.mtimeNs, st.size];
+  return [st.ino, st.ctimeNs, st.size];
 }
 
 /**

@@ -122,7 +122,8 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
 
   const stampOf = async (hostDir: string): Promise<string> => {
     const st = fs === nodeFs ? statSync(hostDir, { bigint: true }) : await fs.stat(hostDir, { bigint: true });
-    return `${st.ino}:${st.mtimeNs}:${st.size}`;
+    // ctime: unlike the mtime, nobody can put it back after changing the directory.
+    return `${st.ino}:${st.ctimeNs}:${st.size}`;
   };
 
   const list = async (sysDir: string, hostDir: string, depth: number, entRoot: string): Promise<DirListing | undefined> => {

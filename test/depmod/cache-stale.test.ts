@@ -99,6 +99,24 @@ describe('a file rewritten in place, its size and mtime put back', () => {
   }
 });
 
+describe('a directory changed behind the cache, its mtime put back', () => {
+  it('an unreported module in a directory whose mtime was restored is still found', async () => {
+    const t = chainTree(trees);
+    t.write('extra/a.ko', mod('a', { exports: ['a_fn'] }));
+    utimesSync(t.path('extra'), 1_700_000_000, 1_700_000_000);
+    await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
+    const before = statSync(t.path('extra'));
+    // A second module of the same name length: the directory keeps its size too.
+    t.write('extra/b.ko', mod('b', { exports: ['b_fn'], needs: ['k2_fn'] }));
+    utimesSync(t.path('extra'), 1_700_000_000, 1_700_000_000);
+    expect(statSync(t.path('extra')).mtimeMs).toBe(before.mtimeMs);
+    const { r, run } = await update(t, [{ kind: 'added', path: sys('weak-updates/none.ko') }]);
+    expect(r.status).toBe(0);
+    await expectSameAsFull(t, run);
+    expect(run.outputs.get('modules.dep')!.toString()).toContain('extra/b.ko:');
+  });
+});
+
 describe('outputs whose bytes are not what was written', () => {
   // A crash after the rename but before the data reached the disk: same size, mtime, inode
   // (which no test can make on a real file: writing changes its ctime), only zeros in it.
