@@ -72,15 +72,4 @@ export function writeCache(t: Tree, summaries: Uint8Array, state: Uint8Array | u
   t.write(CACHE_FILE, cacheImage(summaries, state));
 }
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export const otherKernel = (t: Tree, rel: string) => join(t.root, 'lib/modules/6.1.0-98-amd64', rel);

@@ -3,8 +3,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readCacheFrames, writeTail } from '../../src/depmod/cache-file.js';
 import { CACHE_FILE, runDepmod } from '../../src/depmod/index.js';
 import { nodeFs } from '../../src/fs.js';
+import { rng } from '../random.js';
 import { KVER, mod, type Tree } from './fixture.js';
-import { cacheParts, chainTree, expectSameAsFull, rng, sections, sys, update, writeCache } from './cache-faults.js';
+import { cacheParts, chainTree, expectSameAsFull, sections, sys, update, writeCache } from './cache-faults.js';
 
 // A cache whose checksums are right but whose contents are not what kabi writes (a bug, an
 // older layout, someone's tampering), or whose frame heads claim absurd lengths: a run must

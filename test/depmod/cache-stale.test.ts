@@ -3,8 +3,9 @@ import { dirname } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CACHE_FILE, runDepmod } from '../../src/depmod/index.js';
 import { nodeFs, type KabiFs } from '../../src/fs.js';
+import { rng } from '../random.js';
 import { KVER, mod, type Tree } from './fixture.js';
-import { chainTree, expectSameAsFull, otherKernel, rng, sys, update } from './cache-faults.js';
+import { chainTree, expectSameAsFull, otherKernel, sys, update } from './cache-faults.js';
 
 // What the cache vouches for changing behind its back: where a link leads (its directory
 // unchanged), a file rewritten in place with its mtime put back, an output whose bytes are

@@ -1,9 +1,10 @@
 import { appendFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cacheImage, readCacheFrames, tailFrames, writeTail } from '../../src/depmod/cache-file.js';
-import { CACHE_FILE, formatDepmodMessage, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
+import { CACHE_FILE, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
 import { nodeFs } from '../../src/fs.js';
-import { KVER, mod, MODDIR, outputDiff, Tree, type Run } from './fixture.js';
+import { KVER, mod, outputDiff, type Run, type Tree } from './fixture.js';
+import { chainTree, fullRun, sys, update } from './cache-faults.js';
 
 // modules.kabi-cache holds the summaries and the state an incremental run builds on. Whatever
 // happened to it (cut short, damaged, left by another version, made stale by another depmod
@@ -15,40 +16,15 @@ afterAll(() => {
   for (const t of trees) t.destroy();
 });
 
-const sys = (rel: string) => `/${MODDIR}/${rel}`;
-
-function tree(): Tree {
-  const t = new Tree();
-  trees.push(t);
-  const order: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const rel = `kernel/drivers/k${i}.ko`;
-    t.write(rel, mod(`k${i}`, { exports: [`k${i}_fn`], needs: i > 0 ? [`k${i - 1}_fn`] : [], aliases: [`k-alias-${i}`] }));
-    order.push(rel);
-  }
-  return t.write('modules.order', order.join('\n') + '\n').write('modules.builtin', '');
-}
-
-async function full(t: Tree, opts: { errsyms?: boolean; symvers?: { text: string } } = {}): Promise<Run> {
-  const r = await runDepmod({ root: t.root, release: KVER, configRoot: '/', cache: false, write: false, ...opts });
-  return { status: r.status, stdout: r.stdout, stderr: r.messages.map(formatDepmodMessage).join(''), outputs: new Map(r.files.map((f) => [f.name, Buffer.from(f.data)])) };
-}
-
-async function update(t: Tree, changes: DepmodChange[], opts: { errsyms?: boolean; symvers?: { text: string } } = {}) {
-  const r = await runDepmod({ root: t.root, release: KVER, configRoot: '/', changes, ...opts });
-  const run: Run = { status: r.status, stdout: r.stdout, stderr: r.messages.map(formatDepmodMessage).join(''), outputs: new Map(r.files.map((f) => [f.name, Buffer.from(f.data)])) };
-  return { r, run };
-}
-
 async function expectSameAsFull(t: Tree, run: Run, opts: { errsyms?: boolean; symvers?: { text: string } } = {}, where = '') {
-  const f = await full(t, opts);
+  const f = await fullRun(t, opts);
   expect(outputDiff(f, run), where).toEqual([]);
   expect(run.stderr, where).toBe(f.stderr);
 }
 
 describe('an incremental run builds only on a cache it can vouch for', () => {
   it('uses the cache after a full run, and patches the outputs', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
     t.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k3_fn'], aliases: ['e-alias'] }));
     const { r, run } = await update(t, [{ kind: 'added', path: sys('extra/e.ko') }]);
@@ -59,7 +35,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
 
   // Every way the file can end up cut short or damaged: at each frame boundary and inside each frame.
   it('falls back to a full run over a cut or damaged cache, with the same outputs', async () => {
-    const base = tree();
+    const base = chainTree(trees);
     await runDepmod({ root: base.root, release: KVER, configRoot: '/' });
     base.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k3_fn'], aliases: ['e-alias'] }));
     await runDepmod({ root: base.root, release: KVER, configRoot: '/', changes: [{ kind: 'added', path: sys('extra/e.ko') }] });
@@ -107,7 +83,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
   });
 
   it('a different configuration makes the run a full one', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
     t.write('updates/k2.ko', mod('k2', { exports: ['k2_fn', 'k2_extra'] }));
     const conf = t.path('../x.conf');
@@ -119,7 +95,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
   });
 
   it('a changed modules.order makes the run a full one', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
     const order = readFileSync(t.path('modules.order'), 'latin1').split('\n').filter((l) => l);
     t.write('modules.order', [...order].reverse().join('\n') + '\n');
@@ -132,7 +108,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
 
 describe('the cache file’s frames', () => {
   it('a state written in place is only taken back whole: any byte of it changed, it is not', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     const summaries = Buffer.from('summaries, written by atomic replacement');
     const state = Buffer.from('the state of the run: any bytes will do here, some more of them');
     const path = t.path(CACHE_FILE);
@@ -160,7 +136,7 @@ describe('the cache file’s frames', () => {
 
 describe('incremental runs equal full runs where the module array is renumbered', () => {
   it('modules of modules.order taken away and put back return to their place, also when listed twice', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     const order = readFileSync(t.path('modules.order'), 'latin1');
     // k5 listed again at the end: the last line counts.
     t.write('modules.order', order + 'kernel/drivers/k5.ko\n');
@@ -182,7 +158,7 @@ describe('incremental runs equal full runs where the module array is renumbered'
   });
 
   it('with -e and Module.symvers: unknown symbols and CRC mismatches reported as a full run reports them', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     const symvers = { text: '0x00000001\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t\n0x00000002\tkernel_fn\tvmlinux\tEXPORT_SYMBOL\t\n' };
     const opts = { errsyms: true, symvers };
     await runDepmod({ root: t.root, release: KVER, configRoot: '/', ...opts });
@@ -203,7 +179,7 @@ describe('incremental runs equal full runs where the module array is renumbered'
   });
 
   it('a summary parsed by an incremental run is kept for the next one', async () => {
-    const t = tree();
+    const t = chainTree(trees);
     await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
     t.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k6_fn'] }));
     expect((await update(t, [{ kind: 'added', path: sys('extra/e.ko') }])).r.stats.parsed).toBe(1);

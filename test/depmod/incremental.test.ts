@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatDepmodMessage, kmodFlavor, runDepmod, type DepmodChange, type KmodFlavor } from '../../src/depmod/index.js';
+import { rng } from '../random.js';
 import { both, KVER, mod, MODDIR, outputDiff, Tree, type Run } from './fixture.js';
 
 // An incremental update (only the changed paths looked at, everything else from the cache)
@@ -17,17 +18,6 @@ afterAll(() => {
   for (const t of trees) t.destroy();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const IN_TREE = 12;
 const EXTRA = 10;

@@ -2,24 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IndexBuilder, IndexReader, kmodFlavor, type IndexLayout } from '../../src/depmod/index.js';
+import { rng } from '../random.js';
 import { both, kabiDepmod, KVER, mod, Tree } from './fixture.js';
 
 const trees: Tree[] = [];
 afterAll(() => {
   for (const t of trees) t.destroy();
 });
-
-/** A deterministic pseudo-random generator (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomKey(r: () => number): string {
   const alphabet = 'abc_:*-[]?0123456789xyz';

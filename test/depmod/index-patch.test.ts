@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IndexBuilder, IndexReader, type IndexLayout, type IndexValue } from '../../src/depmod/index.js';
 import { indexTables, patchIndex, type IndexEdit, type IndexTables } from '../../src/depmod/index-patch.js';
-
-/** A deterministic pseudo-random generator (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../random.js';
 
 function randomKey(r: () => number): string {
   const alphabet = 'abc_:*-0123456789xyz';

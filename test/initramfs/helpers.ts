@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Compression } from '../../native-bindings/index.js';
+import { KabiError } from '../../src/errors.js';
 
 /*
  * Images for the initramfs tests, built the way the generators build them: a staging tree
@@ -132,4 +133,15 @@ export function cpioExtract(bytes: Uint8Array): string {
 
 export function readBytes(p: string): Uint8Array {
   return new Uint8Array(readFileSync(p));
+}
+
+/** The KabiError `p` rejects with; anything else it rejects with is rethrown, and fulfilling is a failure. */
+export async function errorOf(p: Promise<unknown>): Promise<KabiError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof KabiError) return e;
+    throw e;
+  }
+  throw new Error('expected a KabiError');
 }

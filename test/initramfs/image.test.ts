@@ -1,13 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KabiError } from '../../src/errors.js';
 import { readCpioStream, writeCpioStream } from '../../src/initramfs/cpio.js';
 import { allEntries, parseImage, readImageFile } from '../../src/initramfs/image.js';
 import { ImageTree } from '../../src/initramfs/image-tree.js';
 import { nodeFs } from '../../src/fs.js';
 import type { Compression } from '../../native-bindings/index.js';
-import { cleanupTemps, compressCli, concatBytes, earlyCpio, gnuCpio, lsinitramfs, readBytes, tempDir, writeTree } from './helpers.js';
+import { cleanupTemps, compressCli, concatBytes, earlyCpio, errorOf, gnuCpio, lsinitramfs, readBytes, tempDir, writeTree } from './helpers.js';
 
 afterAll(cleanupTemps);
 
@@ -22,16 +21,6 @@ function mainTree(): string {
     { path: 'usr/bin/sh', data: 'shell', mode: 0o755 },
   ]);
   return d;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<KabiError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KabiError) return e;
-    throw e;
-  }
-  throw new Error('expected a KabiError');
 }
 
 const FORMATS: Compression[] = ['gzip', 'zstd', 'xz', 'lz4', 'bzip2', 'lzma', 'lzo'];

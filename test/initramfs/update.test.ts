@@ -3,7 +3,6 @@ import { existsSync, readdirSync, rmSync, statSync, symlinkSync, renameSync, wri
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Compression } from '../../native-bindings/index.js';
-import { KabiError } from '../../src/errors.js';
 import { nodeFs, type KabiFs } from '../../src/fs.js';
 import { BACKUP_SUFFIX } from '../../src/initramfs/atomic-write.js';
 import { imageNeedsUpdate } from '../../src/initramfs/check.js';
@@ -14,7 +13,7 @@ import { ImageTree } from '../../src/initramfs/image-tree.js';
 import { refreshInitramfs } from '../../src/initramfs/refresh.js';
 import { updateImage } from '../../src/initramfs/update.js';
 import type { Runner } from '../../src/util/run.js';
-import { cleanupTemps, lsinitramfs, lsinitrd, readBytes, tempDir } from './helpers.js';
+import { cleanupTemps, errorOf, lsinitramfs, lsinitrd, readBytes, tempDir } from './helpers.js';
 import { beta, delta, gamma, K, K2, K3, makeImageSystem, type ImageSystem } from './image-system.js';
 
 afterAll(cleanupTemps);
@@ -44,16 +43,6 @@ function moduleView(tree: ImageTree): Record<string, string> {
     out[n.path] = n.kind === 'symlink' ? `-> ${dec.decode(n.content.data)}` : Buffer.from(n.content.data).toString('base64');
   }
   return out;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<KabiError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KabiError) return e;
-    throw e;
-  }
-  throw new Error('expected a KabiError');
 }
 
 const opts = (s: ImageSystem) => ({ root: s.root, release: K, level: 1 });

@@ -147,3 +147,13 @@ export function loadCorpus(): Corpus {
   };
   return loaded;
 }
+
+/**
+ * The amd64 kernels the initramfs generator tests (dracut, initramfs-tools) build images of:
+ * the newest of each series, with the oldest of the same series as the other kernel beside it.
+ */
+export function generatorKernels(): { K61: CorpusKernel; K61_OTHER: CorpusKernel; K612: CorpusKernel; K612_OTHER: CorpusKernel } {
+  const corpus = loadCorpus();
+  const pick = (series: Series, role: 'newest' | 'oldest') => corpus.kernels({ arch: 'amd64', series, role })[0]!;
+  return { K61: pick('6.1', 'newest'), K61_OTHER: pick('6.1', 'oldest'), K612: pick('6.12', 'newest'), K612_OTHER: pick('6.12', 'oldest') };
+}

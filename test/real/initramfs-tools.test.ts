@@ -16,16 +16,11 @@ import { updateImage } from '../../src/initramfs/update.js';
 import { buildInitramfsTools, builtFor, depmod, installBuilt, prepareRoot, type ToolsCompression } from '../initramfs/generator-env.js';
 import { cleanupTemps, readBytes, tempDir } from '../initramfs/helpers.js';
 import { expectListsMatch, expectModuleBytes, expectRoundTrip, expectSameModuleTree, modulesDep, readImage, unpack } from '../initramfs/real-checks.js';
-import { loadCorpus } from './corpus.js';
+import { generatorKernels } from './corpus.js';
 
 afterAll(cleanupTemps);
 
-const corpus = loadCorpus();
-const pick = (series: '6.1' | '6.12', role: 'newest' | 'oldest') => corpus.kernels({ arch: 'amd64', series, role })[0]!;
-const K61 = pick('6.1', 'newest');
-const K61_OTHER = pick('6.1', 'oldest');
-const K612 = pick('6.12', 'newest');
-const K612_OTHER = pick('6.12', 'oldest');
+const { K61, K61_OTHER, K612, K612_OTHER } = generatorKernels();
 
 const FORMATS: [ToolsCompression, Compression][] = [
   ['zstd', 'zstd'],
