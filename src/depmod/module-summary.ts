@@ -71,13 +71,18 @@ export function summaryFromKernelModule(mod: Pick<KernelModule, 'crcSymbols' | '
   for (const [k, v] of mod.modinfo.entries) {
     if (KEPT_INFO.has(k)) info.push(strings.id(k), strings.id(v));
   }
+  return summaryOf(exports, deps, () => Uint32Array.from(info), strings);
+}
+
+/** `info` is called last: strings are numbered in the order they are first met. */
+function summaryOf(exports: readonly { symbol: string; crc: bigint }[], deps: readonly { name: string; crc: bigint; weak: boolean }[], info: () => Uint32Array, strings: Interner): ModuleSummary {
   return {
     exports: Uint32Array.from(exports, (e) => strings.id(e.symbol)),
     exportCrcs: BigUint64Array.from(exports, (e) => BigInt.asUintN(64, e.crc)),
     deps: Uint32Array.from(deps, (d) => strings.id(d.name)),
     depCrcs: BigUint64Array.from(deps, (d) => BigInt.asUintN(64, d.crc)),
     depWeak: Uint8Array.from(deps, (d) => (d.weak ? 1 : 0)),
-    info: Uint32Array.from(info),
+    info: info(),
   };
 }
 
@@ -104,14 +109,7 @@ export function summarizeElf(data: Uint8Array, strings: Interner, file?: string)
   }
   const exports = attempt(() => readExportList(elf, symtab), []);
   const deps = symtab ? attempt(() => readDependencies(elf, symtab), []) : [];
-  return {
-    exports: Uint32Array.from(exports, (e) => strings.id(e.symbol)),
-    exportCrcs: BigUint64Array.from(exports, (e) => BigInt.asUintN(64, e.crc)),
-    deps: Uint32Array.from(deps, (d) => strings.id(d.name)),
-    depCrcs: BigUint64Array.from(deps, (d) => BigInt.asUintN(64, d.crc)),
-    depWeak: Uint8Array.from(deps, (d) => (d.weak ? 1 : 0)),
-    info: Uint32Array.from(attempt(() => readInfo(elf), []), (v) => strings.id(v)),
-  };
+  return summaryOf(exports, deps, () => Uint32Array.from(attempt(() => readInfo(elf), []), (v) => strings.id(v)), strings);
 }
 
 function attempt<T>(fn: () => T, fallback: T): T {
