@@ -1,4 +1,4 @@
-import { StringColumn, type LoadedStrings } from './sections.js';
+import { findString, StringColumn, type LoadedStrings } from './sections.js';
 
 /**
  * One number per distinct string (symbol names, aliases, modinfo values) across all module
@@ -110,32 +110,13 @@ export class Interner {
     const i = this.added.indexOf(s);
     if (i >= 0) return this.base + i;
     const c = this.loaded?.column();
-    if (c !== undefined && c.length > 0) {
-      const needle = Buffer.from(s + '\0', 'latin1');
-      for (let at = c.bytes.indexOf(needle); at >= 0; at = c.bytes.indexOf(needle, at + 1)) {
-        if (at === 0 || c.bytes[at - 1] === 0) return this.idAt(at, c);
-      }
-    }
-    return undefined;
+    return c !== undefined && c.length > 0 ? findString(c.bytes, c.ends, s) : undefined;
   }
 
   /** The id of a string interned after the loaded ones, if it was. */
   findAdded(s: string): number | undefined {
     const i = this.added.indexOf(s);
     return i < 0 ? undefined : this.base + i;
-  }
-
-  /** The loaded string starting at byte `at`. */
-  private idAt(at: number, c: StringColumn): number {
-    const ends = c.ends;
-    let lo = 0;
-    let hi = ends.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (ends[mid]! < at) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   get size(): number {

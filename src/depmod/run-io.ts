@@ -7,7 +7,7 @@ import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
 import { summarizeElf, summarizeModuleBytes, unreadableSummary, type ModuleSummary } from './module-summary.js';
 import { readModuleImage, withModulePartsSync } from './read-image.js';
-import type { FileIdentity } from './summary-store.js';
+import { identityOfStat, type FileIdentity } from './summary-store.js';
 
 /** The reads a depmod run makes besides scanning, shared by its full and incremental paths. */
 
@@ -18,8 +18,7 @@ import type { FileIdentity } from './summary-store.js';
  */
 export async function identityOf(fs: KabiFs, host: string): Promise<FileIdentity> {
   // Thousands of stats: the synchronous call is several times cheaper than a promise each.
-  const st = fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true });
-  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
+  return identityOfStat(fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true }));
 }
 
 /** An identity as a string (for the run state's JSON). */

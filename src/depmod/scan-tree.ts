@@ -1,15 +1,10 @@
-import { opendirSync, statSync } from 'node:fs';
-import { posix } from 'node:path';
-import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, nodeFs } from '../fs.js';
-import { strerror, type DirListing, type ModuleFile, type ScanListings, type ScannedEntry } from '../kernel/module-tree.js';
-import { hostPath, resolveInRoot } from '../kernel/paths.js';
+import { childPath as child, directoryStamp, followEntry, listDirectory, type DirListing, type ModuleFile, type ScanListings, type ScannedEntry } from '../kernel/module-tree.js';
+import { hostPath } from '../kernel/paths.js';
 import { moduleNameFromPath } from '../module/read-module.js';
 import type { DepmodConfig } from './config.js';
 import { Grow, SectionReader, SectionWriter, StringColumn, StringColumnBuilder } from './sections.js';
-import { sameIdentity, type FileIdentity } from './summary-store.js';
-import { readingFs } from './sync-fs.js';
+import { identityOfStat, sameIdentity, type FileIdentity } from './summary-store.js';
 
 /**
  * The directory listings of a depmod scan laid out flat in the order the scan walks them
@@ -35,7 +30,6 @@ const ITEM_LINK = 2;
 const ITEM_SKIPPED = 4;
 const ITEM_MODULE = 8;
 const MAX_DEPTH = 32;
-const SKIP = new Set(['.', '..', 'build', 'source']);
 
 export interface ScanTree {
   /** System path of each directory, as the scan reached it (through links, if any). */
@@ -82,8 +76,6 @@ function roots(ctx: TreeContext): Root[] {
     ...[...ctx.config.externals].reverse().map((ext) => ({ path: ext, host: hostPath(ctx.externalRoot, ext), external: true })),
   ];
 }
-
-const child = (dir: string, name: string) => (dir.endsWith('/') ? dir + name : `${dir}/${name}`);
 
 /** Builds a tree directory by directory, item by item, or by copying blocks of another tree. */
 class TreeBuilder {
@@ -320,7 +312,7 @@ export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: Reado
     let same = !reread.has(old.dirPath.get(d));
     if (same) {
       try {
-        const st = await stamp(ctx.fs, old.dirHost.get(d));
+        const st = await directoryStamp(ctx.fs, old.dirHost.get(d));
         same = st[0] === old.dirStamp[3 * d] && st[1] === old.dirStamp[3 * d + 1] && st[2] === old.dirStamp[3 * d + 2];
       } catch {
         same = false;
@@ -423,72 +415,6 @@ function parseStamp(s: string): bigint[] {
 }
 
 /**
- * A directory's identity: inode, ctime, size. The ctime, not the mtime: both move when an
- * entry comes or goes, but only the mtime can be put back (touch -r, rsync -t, tar), and then
- * a listing that changed would look unchanged.
- */
-async function stamp(fs: KabiFs, host: string): Promise<[bigint, bigint, bigint]> {
-  const st = fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true });
-  return [st.ino, st.ctimeNs, st.size];
-}
-
-/**
- * One directory as scanModuleFiles lists it: its identity, then its entries in raw readdir
- * order, `.`, `..`, build, source and excluded names left out, symlinks followed within
- * `entRoot`; undefined when it is gone.
- */
-async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, exclude: ReadonlySet<string>): Promise<{ stamp: bigint[]; entries: ScannedEntry[] } | undefined> {
-  let st: bigint[];
-  const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
-  try {
-    st = await stamp(fs, hostDir);
-    if (fs === nodeFs) {
-      const d = opendirSync(hostDir, { bufferSize: 256 });
-      try {
-        for (let de = d.readSync(); de !== null; de = d.readSync()) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
-      } finally {
-        d.closeSync();
-      }
-    } else {
-      const d = await fs.opendir(hostDir, { bufferSize: 256 });
-      for await (const de of d) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
-    }
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
-  const entries: ScannedEntry[] = [];
-  for (const de of raw) {
-    if (SKIP.has(de.name) || exclude.has(de.name)) continue;
-    if (de.isFile || de.isDir) {
-      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: child(hostDir, de.name) });
-      continue;
-    }
-    entries.push((await followEntry(fs, sysDir, hostDir, depth, entRoot, de.name, de.isLink)).entry);
-  }
-  return { stamp: st, entries };
-}
-
-/** An entry that is a link (or of unknown type) as depmod's fstatat() sees it, and what it leads to. */
-async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; id?: FileIdentity }> {
-  const entryHost = child(hostDir, name);
-  let target: string | undefined;
-  let s;
-  try {
-    target = isLink ? await resolveInRoot(readingFs(fs), entRoot, entryHost) : entryHost;
-    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
-    s = await readingFs(fs).stat(target, { bigint: true });
-  } catch (e) {
-    const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
-    return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${why}` } };
-  }
-  if (s.isFile() || s.isDirectory()) {
-    return { entry: { name, kind: s.isDirectory() ? 'dir' : 'file', isLink, host: target }, id: { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, ino: s.ino, dev: s.dev } };
-  }
-  return { entry: { name, kind: 'skipped', isLink, host: `unsupported file type ${posix.join(sysDir, name)}: ${(Number(s.mode) & 0o170000).toString(8)}` } };
-}
-
-/**
  * Per directory of the tree, 1 where one of its links (dangling ones included) no longer
  * leads where it did, or leads to a module file whose identity is not `summarised(item)`'s
  * (undefined: none to compare). A link that cannot be followed at all counts as changed.
@@ -503,7 +429,8 @@ export async function staleLinkDirs(t: ScanTree, ctx: TreeContext, summarised: (
     try {
       const now = await followEntry(ctx.fs, t.dirPath.get(d), t.dirHost.get(d), t.dirDepth[d]!, t.dirExternal[d] ? ctx.externalRoot : ctx.root, was.name, true);
       const id = flags & ITEM_MODULE ? summarised(x) : undefined;
-      if (now.entry.kind !== was.kind || now.entry.host !== was.host || (id !== undefined && (now.id === undefined || !sameIdentity(id, now.id)))) stale[d] = 1;
+      const nowId = now.stat && identityOfStat(now.stat);
+      if (now.entry.kind !== was.kind || now.entry.host !== was.host || (id !== undefined && (nowId === undefined || !sameIdentity(id, nowId)))) stale[d] = 1;
     } catch {
       stale[d] = 1;
     }

@@ -233,6 +233,29 @@ export class StringColumn {
   }
 }
 
+/**
+ * The index of `s` among NUL-joined strings whose NULs are at `ends` (the first such string,
+ * or with `last` the last one), found by searching the bytes: for the few lookups that do not
+ * justify building a map.
+ */
+export function findString(bytes: Buffer, ends: Uint32Array, s: string, last = false): number | undefined {
+  const needle = Buffer.from(s + '\0', 'latin1');
+  let found: number | undefined;
+  for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1)) {
+    if (at !== 0 && bytes[at - 1] !== 0) continue;
+    let lo = 0;
+    let hi = ends.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ends[mid]! < at) lo = mid + 1;
+      else hi = mid;
+    }
+    found = lo;
+    if (!last) break;
+  }
+  return found;
+}
+
 export class StringColumnBuilder {
   private readonly chunks: Buffer[] = [];
   private readonly ends = new Grow(Uint32Array);

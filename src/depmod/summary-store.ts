@@ -1,7 +1,8 @@
+import type { BigIntStats } from 'node:fs';
 import { CacheDamaged } from './cache-damage.js';
 import { Interner } from './interner.js';
 import type { ModuleSummary } from './module-summary.js';
-import { SectionReader, SectionWriter, StringColumn, type ByteSource, type LoadedStrings } from './sections.js';
+import { findString, SectionReader, SectionWriter, StringColumn, type ByteSource, type LoadedStrings } from './sections.js';
 
 /**
  * The module summaries kept in modules.kabi-cache (cache-file.ts), keyed by host path and
@@ -270,11 +271,7 @@ export class SummaryStore {
     if (this.hostIndex === undefined && ++this.lookups <= 64) {
       for (let i = this.extra.length - 1; i >= 0; i--) if (this.extra[i]!.host === host) return this.cached + i;
       if (this.base === undefined) return undefined;
-      const bytes = this.base.bytes(S.hosts);
-      const needle = Buffer.from(host + '\0', 'latin1');
-      let found: number | undefined;
-      for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1)) if (at === 0 || bytes[at - 1] === 0) found = stringAt(this.base.u32(S.hosts + 1), at);
-      return found;
+      return findString(this.base.bytes(S.hosts), this.base.u32(S.hosts + 1), host, true);
     }
     if (this.hostIndex === undefined) {
       void this.columns;
@@ -406,20 +403,13 @@ function stringLookup(r: SectionReader, strings: LoadedStrings): (s: string) => 
   };
 }
 
-/** The string of a column starting at byte `at`. */
-function stringAt(ends: Uint32Array, at: number): number {
-  let lo = 0;
-  let hi = ends.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ends[mid]! < at) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** The identity of no file: a summary that matches nothing. */
 export const NO_IDENTITY: FileIdentity = { size: ~0n, mtimeNs: ~0n, ctimeNs: ~0n, ino: ~0n, dev: ~0n };
+
+/** The identity a stat() gives. */
+export function identityOfStat(st: BigIntStats): FileIdentity {
+  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
+}
 
 export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev;

@@ -1,11 +1,12 @@
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { opendirSync, statSync } from 'node:fs';
+import { opendirSync, statSync, type BigIntStats } from 'node:fs';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import { MODULE_EXTENSIONS, moduleNameFromPath } from '../module/read-module.js';
 import { hostPath, resolveInRoot } from './paths.js';
+import { readingFs } from '../depmod/sync-fs.js';
 
 export interface ModuleFile {
   /** kmod's module name: basename up to the first '.', '-' folded to '_'. */
@@ -105,6 +106,77 @@ export function strerror(e: unknown): string {
   }
 }
 
+/** `dir`/`name`, for a `dir` that may be the root. */
+export const childPath = (dir: string, name: string) => (dir.endsWith('/') ? dir + name : `${dir}/${name}`);
+
+/**
+ * A directory's identity: inode, ctime, size. The ctime, not the mtime: both move when an
+ * entry comes or goes, but only the mtime can be put back (touch -r, rsync -t, tar), and then
+ * a listing that changed would look unchanged.
+ */
+export async function directoryStamp(fs: KabiFs, host: string): Promise<[bigint, bigint, bigint]> {
+  const st = fs === nodeFs ? statSync(host, { bigint: true }) : await fs.stat(host, { bigint: true });
+  return [st.ino, st.ctimeNs, st.size];
+}
+
+/**
+ * One directory as scanModuleFiles lists it: its stamp, then its entries in raw readdir
+ * order, `.`, `..`, build, source and excluded names left out, symlinks followed within
+ * `entRoot`; undefined when it is gone.
+ */
+export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, exclude: ReadonlySet<string>): Promise<{ stamp: bigint[]; entries: ScannedEntry[] } | undefined> {
+  let stamp: bigint[];
+  const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
+  try {
+    stamp = await directoryStamp(fs, hostDir);
+    // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
+    if (fs === nodeFs) {
+      // The synchronous calls cost a tenth of the promise round trips for thousands of entries.
+      const d = opendirSync(hostDir, { bufferSize: 256 });
+      try {
+        for (let de = d.readSync(); de !== null; de = d.readSync()) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+      } finally {
+        d.closeSync();
+      }
+    } else {
+      const d = await fs.opendir(hostDir, { bufferSize: 256 });
+      for await (const de of d) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+    }
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+  const entries: ScannedEntry[] = [];
+  for (const de of raw) {
+    if (SKIP.has(de.name) || exclude.has(de.name)) continue;
+    if (de.isFile || de.isDir) {
+      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: childPath(hostDir, de.name) });
+      continue;
+    }
+    // A symlink (or a file system without d_type): depmod stats it, following links.
+    entries.push((await followEntry(fs, sysDir, hostDir, depth, entRoot, de.name, de.isLink)).entry);
+  }
+  return { stamp, entries };
+}
+
+/** An entry that is a link (or of unknown type) as depmod's fstatat() sees it, and the stat of what it leads to. */
+export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; stat?: BigIntStats }> {
+  const entryHost = childPath(hostDir, name);
+  const rfs = readingFs(fs);
+  let target: string | undefined;
+  let s: BigIntStats;
+  try {
+    target = isLink ? await resolveInRoot(rfs, entRoot, entryHost) : entryHost;
+    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
+    s = await rfs.stat(target, { bigint: true });
+  } catch (e) {
+    const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
+    return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${why}` } };
+  }
+  if (s.isFile() || s.isDirectory()) return { entry: { name, kind: s.isDirectory() ? 'dir' : 'file', isLink, host: target }, stat: s };
+  return { entry: { name, kind: 'skipped', isLink, host: `unsupported file type ${posix.join(sysDir, name)}: ${(Number(s.mode) & 0o170000).toString(8)}` } };
+}
+
 /**
  * List the module files of one kernel as depmod scans them: the module directory
  * recursively in raw readdir order (ties between equally ranked files go to the first one
@@ -120,66 +192,20 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
   const extensions = opts.extensions ?? MODULE_EXTENSIONS;
   const isModule = (name: string) => extensions.some((ext) => name.endsWith(ext));
 
-  const stampOf = async (hostDir: string): Promise<string> => {
-    const st = fs === nodeFs ? statSync(hostDir, { bigint: true }) : await fs.stat(hostDir, { bigint: true });
-    // ctime: unlike the mtime, nobody can put it back after changing the directory.
-    return `${st.ino}:${st.ctimeNs}:${st.size}`;
-  };
-
   const list = async (sysDir: string, hostDir: string, depth: number, entRoot: string): Promise<DirListing | undefined> => {
     const cached = opts.previous?.get(sysDir);
-    let stamp: string;
-    try {
-      stamp = await stampOf(hostDir);
-      if (cached !== undefined && !opts.reread?.(sysDir) && cached.stamp === stamp) return cached;
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
-    opts.relisted?.add(sysDir);
-    const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
-    try {
-      // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
-      if (fs === nodeFs) {
-        // The synchronous calls cost a tenth of the promise round trips for thousands of entries.
-        const d = opendirSync(hostDir, { bufferSize: 256 });
-        try {
-          for (let de = d.readSync(); de !== null; de = d.readSync()) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
-        } finally {
-          d.closeSync();
-        }
-      } else {
-        const d = await fs.opendir(hostDir, { bufferSize: 256 });
-        for await (const de of d) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
-      }
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
-    const entries: ScannedEntry[] = [];
-    for (const de of raw) {
-      if (SKIP.has(de.name) || exclude.has(de.name)) continue;
-      const entryHost = hostDir.endsWith('/') ? hostDir + de.name : `${hostDir}/${de.name}`;
-      if (de.isFile || de.isDir) {
-        entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: entryHost });
-        continue;
-      }
-      // A symlink (or a file system without d_type): depmod stats it, following links.
-      let target: string | undefined;
-      let st;
+    if (cached !== undefined && !opts.reread?.(sysDir)) {
       try {
-        target = de.isLink ? await resolveInRoot(fs, entRoot, entryHost) : entryHost;
-        if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
-        st = await fs.stat(target);
+        if (cached.stamp === (await directoryStamp(fs, hostDir)).join(':')) return cached;
       } catch (e) {
-        const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
-        entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `fstatat(${3 + depth}, ${de.name}): ${why}` });
-        continue;
+        if (isNotFound(e)) return undefined;
+        throw e;
       }
-      if (st.isFile() || st.isDirectory()) entries.push({ name: de.name, kind: st.isDirectory() ? 'dir' : 'file', isLink: de.isLink, host: target });
-      else entries.push({ name: de.name, kind: 'skipped', isLink: de.isLink, host: `unsupported file type ${posix.join(sysDir, de.name)}: ${(st.mode & 0o170000).toString(8)}` });
     }
-    return { entries, stamp };
+    const listing = await listDirectory(fs, sysDir, hostDir, depth, entRoot, exclude);
+    if (listing === undefined) return undefined;
+    opts.relisted?.add(sysDir);
+    return { entries: listing.entries, stamp: listing.stamp.join(':') };
   };
 
   const walk = async (sysDir: string, hostDir: string, rel: string, external: boolean, depth: number, entRoot: string): Promise<boolean> => {
