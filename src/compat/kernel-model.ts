@@ -33,6 +33,12 @@ export class ModuleCache {
     return p;
   }
   private readUncached(host: string): Promise<KernelModule> {
+    // The pool closes itself whenever it runs idle; a later burst is counted afresh, so a
+    // handful of reads never pays for starting workers again.
+    if (this.pool?.closed) {
+      this.pool = null;
+      this.requests = 0;
+    }
     if (this.fs === nodeFs && ++this.requests > POOL_THRESHOLD) {
       if (this.pool === null) this.pool = ModuleReaderPool.create();
       if (this.pool) return this.pool.read(host);

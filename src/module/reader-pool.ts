@@ -11,14 +11,19 @@ type Reply =
   | { id: number; error: { kabi: true; code: KabiErrorCode; detail: string; file?: string; offset?: number; line?: number } | { kabi: false; message: string } };
 
 /**
- * Reads modules on worker threads, one per core. Workers hold the process only while
- * requests are in flight, so a caller never has to close the pool.
+ * Reads modules on worker threads, one per core. The pool ends its workers as soon as no
+ * request is in flight (and a later read starts a new pool): `Worker.unref()` is not enough,
+ * since Node 20 keeps a worker's public MessagePort referenced after a ref()/unref() cycle,
+ * and a process that never exits hangs the package transaction that ran it.
  */
 export class ModuleReaderPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (m: KernelModule) => void; reject: (e: unknown) => void }>();
   private readonly load: number[] = [];
   private nextId = 0;
+  private idleCheck = false;
+  /** True once the workers were ended; the owner makes a new pool for later reads. */
+  closed = false;
 
   private constructor(script: string, size: number) {
     for (let i = 0; i < size; i++) {
@@ -40,6 +45,7 @@ export class ModuleReaderPool {
   }
 
   read(path: string): Promise<KernelModule> {
+    if (this.closed) return Promise.reject(new Error('module reader pool is closed'));
     const id = this.nextId++;
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[w]!) w = i;
@@ -56,6 +62,7 @@ export class ModuleReaderPool {
     const left = this.load[worker]! - 1;
     this.load[worker] = left;
     if (left === 0) this.workers[worker]!.unref();
+    if (this.pending.size === 1) this.closeWhenIdle();
     const p = this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id);
@@ -69,8 +76,37 @@ export class ModuleReaderPool {
     }
   }
 
+  /**
+   * Callers keep a window of reads in flight and issue the next one from the previous one's
+   * promise reaction, which runs before setImmediate: the pool closes only when the caller
+   * really has nothing more to ask.
+   */
+  private closeWhenIdle(): void {
+    if (this.idleCheck) return;
+    this.idleCheck = true;
+    setImmediate(() => {
+      this.idleCheck = false;
+      if (this.pending.size === 0) this.close();
+    });
+  }
+
+  /** End the workers now; pending reads fail. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new Error('module reader pool is closed'));
+    for (const w of this.workers) void w.terminate();
+  }
+
   private failAll(e: unknown): void {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+    this.load.fill(0);
+    // A worker that died takes its requests with it; the others are ended too, so nothing
+    // is left holding the process.
+    if (!this.closed) {
+      this.closed = true;
+      for (const w of this.workers) void w.terminate();
+    }
   }
 }

@@ -29,3 +29,38 @@ describe('reading modules on worker threads', () => {
     await expect(cache.read(bad)).rejects.toMatchObject({ code: 'ELF_FORMAT', file: bad });
   });
 });
+
+describe('the worker pool never holds the process', () => {
+  it('a process that read many modules in bursts exits by itself', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const dir = mkdtempSync(join(tmpdir(), 'kabi-pool-exit-'));
+    for (let i = 0; i < 200; i++) writeFileSync(join(dir, `m${i}.ko`), buildModuleBytes({ name: `m${i}`, versions: [{ symbol: 'module_layout', crc: i }] }));
+    const url = new URL('../../dist/src/compat/kernel-model.js', import.meta.url).href;
+    // Two bursts with an idle gap between them: the pool closes after the first and a new one
+    // serves the second; then the script simply ends, without closing anything. (A worker
+    // that was started but never given a read kept the process alive.)
+    const script = `
+      const { ModuleCache } = await import(${JSON.stringify(url)});
+      const cache = new ModuleCache();
+      const path = (i) => ${JSON.stringify(dir)} + '/m' + i + '.ko';
+      // One read at a time, as a plan does: only one worker is ever given work.
+      const read = async (from, to) => {
+        const out = [];
+        for (let i = from; i < to; i++) out.push(await cache.read(path(i)));
+        return out;
+      };
+      const a = await read(0, 120);
+      await new Promise((r) => setTimeout(r, 50));
+      const b = await read(120, 200);
+      console.log(a.length + b.length, b[0].name);
+    `;
+    const file = join(dir, 'bursts.mjs');
+    writeFileSync(file, script);
+    const started = Date.now();
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.error, 'the process did not exit by itself').toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('200 m120');
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
