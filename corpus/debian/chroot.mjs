@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// Debian chroots for the tests that need a whole system: real package managers (rpm, dpkg,
+// pacman, kernel-install) running their scriptlets chrooted, trixie's toolchain (gcc-14, kmod 34,
+// dracut 106), QEMU images. One pristine copy per (suite, architecture, package set) is built
+// once with debootstrap and cached beside the kernel corpus; tests work on a copy of it.
+//
+//   node corpus/debian/chroot.mjs SUITE [PACKAGE...]    build (or find) it, print its path
+//
+// Library (plain Node >= 20, no npm dependencies):
+//   ensureChroot({ suite, packages, arch, mirror })   → path of the pristine chroot (never write to it)
+//   copyChroot(pristine, dest)                         → a private, writable copy (cp -a --reflink=auto)
+//   runInChroot(dir, argv, { env, input, timeoutMs, binds }) → { status, stdout, stderr }
+//       runs argv chrooted into dir inside a private mount namespace with /proc, /dev, /sys
+//       and /dev/pts mounted (objtool and dracut need /proc; package scriptlets need /dev/null),
+//       so nothing stays mounted when the command ends, even if it is killed.
+//
+// Cache: ${KABI_CORPUS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kabi-corpus}/chroots/<suite>-<arch>-<hash>/
+// with a `.kabi-chroot-complete` stamp written last: a half-built chroot is never used.
+// Needs root, debootstrap, unshare and mount (util-linux): .ci/run installs debootstrap.
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Bump to rebuild every cached chroot (the recipe below changed). */
+const RECIPE = 1;
+const STAMP = '.kabi-chroot-complete';
+const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
+
+export const CACHE = path.resolve(
+  process.env.KABI_CORPUS_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'kabi-corpus'),
+);
+
+function log(msg) {
+  process.stderr.write(`[kabi-chroot] ${msg}\n`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...opts });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  return r;
+}
+
+function mustRun(cmd, args, opts = {}) {
+  const r = run(cmd, args, opts);
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.signal ?? `exit ${r.status}`}):\n${(r.stderr || r.stdout || '').slice(-4000)}`);
+  }
+  return r;
+}
+
+function hostArch() {
+  return mustRun('dpkg', ['--print-architecture']).stdout.trim();
+}
+
+/**
+ * The pristine chroot for a suite and package set, built on first use. Concurrent callers
+ * (parallel test files, helpers) wait for one build through a lock directory.
+ */
+export function ensureChroot({ suite, packages = [], arch = hostArch(), mirror = DEFAULT_MIRROR, variant = 'minbase' }) {
+  const pkgs = [...new Set(packages)].sort();
+  const key = createHash('sha256').update(JSON.stringify({ RECIPE, suite, arch, mirror, variant, pkgs })).digest('hex').slice(0, 12);
+  const dir = path.join(CACHE, 'chroots', `${suite}-${arch}-${key}`);
+  if (fs.existsSync(path.join(dir, STAMP))) return dir;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = `${dir}.lock`;
+  for (let waited = 0; ; waited += 1) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      if (fs.existsSync(path.join(dir, STAMP))) return dir;
+      // A lock older than an hour belongs to a build that died.
+      const age = Date.now() - fs.statSync(lock).mtimeMs;
+      if (age > 3600_000) {
+        fs.rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (waited % 30 === 0) log(`waiting for another build of ${path.basename(dir)}`);
+      spawnSync('sleep', ['2']);
+    }
+  }
+  try {
+    if (fs.existsSync(path.join(dir, STAMP))) return dir;
+    fs.rmSync(dir, { recursive: true, force: true });
+    const tmp = `${dir}.tmp`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    log(`debootstrap ${suite} (${arch}, ${variant}${pkgs.length ? `, +${pkgs.join(',')}` : ''}) into ${tmp}`);
+    const args = [`--variant=${variant}`, `--arch=${arch}`, ...(pkgs.length ? [`--include=${pkgs.join(',')}`] : []), suite, tmp, mirror];
+    let last;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      last = run('debootstrap', args);
+      if (last.status === 0) break;
+      log(`debootstrap attempt ${attempt} failed:\n${(last.stderr || last.stdout).slice(-2000)}`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      spawnSync('sleep', [String(attempt * 10)]);
+    }
+    if (last.status !== 0) throw new Error(`debootstrap ${suite} failed three times; see the messages above`);
+    // apt inside the chroot talks to the same mirror; no daemons may start from scriptlets.
+    fs.writeFileSync(path.join(tmp, 'etc/apt/sources.list'), `deb ${mirror} ${suite} main\n`);
+    fs.writeFileSync(path.join(tmp, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    fs.rmSync(path.join(tmp, 'var/cache/apt/archives'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(tmp, 'var/cache/apt/archives/partial'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, STAMP), JSON.stringify({ suite, arch, mirror, variant, packages: pkgs, built: new Date().toISOString() }) + '\n');
+    fs.renameSync(tmp, dir);
+    return dir;
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** A writable copy of a pristine chroot (tests must never change the cached one). */
+export function copyChroot(pristine, dest) {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  mustRun('cp', ['-a', '--reflink=auto', pristine, dest]);
+  return dest;
+}
+
+const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Run argv chrooted into dir. The mounts live in a private mount namespace that dies with the
+ * command. `binds` maps host directories to paths inside the chroot (read-write bind mounts).
+ */
+export function runInChroot(dir, argv, { env = {}, input, timeoutMs = 600_000, binds = {} } = {}) {
+  const mounts = [
+    `mount -t proc proc ${q(path.join(dir, 'proc'))}`,
+    `mount -t sysfs sys ${q(path.join(dir, 'sys'))} 2>/dev/null || true`,
+    `mount --rbind /dev ${q(path.join(dir, 'dev'))}`,
+    ...Object.entries(binds).map(([host, inside]) => {
+      const target = path.join(dir, inside);
+      return `mkdir -p ${q(target)} && mount --bind ${q(host)} ${q(target)}`;
+    }),
+  ];
+  const envArgs = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', HOME: '/root', ...env }).map(
+    ([k, v]) => `${k}=${v}`,
+  );
+  const script = `set -e\n${mounts.join('\n')}\nexec chroot ${q(dir)} /usr/bin/env -i ${envArgs.map(q).join(' ')} ${argv.map(q).join(' ')}`;
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--fork', 'sh', '-c', script], {
+    encoding: 'utf8',
+    input,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (r.error && r.error.code !== 'ETIMEDOUT') throw new Error(`unshare/chroot: ${r.error.message}`);
+  return { status: r.status, signal: r.signal, timedOut: r.error?.code === 'ETIMEDOUT', stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const [suite, ...packages] = process.argv.slice(2);
+  if (!suite) {
+    process.stderr.write('usage: node corpus/debian/chroot.mjs SUITE [PACKAGE...]\n');
+    process.exit(2);
+  }
+  process.stdout.write(ensureChroot({ suite, packages }) + '\n');
+}
