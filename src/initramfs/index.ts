@@ -71,8 +71,9 @@ export { compareModules, type ModuleSameness } from './module-compare.js';
 export { imageNeedsUpdate, analyseImage, type CheckOptions, type ImageCheck, type ImageChange, type ChangeKind } from './check.js';
 export { configuredDrivers } from './generator-config.js';
 export { updateImage, verifyRewrite, type UpdateOptions, type UpdateResult, type UpdateOperation } from './update.js';
-export { systemDepmod, nativeDepmod, depmodOutputsFor, type DepmodRunner } from './depmod-refresh.js';
-export { replaceFile, BACKUP_SUFFIX } from './atomic-write.js';
+export { systemDepmod, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
+export { replaceFile } from './atomic-write.js';
+export { lockImage, type ImageLock } from './image-lock.js';
 export {
   regenerateWithGenerator,
   detectGenerator,

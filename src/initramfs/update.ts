@@ -3,9 +3,10 @@ import { KabiError } from '../errors.js';
 import type { InitramfsStyle } from '../kernel/discover.js';
 import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
+import { lockImage } from './image-lock.js';
 import { analyseImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
-import { depmodOutputsFor, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
+import { nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
 import { parseImage, segmentLabel, type ImageSegment } from './image.js';
 import { linkTargetPath, type ImageTree } from './image-tree.js';
@@ -18,12 +19,8 @@ export interface UpdateOptions extends CheckOptions {
   depmod?: DepmodRunner;
   /** Compression level for rewritten segments (default: see DEFAULT_LEVELS). */
   level?: number;
-  /** Keep the previous image as IMAGE.kabi-bak (default true). */
-  backup?: boolean;
   /** Seconds since the epoch for new directories and depmod files (default: now). */
   now?: number;
-  /** Where depmod's scratch tree goes (default: the OS temp dir). */
-  scratchDir?: string;
   /** Reuse an analysis made just before (the check of the same image). */
   analysis?: Analysis;
 }
@@ -42,8 +39,6 @@ export interface UpdateResult {
   readonly updated: boolean;
   readonly dryRun: boolean;
   readonly operations: readonly UpdateOperation[];
-  /** System path of the backup kept, if any. */
-  readonly backup: string | undefined;
   readonly bytesBefore: number;
   readonly bytesAfter: number;
   readonly segmentsRewritten: readonly { index: number; compression: Compression | undefined }[];
@@ -71,7 +66,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   const a = opts.analysis ?? (await analyseImage(opts));
   const { check } = a;
   const size = a.image?.bytes.length ?? 0;
-  const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, backup: undefined, bytesBefore: size, bytesAfter: size };
+  const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, bytesBefore: size, bytesAfter: size };
   if (!check.exists || !check.needsUpdate) return { ...base, updated: false, operations: [], segmentsRewritten: [] };
   if (!check.nativePossible) {
     throw new KabiError('INITRAMFS_FORMAT', `the image needs its generator: ${check.changes.filter((c) => c.kind === 'config').map((c) => c.detail).join('; ') || check.notes.join('; ')}`, {
@@ -123,7 +118,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   }
   after = editor.tree();
 
-  const outputs = await depmodOutputsFor(a.fs, after, moduleDir, check.release, opts.depmod ?? nativeDepmod(a.fs, a.root), opts.scratchDir);
+  const outputs = await (opts.depmod ?? nativeDepmod(a.fs, a.root))({ tree: after, moduleDir, release: check.release });
   for (const [name, data] of outputs) {
     const path = joinImage(moduleDir, name);
     const existing = after.get(path);
@@ -136,15 +131,16 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   const { bytes, segments } = await editor.write((f) => opts.level ?? levels[f]);
   const touched = editor.touchedSegments();
   const imageHost = a.imageFile!;
-  const { backup } = await replaceFile(a.fs, imageHost, bytes, {
-    backup: opts.backup !== false,
-    verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost),
-  });
+  const lock = await lockImage(a.fs, imageHost);
+  try {
+    await replaceFile(a.fs, imageHost, bytes, { verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost) });
+  } finally {
+    await lock.release();
+  }
   return {
     ...base,
     updated: true,
     operations,
-    backup: backup === undefined ? undefined : check.image + backup.slice(imageHost.length),
     bytesAfter: bytes.length,
     segmentsRewritten: [...touched].sort((x, y) => x - y).map((i) => ({ index: i, compression: segments[i]!.compression })),
   };

@@ -29,7 +29,7 @@ check       Does KERNEL's initramfs hold modules that differ from the installed 
             Exit status: 0 current (or no image), 1 needs an update, 2 error.
 update      Bring the image up to date. native (default): kabi rewrites it in place (modules,
             weak-updates links, modules.dep and friends; other segments kept byte for byte;
-            backup in IMAGE.kabi-bak). auto: native when possible, else the generator.
+            the new image is verified before it replaces the old one; no copy is kept). auto: native when possible, else the generator.
             generator: run it (--generator dracut|initramfs-tools|mkinitcpio|kernel-install,
             default detected). defer: record KERNEL for a later \`flush\`.
             Nothing is done when the image is current; --dry-run reads but writes and runs nothing.
@@ -256,7 +256,6 @@ async function runUpdate(argv: string[], io: CliIo, deps: InitramfsCommandDeps):
     release,
     strategy,
     dryRun: values['dry-run'] === true,
-    backup: values['no-backup'] !== true,
     env: io.env,
     ...(changed ? { changedModules: changed } : {}),
     ...(generator ? { generator } : {}),
@@ -279,7 +278,6 @@ function refreshJson(r: RefreshResult) {
       ? {
           updated: r.update.updated,
           operations: r.update.operations,
-          backup: r.update.backup ?? null,
           bytesBefore: r.update.bytesBefore,
           bytesAfter: r.update.bytesAfter,
           segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none' })),
@@ -313,7 +311,7 @@ function refreshText(r: RefreshResult): string {
       for (const op of u.operations) out += `  ${would}${op.op} ${op.path} ${op.op === 'link' ? op.detail : `(${op.detail})`}\n`;
       if (!r.dryRun) {
         const segs = u.segmentsRewritten.map((s) => `${s.index} (${s.compression ?? 'uncompressed'})`).join(', ');
-        out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes${u.backup ? `; previous image kept as ${u.backup}` : ''}\n`;
+        out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes\n`;
       }
       break;
     }
