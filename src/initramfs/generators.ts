@@ -6,6 +6,9 @@ import type { InitramfsStyle, InstalledKernel } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { runCommand, type Runner } from '../util/run.js';
 import { findKernel } from './check.js';
+import { findProgram } from './find-program.js';
+
+export { findProgram };
 
 /*
  * The programs that build images, driven the way each distribution's own scripts drive them:
@@ -32,26 +35,9 @@ const STYLE_GENERATOR: Record<InitramfsStyle, GeneratorName> = {
   'kernel-install': 'kernel-install',
 };
 
-const SEARCH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 export function isGeneratorName(s: string): s is GeneratorName {
   return (GENERATORS as readonly string[]).includes(s);
-}
-
-/** System path of a program inside the root, or undefined. */
-export async function findProgram(fs: KabiFs, root: string, program: string): Promise<string | undefined> {
-  for (const dir of SEARCH_DIRS) {
-    const sys = posix.join(dir, program);
-    const host = await resolveInRoot(fs, root, hostPath(root, sys)).catch(() => undefined);
-    if (host === undefined) continue;
-    try {
-      const st = await fs.stat(host);
-      if (st.isFile() && (st.mode & 0o111) !== 0) return sys;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
 }
 
 /**

@@ -69,7 +69,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, bytesBefore: size, bytesAfter: size };
   if (!check.exists || !check.needsUpdate) return { ...base, updated: false, operations: [], segmentsRewritten: [] };
   if (!check.nativePossible) {
-    throw new KabiError('INITRAMFS_FORMAT', `the image needs its generator: ${check.changes.filter((c) => c.kind === 'config').map((c) => c.detail).join('; ') || check.notes.join('; ')}`, {
+    throw new KabiError('INITRAMFS_FORMAT', `the image needs its generator: ${check.changes.filter((c) => c.kind === 'undecided' || c.kind === 'create').map((c) => c.detail).join('; ') || check.notes.join('; ')}`, {
       file: a.imageHost,
     });
   }

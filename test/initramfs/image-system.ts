@@ -86,6 +86,15 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
     rmSync(p, { force: true });
     symlinkSync(target, p);
   };
+  // The generator's configuration: the modules the fixture images hold are the ones it is told
+  // to add (dracut's add_drivers; initramfs-tools' modules file with MODULES=list).
+  if (style === 'dracut') {
+    fx.write('/usr/lib/dracut/dracut-version.sh', 'DRACUT_VERSION=059\n');
+    fx.write('/etc/dracut.conf.d/10-test.conf', 'add_drivers+=" alpha beta delta "\n');
+  } else {
+    fx.write('/etc/initramfs-tools/initramfs.conf', 'MODULES=list\nCOMPRESS=zstd\n');
+    fx.write('/etc/initramfs-tools/modules', 'alpha\nbeta\ndelta\n');
+  }
   install(`/lib/modules/${K}/kernel/drivers/alpha${ext}`, alpha());
   install(`/lib/modules/${K}/kernel/drivers/beta${ext}`, beta());
   install(`/lib/modules/${K}/kernel/fs/gamma${ext}`, gamma());
@@ -110,6 +119,8 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
         { path: 'usr/bin/sh', data: 'not a shell', mode: 0o755 },
         { path: 'lib', link: 'usr/lib' },
         { path: 'bin', link: 'usr/bin' },
+        // What each generator leaves in its images (and kabi reads to tell them apart).
+        style === 'dracut' ? { path: 'usr/lib/dracut/modules.txt', data: 'kernel-modules\n' } : { path: 'conf/initramfs.conf', data: 'MODULES=list\n' },
       ]);
       const srcDir = fx.path(`/lib/modules/${K}`);
       const dstDir = join(stage, 'usr/lib/modules', K);

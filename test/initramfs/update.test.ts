@@ -183,14 +183,28 @@ describe('dependencies and configuration', () => {
     expect(moduleView(tree)).toEqual(moduleView(new ImageTree(await parseImage(s.generate({ names: ['alpha', 'beta', 'gamma', 'delta'], out: join(tempDir(), 'g.img') })))));
   });
 
-  it('a changed module named in dracut.conf.d but absent from the image needs the generator', async () => {
+  it('a changed module named in add_drivers but absent from the image: dracut would add it, and so does kabi', async () => {
     const s = makeImageSystem({ compression: 'gzip' });
     s.fx.write('/etc/dracut.conf.d/50-storage.conf', 'add_drivers+=" gamma "\n');
+    const changed = [`/lib/modules/${K}/kernel/fs/gamma.ko`];
+    const c = await imageNeedsUpdate({ root: s.root, release: K, changedModules: changed });
+    expect(c.changes.map((x) => [x.kind, x.name])).toEqual([['added', 'gamma']]);
+    expect(c.changes[0]!.detail).toMatch(/would include gamma .* but the image lacks it: dracut configuration \(add_drivers\)/);
+    expect(c.nativePossible).toBe(true);
+    await updateImage({ ...opts(s), changedModules: changed });
+    expect((await treeOf(s.imageHost)).get(`${MD}/kernel/fs/gamma.ko`)?.kind).toBe('file');
+    expect((await imageNeedsUpdate({ root: s.root, release: K })).needsUpdate).toBe(false);
+  });
+
+  it('a module the image lacks whose inclusion cannot be told from files: the generator decides', async () => {
+    const s = makeImageSystem({ compression: 'gzip' });
+    s.fx.write('/etc/dracut.conf.d/50-storage.conf', 'add_drivers+=" $(cat /etc/my-drivers) "\n');
     s.fx.write('/usr/bin/dracut', '#!/bin/sh\n');
     execFileSync('chmod', ['+x', s.fx.path('/usr/bin/dracut')]);
     const changed = [`/lib/modules/${K}/kernel/fs/gamma.ko`];
     const c = await imageNeedsUpdate({ root: s.root, release: K, changedModules: changed });
-    expect(c.changes.map((x) => [x.kind, x.name])).toEqual([['config', 'gamma']]);
+    expect(c.changes.map((x) => [x.kind, x.name])).toEqual([['undecided', 'gamma']]);
+    expect(c.changes[0]!.detail).toMatch(/add_drivers is computed at run time/);
     expect(c.nativePossible).toBe(false);
     expect((await errorOf(updateImage({ ...opts(s), changedModules: changed }))).code).toBe('INITRAMFS_FORMAT');
     const calls: string[][] = [];

@@ -12,10 +12,10 @@ const B = '5.14.0-200.el9.x86_64';
 const LAYOUT = { symbol: 'module_layout', crc: MODULE_LAYOUT_CRC };
 const spec = (name: string) => ({ name, versions: [LAYOUT, { symbol: 'printk', crc: 0x11 }], undefinedSymbols: ['printk'] });
 
-/** A dracut-style gzip image for B holding the given module tree entries. */
+/** A dracut gzip image for B holding the given module tree entries (and dracut's list of its own modules). */
 function image(items: TreeItem[]): Uint8Array {
   const dir = tempDir();
-  writeTree(dir, [{ path: `usr/lib/modules/${B}/modules.dep`, data: '' }, ...items]);
+  writeTree(dir, [{ path: `usr/lib/modules/${B}/modules.dep`, data: '' }, { path: 'usr/lib/dracut/modules.txt', data: 'kernel-modules\n' }, ...items]);
   return gzipSync(gnuCpio(dir));
 }
 
