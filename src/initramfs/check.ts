@@ -8,7 +8,7 @@ import { hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
 import { moduleNameFromPath } from '../module/read-module.js';
 import { normaliseName, type ImagePath } from './archive-path.js';
 import { familyOfImage, familyOfSystem, loadModel, realHostView, type GeneratorFamily, type GeneratorModel, type HostView } from './generator/index.js';
-import { InstalledModules } from './generator/installed-modules.js';
+import { InstalledModules, type PlannedLink } from './generator/installed-modules.js';
 import { readImageFile, type InitramfsImage } from './image.js';
 import { imageModuleData, listImageModules, locateModuleDir, moduleExt, moduleStem, type ImageModule } from './image-modules.js';
 import { ImageTree } from './image-tree.js';
@@ -41,6 +41,8 @@ export interface CheckOptions {
   limits?: Partial<ImageLimits>;
   /** The running system a host-only generator looks at (default: this machine's /proc and /sys). */
   host?: HostView;
+  /** Link changes not made yet (a dry run): the decision is taken for the tree as it will be. */
+  planned?: readonly PlannedLink[];
   /**
    * Create a missing image (SUSE's weak-modules2 does; RHEL's weak-modules and kabi link leave
    * that to the kernel's own installation). Default: only on SUSE-style systems.
@@ -157,7 +159,7 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
   const image = await readImageFile(fs, imageHost, { limits: opts.limits });
   const tree = new ImageTree(image);
   const moduleDir = locateModuleDir(tree, opts.release);
-  const installed = await InstalledModules.load(fs, root, opts.release, kernel.moduleDir);
+  const installed = await InstalledModules.load(fs, root, opts.release, kernel.moduleDir, opts.planned);
   const imageModules = moduleDir === undefined ? [] : listImageModules(tree, moduleDir);
   const family = familyOfImage(tree) ?? (await familyOfSystem(fs, root, style));
   const host = opts.host ?? realHostView();

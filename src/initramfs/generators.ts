@@ -90,6 +90,8 @@ export interface RegenerateOptions {
   release: string;
   /** Which generator; default: detected for this kernel. */
   generator?: GeneratorName;
+  /** The generator that built the image (read from it), used when it is installed. */
+  preferred?: GeneratorName | undefined;
   dryRun?: boolean;
   runner?: Runner;
   env?: Record<string, string | undefined>;
@@ -110,7 +112,8 @@ export async function regenerateWithGenerator(opts: RegenerateOptions): Promise<
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const kernel = await findKernel(fs, root, opts.release);
-  const generator = opts.generator ?? (await detectGenerator(fs, root, kernel));
+  const preferred = opts.preferred !== undefined && (await findProgram(fs, root, PROGRAM[opts.preferred])) ? opts.preferred : undefined;
+  const generator = opts.generator ?? preferred ?? (await detectGenerator(fs, root, kernel));
   if (!generator) {
     throw new KabiError('EXTERNAL_TOOL', `no initramfs generator (${GENERATORS.map((g) => PROGRAM[g]).join(', ')}) is installed under ${root}`);
   }

@@ -122,7 +122,7 @@ async function readOwner(fs: KabiFs, lock: string): Promise<Owner | undefined> {
 
 function isStale(o: Owner): boolean {
   if (o.pid === undefined) return o.ageMs > OWNERLESS_STALE_MS;
-  if (!alive(o.pid)) return true;
+  if (!processAlive(o.pid)) return true;
   // The pid is taken again, by another process: not the owner.
   const start = startTime(o.pid);
   return o.start !== undefined && start !== undefined && start !== o.start;
@@ -162,7 +162,7 @@ async function cleanLeftovers(fs: KabiFs, image: string): Promise<string[]> {
     let stale = isScratchOf(base, name) || name === base + LEGACY_BACKUP_SUFFIX;
     if (!stale && name.startsWith(lockTmp)) {
       const pid = Number.parseInt(name.slice(lockTmp.length), 10);
-      stale = Number.isSafeInteger(pid) && pid !== process.pid && !alive(pid);
+      stale = Number.isSafeInteger(pid) && pid !== process.pid && !processAlive(pid);
     }
     if (!stale) continue;
     const p = join(dir, name);
@@ -194,7 +194,8 @@ function startTime(pid: number): string | undefined {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (one we may not signal counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

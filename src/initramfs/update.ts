@@ -4,7 +4,8 @@ import type { InitramfsStyle } from '../kernel/discover.js';
 import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
 import { lockImage } from './image-lock.js';
-import { analyseImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
+import { nodeFs } from '../fs.js';
+import { analyseImage, findKernel, locateImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
 import { nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
@@ -63,7 +64,29 @@ const DEFAULT_LEVELS: Partial<Record<InitramfsStyle, Partial<Record<Compression,
  * a hard-linked module).
  */
 export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
-  const a = opts.analysis ?? (await analyseImage(opts));
+  if (opts.analysis !== undefined || opts.dryRun) return rewrite(opts.analysis ?? (await analyseImage(opts)), opts);
+  return withImageLock(opts, async () => rewrite(await analyseImage(opts), opts));
+}
+
+/**
+ * Run `fn` holding the lock of the image `opts` names (taken before anything is read from it;
+ * what killed runs left beside it is removed then). No lock when the image's directory is missing.
+ */
+export async function withImageLock<T>(opts: CheckOptions & { lockTimeoutMs?: number }, fn: (cleaned: readonly string[]) => Promise<T>): Promise<T> {
+  const root = opts.root ?? '/';
+  const fs = opts.fs ?? nodeFs;
+  const kernel = await findKernel(fs, root, opts.release);
+  const { imageFile } = await locateImage(fs, root, kernel, opts.image ?? kernel.initramfs.path);
+  if (imageFile === undefined) return fn([]);
+  const lock = await lockImage(fs, imageFile, opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {});
+  try {
+    return await fn(lock.cleaned);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function rewrite(a: Analysis, opts: UpdateOptions): Promise<UpdateResult> {
   const { check } = a;
   const size = a.image?.bytes.length ?? 0;
   const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, bytesBefore: size, bytesAfter: size };
@@ -131,12 +154,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   const { bytes, segments } = await editor.write((f) => opts.level ?? levels[f]);
   const touched = editor.touchedSegments();
   const imageHost = a.imageFile!;
-  const lock = await lockImage(a.fs, imageHost);
-  try {
-    await replaceFile(a.fs, imageHost, bytes, { verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost) });
-  } finally {
-    await lock.release();
-  }
+  await replaceFile(a.fs, imageHost, bytes, { verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost) });
   return {
     ...base,
     updated: true,

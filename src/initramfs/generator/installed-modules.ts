@@ -3,8 +3,8 @@ import { loadDepmodConfig, type DepmodConfig } from '../../depmod/config.js';
 import { KabiError } from '../../errors.js';
 import type { KabiFs } from '../../fs.js';
 import { isNotFound } from '../../fs.js';
-import { scanModuleTree, type ModuleFile, type ModuleTree } from '../../kernel/module-tree.js';
-import { hostPath, readSystemFile } from '../../kernel/paths.js';
+import { chooseModules, scanModuleTree, type ModuleFile, type ModuleTree } from '../../kernel/module-tree.js';
+import { hostPath, readSystemFile, resolveInRoot } from '../../kernel/paths.js';
 import { moduleNameFromPath, readModuleBytes } from '../../module/read-module.js';
 import { globMatch } from './shell-eval.js';
 
@@ -25,6 +25,13 @@ export interface ModuleFacts {
   readonly depends: readonly string[];
   /** The file carries an appended signature (dracut never strips those). */
   readonly signed: boolean;
+}
+
+/** A link change the linker is about to make (system paths), as the dry run sees it. */
+export interface PlannedLink {
+  readonly kind: 'add' | 'replace' | 'remove';
+  readonly link: string;
+  readonly target?: string | undefined;
 }
 
 export interface SoftDeps {
@@ -73,9 +80,25 @@ export class InstalledModules {
     }
   }
 
-  static async load(fs: KabiFs, root: string, release: string, moduleDir: string): Promise<InstalledModules> {
+  /**
+   * The kernel's modules as installed, or as they will be once `planned` link changes are
+   * made (a dry run asks before anything is written): links to add or re-point become
+   * files of the tree, links to remove leave it, and modprobe's choice is made again.
+   */
+  static async load(fs: KabiFs, root: string, release: string, moduleDir: string, planned: readonly PlannedLink[] = []): Promise<InstalledModules> {
     const config = await loadDepmodConfig(fs, root, release);
-    const tree = await scanModuleTree(fs, root, moduleDir, config);
+    let tree = await scanModuleTree(fs, root, moduleDir, config);
+    if (planned.length > 0) {
+      const gone = new Set(planned.map((p) => p.link));
+      const files = tree.files.filter((f) => !gone.has(f.path));
+      for (const p of planned) {
+        if (p.kind === 'remove' || p.target === undefined || !p.link.startsWith(moduleDir + '/')) continue;
+        const host = await resolveInRoot(fs, root, hostPath(root, p.target)).catch(() => undefined);
+        if (host === undefined) continue;
+        files.push({ name: moduleNameFromPath(p.link), path: p.link, relPath: p.link.slice(moduleDir.length + 1), host, isLink: true, external: false, virtual: true });
+      }
+      tree = { moduleDir, files, chosen: chooseModules(config, files) };
+    }
     return new InstalledModules(root, fs, release, tree, config);
   }
 
