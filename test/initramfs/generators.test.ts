@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addKernel, makeRoot, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { memoryIo } from '../../src/cli/io.js';
