@@ -7,7 +7,7 @@
 // so dracut, update-initramfs and kabi itself (root /) all run as on an installed system.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tempDir } from '../initramfs/helpers.js';
 import { loadCorpus, type CorpusKernel } from './corpus.js';
@@ -189,10 +189,65 @@ export function imageModules(file: string, lister: 'lsinitrd' | 'lsinitramfs'): 
   return [...new Set(names)].sort();
 }
 
-export function readBytes(file: string): Buffer {
-  return readFileSync(file);
+/** A system the scenario runs on: where things are and how its tools are run. */
+export interface InclusionSystem {
+  readonly root: InclusionRoot;
+  /** Host path of the image kabi keeps up to date. */
+  readonly image: string;
+  /** Host path the oracle's fresh image is written to. */
+  readonly freshImage: string;
+  /** depmod for the kernel, as the system runs it. */
+  depmod(): void;
+  /** `kabi initramfs update --json --module PATH KERNEL` on the system; its JSON. */
+  kabi(changed: string): { action: string; reasons: string[] };
+  /** A fresh generator run for the same tree, into freshImage. */
+  fresh(): void;
+  /** The module files an image (host path) holds, as the generator's own lister shows them. */
+  list(image: string): string[];
 }
 
-export function listDir(dir: string): string[] {
-  return readdirSync(dir).sort();
+async function moduleBytes(file: string, path: string): Promise<Uint8Array | undefined> {
+  const { readImageFile } = await import('../../src/initramfs/image.js');
+  const { ImageTree } = await import('../../src/initramfs/image-tree.js');
+  const { moduleContents } = await import('../../src/initramfs/module-compare.js');
+  const { nodeFs } = await import('../../src/fs.js');
+  const data = new ImageTree(await readImageFile(nodeFs, file)).readFile(path);
+  return data === undefined ? undefined : moduleContents(data, path);
+}
+
+/**
+ * For each module, its add, upgrade (another build) and removal: after kabi, the image's
+ * module list is the fresh run's; kabi rebuilt the image if and only if the fresh run's list
+ * differs from the image's before, or a module the image holds changed; the changed module's
+ * bytes in the image are the fresh run's. Returns one line per step (what kabi did and why).
+ */
+export async function runInclusionScenario(sys: InclusionSystem, modules: readonly InclusionModule[], built: Record<1 | 2, Record<InclusionModule, string>>): Promise<string[]> {
+  const log: string[] = [];
+  const holds = (list: string[], m: InclusionModule) => list.find((p) => p.endsWith(`/${m}.ko`) || p.endsWith(`/${m}.ko.xz`));
+  for (const m of modules) {
+    for (const op of ['add', 'upgrade', 'remove'] as const) {
+      const t0 = performance.now();
+      const changed = op === 'remove' ? removeModule(sys.root, m) : installModule(sys.root, m, built[op === 'add' ? 1 : 2][m]);
+      sys.depmod();
+      const before = sys.list(sys.image);
+      const result = sys.kabi(changed);
+      const after = sys.list(sys.image);
+      sys.fresh();
+      const fresh = sys.list(sys.freshImage);
+      const rebuildDue = JSON.stringify(fresh) !== JSON.stringify(before) || (op === 'upgrade' && holds(fresh, m) !== undefined);
+      log.push(`${m} ${op}: ${result.action}${result.reasons.length ? ` (${result.reasons.join('; ')})` : ''} [${Math.round(performance.now() - t0)} ms]`);
+      const where = `${m} ${op}\n${log.join('\n')}`;
+      if (JSON.stringify(after) !== JSON.stringify(fresh)) {
+        throw new Error(`${where}\nkabi's image holds ${JSON.stringify(after.filter((x) => !fresh.includes(x)))} more and ${JSON.stringify(fresh.filter((x) => !after.includes(x)))} less than a fresh run`);
+      }
+      if ((result.action !== 'none') !== rebuildDue) throw new Error(`${where}\nkabi ${result.action === 'none' ? 'did not rebuild' : 'rebuilt'} the image, the fresh run ${rebuildDue ? 'differs' : 'is the same'}`);
+      const path = op === 'remove' ? undefined : holds(fresh, m);
+      if (path !== undefined) {
+        const ours = await moduleBytes(sys.image, path);
+        const theirs = await moduleBytes(sys.freshImage, path);
+        if (ours === undefined || theirs === undefined || !Buffer.from(ours).equals(Buffer.from(theirs))) throw new Error(`${where}\n${path} in kabi's image is not the generator's`);
+      }
+    }
+  }
+  return log;
 }

@@ -491,7 +491,8 @@ export class ShellEval {
     if (dflt) {
       if (!v.known) return v;
       if (v.text !== '' || (!op.startsWith(':') && this.vars.has(name!))) return v;
-      const toks = tokenize(dflt[1]!);
+      // The default is one word, expanded as if quoted (no field splitting here).
+      const toks = tokenize(`"${dflt[1]!.replace(/(["\\])/g, '\\$1')}"`);
       const w = toks[0];
       return w?.type === 'word' ? this.word(w.word) : { known: true, text: '' };
     }
