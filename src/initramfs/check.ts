@@ -122,6 +122,26 @@ export async function findKernel(fs: KabiFs, root: string, release: string): Pro
   return kernel;
 }
 
+/**
+ * A kernel's image: the one discovery found, else kernel-install's (Boot Loader Specification
+ * type #1 entries: ENTRY-TOKEN/RELEASE/initrd on the ESP or XBOOTLDR partition, the token from
+ * /etc/kernel/entry-token or the machine id), else where the generator would write it.
+ */
+export async function kernelImage(fs: KabiFs, root: string, kernel: InstalledKernel): Promise<{ path: string; style: InitramfsStyle }> {
+  if (kernel.initramfs.exists) return kernel.initramfs;
+  for (const tokenFile of ['/etc/kernel/entry-token', '/etc/machine-id']) {
+    const host = await resolveInRoot(fs, root, hostPath(root, tokenFile)).catch(() => undefined);
+    const token = host === undefined ? undefined : (await fs.readFile(host, 'utf8').catch(() => '')).split('\n')[0]!.trim();
+    if (!token || token.includes('/') || token.startsWith('.')) continue;
+    for (const base of ['/efi', '/boot/efi', '/boot']) {
+      const path = `${base}/${token}/${kernel.release}/initrd`;
+      const at = await resolveInRoot(fs, root, hostPath(root, path)).catch(() => undefined);
+      if (at !== undefined) return { path, style: 'kernel-install' };
+    }
+  }
+  return kernel.initramfs;
+}
+
 /** Where a kernel's image is: the host path to read and the host path of its name (to replace). */
 export async function locateImage(fs: KabiFs, root: string, kernel: InstalledKernel, imageSys: string): Promise<{ imageHost: string | undefined; imageFile: string | undefined }> {
   const imageHost = await resolveInRoot(fs, root, hostPath(root, imageSys));
@@ -134,8 +154,9 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const kernel = await findKernel(fs, root, opts.release);
-  const imageSys = opts.image ?? kernel.initramfs.path;
-  const style = kernel.initramfs.style;
+  const found = opts.image === undefined ? await kernelImage(fs, root, kernel) : { path: opts.image, style: kernel.initramfs.style };
+  const imageSys = found.path;
+  const style = found.style;
   const { imageHost, imageFile } = await locateImage(fs, root, kernel, imageSys);
   const base = { release: opts.release, image: imageSys, style };
   const none = { tree: undefined, imageModules: [], storeDecompressed: false, image: undefined };

@@ -92,6 +92,8 @@ export interface RegenerateOptions {
   generator?: GeneratorName;
   /** The generator that built the image (read from it), used when it is installed. */
   preferred?: GeneratorName | undefined;
+  /** The image to rebuild, when not the one discovery names (a kernel-install entry's initrd). */
+  image?: { path: string; style: InitramfsStyle; exists: boolean } | undefined;
   dryRun?: boolean;
   runner?: Runner;
   env?: Record<string, string | undefined>;
@@ -111,7 +113,8 @@ export interface RegenerateResult {
 export async function regenerateWithGenerator(opts: RegenerateOptions): Promise<RegenerateResult> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
-  const kernel = await findKernel(fs, root, opts.release);
+  const found = await findKernel(fs, root, opts.release);
+  const kernel: InstalledKernel = opts.image ? { ...found, initramfs: opts.image } : found;
   const preferred = opts.preferred !== undefined && (await findProgram(fs, root, PROGRAM[opts.preferred])) ? opts.preferred : undefined;
   const generator = opts.generator ?? preferred ?? (await detectGenerator(fs, root, kernel));
   if (!generator) {

@@ -99,7 +99,8 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
         ops.push({ op: 'file', path: target, data: await stored(target.slice(target.lastIndexOf('/') + 1)), perm: st.mode & 0o7777, mtime, reason: `target of ${f.relPath}` });
         planned.add(target);
       }
-      const linkMtime = Math.floor((await a.fs.lstat(hostPath(a.root, f.path))).mtimeMs / 1000);
+      // A link the plan has not made yet (a dry run) has no time of its own.
+      const linkMtime = f.virtual ? Math.floor(Date.now() / 1000) : Math.floor((await a.fs.lstat(hostPath(a.root, f.path))).mtimeMs / 1000);
       ops.push({ op: 'link', path: linkPath, target: relativeLinkTarget(linkPath, target), mtime: linkMtime, reason });
       planned.add(linkPath);
     } else {

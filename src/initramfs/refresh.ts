@@ -82,7 +82,9 @@ async function act(analysis: Analysis, opts: RefreshOptions, strategy: RefreshSt
       ...(opts.fs !== undefined ? { fs: opts.fs } : {}),
       release: opts.release,
       ...(opts.generator !== undefined ? { generator: opts.generator } : {}),
-      preferred: analysis.family === undefined ? undefined : FAMILY_GENERATOR[analysis.family],
+      // A kernel-install entry is rebuilt by kernel-install (its plugin runs the generator).
+      preferred: check.style === 'kernel-install' ? 'kernel-install' : analysis.family === undefined ? undefined : FAMILY_GENERATOR[analysis.family],
+      image: { path: check.image, style: check.style, exists: check.exists },
       dryRun,
       ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
       ...(opts.env !== undefined ? { env: opts.env } : {}),

@@ -5,7 +5,7 @@ import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
 import { lockImage } from './image-lock.js';
 import { nodeFs } from '../fs.js';
-import { analyseImage, findKernel, locateImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
+import { analyseImage, findKernel, kernelImage, locateImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
 import { nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
@@ -76,7 +76,7 @@ export async function withImageLock<T>(opts: CheckOptions & { lockTimeoutMs?: nu
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const kernel = await findKernel(fs, root, opts.release);
-  const { imageFile } = await locateImage(fs, root, kernel, opts.image ?? kernel.initramfs.path);
+  const { imageFile } = await locateImage(fs, root, kernel, opts.image ?? (await kernelImage(fs, root, kernel)).path);
   if (imageFile === undefined) return fn([]);
   const lock = await lockImage(fs, imageFile, opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {});
   try {

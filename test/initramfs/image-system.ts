@@ -23,14 +23,14 @@ export function alpha(release = K, version = '1'): Uint8Array {
   return externalModule(release, { name: 'alpha', intree: true, exports: [{ symbol: 'alpha_fn', crc: 0x1111 }], modinfo: [['version', version]], versions: [LAYOUT] });
 }
 
-export function beta(release = K, version = '1', alsoGamma = false): Uint8Array {
+export function beta(release = K, version = '1', alsoGamma = false, modinfo: [string, string][] = []): Uint8Array {
   return externalModule(release, {
     name: 'beta',
     intree: true,
     depends: alsoGamma ? ['alpha', 'gamma'] : ['alpha'],
     undefinedSymbols: alsoGamma ? ['alpha_fn', 'gamma_fn'] : ['alpha_fn'],
     versions: alsoGamma ? [LAYOUT, { symbol: 'alpha_fn', crc: 0x1111 }, { symbol: 'gamma_fn', crc: 0x3333 }] : [LAYOUT, { symbol: 'alpha_fn', crc: 0x1111 }],
-    modinfo: [['version', version]],
+    modinfo: [['version', version], ...modinfo],
   });
 }
 
