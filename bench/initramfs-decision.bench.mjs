@@ -11,7 +11,8 @@
 //   node bench/initramfs-decision.bench.mjs [--quick]   (needs `npm run build`, root, dracut, unshare)
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { namespaceScript } from './lib.mjs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,22 +46,7 @@ function timed(argv, env = {}) {
   return { seconds: Number(m[1]), maxRssKiB: Number(m[2]), stdout: r.stdout };
 }
 
-const ns = join(work, 'ns.sh');
-writeFileSync(
-  ns,
-  `#!/bin/sh
-set -e
-R=$1; W=$2; shift 2
-rm -rf "$W/u" "$W/w"; mkdir -p "$W/u" "$W/w" "$W/conf.d"
-mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$W/u,workdir=$W/w" /usr/lib
-mkdir -p /usr/lib/modules
-mount --bind "$R/lib/modules" /usr/lib/modules
-mount --bind "$R/boot" /boot
-mount --bind "$W/conf.d" /etc/dracut.conf.d
-exec "$@"
-`,
-);
-chmodSync(ns, 0o755);
+const ns = namespaceScript(work, { dracutConf: true });
 const inNs = (argv) => ['unshare', '--mount', ns, root, work, ...argv];
 
 // The kernels: one tree (hard links), several names.

@@ -160,13 +160,7 @@ export async function dracutModel(ctx: DracutContext): Promise<GeneratorModel> {
       if (noKernel) return NO;
       if (ctx.modulesTxt === undefined) return { include: undefined, why: 'the image does not list the dracut modules it was built with' };
       if (omits(file.name)) return NO;
-      const verdicts: Verdict[] = [];
-      for (const r of rules) {
-        const v = await match(r, file, installed, host);
-        if (v.include === true) return v;
-        verdicts.push(v);
-      }
-      return firstVerdict(verdicts);
+      return firstVerdict(rules, (r) => match(r, file, installed, host));
     },
   };
 }

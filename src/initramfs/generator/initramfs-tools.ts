@@ -127,16 +127,10 @@ export async function initramfsToolsModel(ctx: ToolsContext): Promise<GeneratorM
     firmwareFromEveryDir: false,
     notes,
     async selects(file: ModuleFile): Promise<Verdict> {
-      const verdicts: Verdict[] = [];
-      for (const s of sources) {
-        const v = await matchSource(s, file, installed, host);
-        if (v.include === true) return v;
-        verdicts.push(v);
-      }
       for (const [needs, names] of hidden) {
         if (names.includes(file.name) && [...ctx.imageModules].some((m) => globMatch(needs, m))) return { include: true, rule: `hidden_dep_add_modules (${needs} needs ${file.name})` };
       }
-      return firstVerdict(verdicts);
+      return firstVerdict(sources, (s) => matchSource(s, file, installed, host));
     },
   };
 }

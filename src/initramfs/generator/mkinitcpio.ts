@@ -71,13 +71,7 @@ export async function mkinitcpioModel(ctx: ModelContext): Promise<GeneratorModel
       for (const m of modules) {
         if (await installed.reaches(m.replace(/\?$/, ''), file)) return { include: true, rule: `MODULES in mkinitcpio.conf (${m})` };
       }
-      const verdicts: Verdict[] = [];
-      for (const s of sources) {
-        const v = await matchCall(s, file, ctx, host);
-        if (v.include === true) return v;
-        verdicts.push(v);
-      }
-      return firstVerdict(verdicts);
+      return firstVerdict(sources, (s) => matchCall(s, file, ctx, host));
     },
   };
 }

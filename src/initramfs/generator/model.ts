@@ -38,9 +38,15 @@ export interface GeneratorModel {
   readonly notes: readonly string[];
 }
 
-/** The first yes, else the first unknown, else no. */
-export function firstVerdict(verdicts: readonly Verdict[]): Verdict {
-  return verdicts.find((v) => v.include === true) ?? verdicts.find((v) => v.include === undefined) ?? NO;
+/** Ask each rule in turn: the first yes (asking no further), else the first unknown, else no. */
+export async function firstVerdict<T>(rules: Iterable<T>, ask: (rule: T) => Promise<Verdict>): Promise<Verdict> {
+  let unknown: Verdict | undefined;
+  for (const r of rules) {
+    const v = await ask(r);
+    if (v.include === true) return v;
+    if (v.include === undefined) unknown ??= v;
+  }
+  return unknown ?? NO;
 }
 
 /**
