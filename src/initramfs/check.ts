@@ -44,6 +44,11 @@ export interface CheckOptions {
   /** Link changes not made yet (a dry run): the decision is taken for the tree as it will be. */
   planned?: readonly PlannedLink[];
   /**
+   * The rebuild passes the image's own dracut build parameters again (`dracut --rebuild`,
+   * what kabi's own paths run; default). weak-modules' plain `dracut -f` does not.
+   */
+  rebuildWithParameters?: boolean;
+  /**
    * Create a missing image (SUSE's weak-modules2 does; RHEL's weak-modules and kabi link leave
    * that to the kernel's own installation). Default: only on SUSE-style systems.
    */
@@ -107,6 +112,8 @@ export interface Analysis {
   readonly imageModules: readonly ImageModule[];
   /** New files under the module directory are stored uncompressed (initramfs-tools does so). */
   readonly storeDecompressed: boolean;
+  /** A dracut image that records its build parameters: the generator is run with --rebuild to keep them. */
+  readonly buildParameters: boolean;
 }
 
 export async function imageNeedsUpdate(opts: CheckOptions): Promise<ImageCheck> {
@@ -159,7 +166,7 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
   const style = found.style;
   const { imageHost, imageFile } = await locateImage(fs, root, kernel, imageSys);
   const base = { release: opts.release, image: imageSys, style };
-  const none = { tree: undefined, imageModules: [], storeDecompressed: false, image: undefined };
+  const none = { tree: undefined, imageModules: [], storeDecompressed: false, image: undefined, buildParameters: false };
 
   if (imageHost === undefined) {
     const create = opts.createMissing ?? style === 'suse';
@@ -184,7 +191,9 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
   const imageModules = moduleDir === undefined ? [] : listImageModules(tree, moduleDir);
   const family = familyOfImage(tree) ?? (await familyOfSystem(fs, root, style));
   const host = opts.host ?? realHostView();
-  const model = await loadModel({ root, fs, release: opts.release, style, installed, host, tree, imageModules: new Set(imageModules.map((m) => m.name)) }, family);
+  const rebuildWithParameters = opts.rebuildWithParameters ?? true;
+  const model = await loadModel({ root, fs, release: opts.release, style, installed, host, tree, imageModules: new Set(imageModules.map((m) => m.name)), rebuildWithParameters }, family);
+  const buildParameters = family === 'dracut' && rebuildWithParameters && (tree.lookup('usr/lib/dracut/build-parameter.txt') ?? tree.lookup('lib/dracut/build-parameter.txt')) !== undefined;
   const notes: string[] = [...model.notes];
   if (moduleDir === undefined) notes.push(`the image holds no module directory for ${opts.release}`);
 
@@ -236,7 +245,7 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
 
   const nativePossible = moduleDir !== undefined && changes.every((c) => c.kind !== 'undecided' && c.kind !== 'create' && (c.installed === undefined || c.installed.relPath !== undefined));
   const check: ImageCheck = { ...base, exists: true, generator: model.description, moduleDir, needsUpdate: changes.length > 0, nativePossible, changes, notes };
-  return { check, root, fs, kernel, imageHost, imageFile, image, tree, installed, model, family, imageModules, storeDecompressed };
+  return { check, root, fs, kernel, imageHost, imageFile, image, tree, installed, model, family, imageModules, storeDecompressed, buildParameters };
 }
 
 /**

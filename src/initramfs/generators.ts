@@ -92,6 +92,8 @@ export interface RegenerateOptions {
   generator?: GeneratorName;
   /** The generator that built the image (read from it), used when it is installed. */
   preferred?: GeneratorName | undefined;
+  /** dracut: keep the options the image was built with (`--rebuild IMAGE`; the image records them). */
+  dracutRebuild?: boolean;
   /** The image to rebuild, when not the one discovery names (a kernel-install entry's initrd). */
   image?: { path: string; style: InitramfsStyle; exists: boolean } | undefined;
   dryRun?: boolean;
@@ -120,7 +122,8 @@ export async function regenerateWithGenerator(opts: RegenerateOptions): Promise<
   if (!generator) {
     throw new KabiError('EXTERNAL_TOOL', `no initramfs generator (${GENERATORS.map((g) => PROGRAM[g]).join(', ')}) is installed under ${root}`);
   }
-  const cmd = await generatorCommand(fs, root, generator, kernel);
+  let cmd = await generatorCommand(fs, root, generator, kernel);
+  if (generator === 'dracut' && opts.dracutRebuild && kernel.initramfs.exists) cmd = ['dracut', '--rebuild', kernel.initramfs.path, ...cmd.slice(1)];
   // Another root is another system: its own generator, configuration and /boot, as in a chroot.
   const argv = posix.resolve(root) === '/' ? cmd : ['chroot', root, ...cmd];
   const base = { release: opts.release, generator, argv };

@@ -113,6 +113,18 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
     queued.push(f);
   };
 
+  /** Does a module the image will hold (other than `name`) need it? */
+  const stillNeeded = async (name: string): Promise<boolean> => {
+    for (const [holder] of [...holds, ...[...put].map((n) => [n, []] as const)]) {
+      if (holder === name) continue;
+      const hf = installed.chosen(holder);
+      if (!hf) continue;
+      if ((await installed.dependencies(hf)).some((d) => d.name === name)) return true;
+      if (model.softdeps && (await installed.softdeps(holder)).some((s) => s.pre.includes(name) || s.post.includes(name))) return true;
+      if (model.weakdeps && (await installed.weakdeps(holder)).includes(name)) return true;
+    }
+    return false;
+  };
   for (const c of check.changes) {
     if (c.kind === 'undecided' || c.kind === 'create') throw new KabiError('INITRAMFS_FORMAT', `only the generator can do this: ${c.detail}`);
     const current = holds.get(c.name) ?? [];
@@ -123,6 +135,17 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
       continue;
     }
     const f = c.installed!;
+    if (current.length > 0) {
+      // A new build of a module the image holds: would the generator still put it in (a rule
+      // may no longer match it), or does a module the image holds need it?
+      const v = await model.selects(f);
+      if (v.include !== true && !(await stillNeeded(c.name))) {
+        if (v.include === undefined) throw new KabiError('INITRAMFS_FORMAT', `only the generator can tell whether ${c.name} stays in the image: ${v.why}`);
+        for (const m of current) await removeModule(m, `${c.detail}; the generator would leave it out now`);
+        removedNames.add(c.name);
+        continue;
+      }
+    }
     const wanted = f.isLink ? joinImage(moduleDir, f.relPath!) : joinImage(moduleDir, imageRelPath(f, a.storeDecompressed));
     for (const m of current) {
       if (m.path === wanted) await noteOld(m);
@@ -150,17 +173,6 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
   for (const [fw, by] of firmware) await putFirmware(a, fw, by, ops, planned);
 
   // What only the old modules needed goes, unless the generator selects it on its own.
-  const stillNeeded = async (name: string): Promise<boolean> => {
-    for (const [holder] of [...holds, ...[...put].map((n) => [n, []] as const)]) {
-      if (holder === name) continue;
-      const hf = installed.chosen(holder);
-      if (!hf) continue;
-      if ((await installed.dependencies(hf)).some((d) => d.name === name)) return true;
-      if (model.softdeps && (await installed.softdeps(holder)).some((s) => s.pre.includes(name) || s.post.includes(name))) return true;
-      if (model.weakdeps && (await installed.weakdeps(holder)).includes(name)) return true;
-    }
-    return false;
-  };
   for (const name of maybeOrphans) {
     if (put.has(name) || !holds.has(name)) continue;
     const chosen = installed.chosen(name);

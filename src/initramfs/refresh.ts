@@ -85,6 +85,7 @@ async function act(analysis: Analysis, opts: RefreshOptions, strategy: RefreshSt
       // A kernel-install entry is rebuilt by kernel-install (its plugin runs the generator).
       preferred: check.style === 'kernel-install' ? 'kernel-install' : analysis.family === undefined ? undefined : FAMILY_GENERATOR[analysis.family],
       image: { path: check.image, style: check.style, exists: check.exists },
+      dracutRebuild: analysis.buildParameters,
       dryRun,
       ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
       ...(opts.env !== undefined ? { env: opts.env } : {}),

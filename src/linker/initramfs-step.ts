@@ -85,7 +85,8 @@ export function initramfsStep(opts: InitramfsStepOptions): (release: string) => 
     const args = ['-f', image, release];
     const decideAndRun = async () => {
       try {
-        const check = (await analyseImage({ root: opts.root, fs, release, changedModules: changed, createMissing: false, ...(opts.dryRun ? { planned } : {}), ...(opts.host ? { host: opts.host } : {}) })).check;
+        // RHEL's rebuild is a plain `dracut -f IMAGE K`: judged by the configuration alone.
+        const check = (await analyseImage({ root: opts.root, fs, release, changedModules: changed, createMissing: false, rebuildWithParameters: false, ...(opts.dryRun ? { planned } : {}), ...(opts.host ? { host: opts.host } : {}) })).check;
         if (!check.needsUpdate) {
           opts.log(`initramfs ${check.image}: ${check.generator} would put nothing else into it for the changed modules; not rebuilding it`);
           return;

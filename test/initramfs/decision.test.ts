@@ -73,6 +73,40 @@ describe('what a module brings along, and what goes with it', () => {
   });
 });
 
+describe('a rule that no longer selects a module', () => {
+  it('a new build of a module the image holds that nothing selects any more leaves it, as the generator would leave it out', async () => {
+    const s = makeImageSystem({ compression: 'gzip' });
+    s.fx.write('/etc/dracut.conf.d/10-test.conf', 'add_drivers+=" alpha beta "\n');
+    s.install(`/lib/modules/${K2}/extra/delta.ko`, externalModule(K2, { name: 'delta', modinfo: [['version', '2']] }));
+    const r = await updateImage(opts(s.root));
+    expect(r.operations.filter((o) => o.op === 'remove').map((o) => o.path)).toEqual([`${MD}/weak-updates/delta.ko`, `usr/lib/modules/${K2}/extra/delta.ko`]);
+    const out = join(tempDir(), 'generated.img');
+    s.generate({ names: ['alpha', 'beta'], out });
+    expect(moduleNames(await tree(s.imageHost))).toEqual(moduleNames(await tree(out)));
+  });
+
+  it("the image's dracut build parameters count as they did (the rebuild keeps them with --rebuild)", async () => {
+    const s = makeImageSystem({ compression: 'gzip' });
+    s.fx.write('/etc/dracut.conf.d/10-test.conf', 'add_drivers+=" alpha beta delta "\n');
+    // Built with --add-drivers gamma on the command line (and gamma was not installed then).
+    s.generate({ buildParameters: " --add-drivers 'gamma' -f" });
+    const changed = [`/lib/modules/${K}/kernel/fs/gamma.ko`];
+    const c = await imageNeedsUpdate({ root: s.root, release: K, changedModules: changed });
+    expect(c.changes.map((x) => [x.kind, x.name])).toEqual([['added', 'gamma']]);
+    // RHEL's weak-modules rebuilds with a plain dracut -f: the configuration alone does not name gamma.
+    expect((await imageNeedsUpdate({ root: s.root, release: K, changedModules: changed, rebuildWithParameters: false })).needsUpdate).toBe(false);
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '12'));
+    s.fx.write('/usr/bin/dracut', '#!/bin/sh\n');
+    chmodSync(s.fx.path('/usr/bin/dracut'), 0o755);
+    const { runner, calls } = recorder();
+    await refreshInitramfs({ root: s.root, release: K, strategy: 'generator', runner });
+    expect(calls).toEqual([['chroot', s.root, 'dracut', '--rebuild', s.imageSys, '-f', s.imageSys, K]]);
+    // Natively: beta still selected (by the parameters' add_drivers), replaced in place.
+    await updateImage(opts(s.root));
+    expect((await imageNeedsUpdate({ root: s.root, release: K })).needsUpdate).toBe(false);
+  });
+});
+
 describe('where the image is, and whether to make one', () => {
   it("SUSE's weak-modules2 makes a missing image; RHEL's and kabi link do not", async () => {
     const fx = makeRoot('kabi-suse-');

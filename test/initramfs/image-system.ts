@@ -63,7 +63,7 @@ export interface ImageSystem {
   install(sys: string, bytes: Uint8Array): void;
   link(sys: string, target: string): void;
   /** Build K's image from the installed tree, as the generator would; returns its bytes. */
-  generate(opts?: { names?: string[]; out?: string }): Uint8Array;
+  generate(opts?: { names?: string[]; out?: string; buildParameters?: string }): Uint8Array;
 }
 
 export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
@@ -121,6 +121,7 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
         { path: 'bin', link: 'usr/bin' },
         // What each generator leaves in its images (and kabi reads to tell them apart).
         style === 'dracut' ? { path: 'usr/lib/dracut/modules.txt', data: 'kernel-modules\n' } : { path: 'conf/initramfs.conf', data: 'MODULES=list\n' },
+        ...(g.buildParameters !== undefined ? [{ path: 'usr/lib/dracut/build-parameter.txt', data: `${g.buildParameters}\n` }] : []),
       ]);
       const srcDir = fx.path(`/lib/modules/${K}`);
       const dstDir = join(stage, 'usr/lib/modules', K);

@@ -320,7 +320,7 @@ describe('hard links', () => {
     const s = makeImageSystem({ compression: 'gzip' });
     // Rebuild the image by hand with beta hard-linked to a second name.
     const stage = tempDir();
-    execFileSync('sh', ['-c', `set -e; mkdir -p ${MD}/kernel/drivers; cp ${s.mod('kernel/drivers/beta.ko')} ${MD}/kernel/drivers/beta.ko; ln ${MD}/kernel/drivers/beta.ko ${MD}/beta-copy.ko; find . | LC_ALL=C sort | cpio --quiet -o -H newc | gzip -n > ${s.imageHost}`], { cwd: stage });
+    execFileSync('sh', ['-c', `set -e; mkdir -p ${MD}/kernel/drivers usr/lib/dracut; echo kernel-modules > usr/lib/dracut/modules.txt; cp ${s.mod('kernel/drivers/beta.ko')} ${MD}/kernel/drivers/beta.ko; ln ${MD}/kernel/drivers/beta.ko ${MD}/beta-copy.ko; find . | LC_ALL=C sort | cpio --quiet -o -H newc | gzip -n > ${s.imageHost}`], { cwd: stage });
     s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '2'));
     expect((await errorOf(updateImage(opts(s)))).message).toMatch(/hard-linked/);
     s.fx.write('/usr/bin/dracut', '#!/bin/sh\n');

@@ -8,6 +8,7 @@ import type { HostView } from './host-view.js';
 import { foldName, type InstalledModules } from './installed-modules.js';
 import { firstVerdict, HostModules, NO, type GeneratorModel, type Verdict } from './model.js';
 import { ShellEval, type Arg, type Call, type Value } from './shell-eval.js';
+import { tokenize } from './shell-syntax.js';
 
 /*
  * dracut's module selection, as dracut.sh, its modules' installkernel() and dracut-install
@@ -35,6 +36,48 @@ export interface DracutContext {
   readonly host: HostView;
   /** The dracut modules the image was built with (its lib/dracut/modules.txt), if it says. */
   readonly modulesTxt: readonly string[] | undefined;
+  /**
+   * The command-line options the image was built with (its lib/dracut/build-parameter.txt),
+   * when the rebuild passes them again (`dracut --rebuild`): they override the configuration
+   * as they did then.
+   */
+  readonly buildParameters?: string | undefined;
+}
+
+/** The options of a dracut command line that choose kernel modules, applied over the configuration as dracut.sh applies them. */
+export function applyBuildParameters(values: Map<string, Value>, params: string): void {
+  const ev = new ShellEval({ record: new Set() });
+  const args = ev.fields(tokenize(params).flatMap((t) => (t.type === 'word' ? [t.word] : [])));
+  const lists: Record<string, string[]> = {};
+  const set = (k: string, v: string) => values.set(k, { known: true, text: v });
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.known) continue;
+    const m = /^(--[a-z-]+)(?:=(.*))?$/s.exec(a.text);
+    const opt = m ? m[1]! : a.text;
+    const value = (): string | undefined => {
+      if (m?.[2] !== undefined) return m[2];
+      const n = args[++i];
+      return n?.known ? n.text : undefined;
+    };
+    const list: Record<string, string> = { '--drivers': 'drivers', '--add-drivers': 'add_drivers', '--force-drivers': 'force_drivers', '--omit-drivers': 'omit_drivers', '--filesystems': 'filesystems' };
+    if (list[opt] !== undefined) {
+      const v = value();
+      if (v !== undefined) (lists[list[opt]!] ??= []).push(v);
+    } else if (opt === '-H' || opt === '--hostonly' || opt === '--host-only') set('hostonly', 'yes');
+    else if (opt === '-N' || opt === '--no-hostonly' || opt === '--no-host-only') set('hostonly', 'no');
+    else if (opt === '--hostonly-mode') {
+      const v = value();
+      if (v !== undefined) set('hostonly_mode', v);
+    } else if (opt === '--no-kernel') set('no_kernel', 'yes');
+  }
+  // drivers and filesystems on the command line replace the configuration's; the others add to it.
+  for (const [k, l] of Object.entries(lists)) {
+    const old = values.get(k);
+    const joined = l.join(' ');
+    if (k === 'drivers' || k === 'filesystems') set(k, joined);
+    else if (old?.known !== false) set(k, `${old?.text ?? ''} ${joined} `);
+  }
 }
 
 const CONFIG_VARS = ['hostonly', 'hostonly_mode', 'drivers', 'add_drivers', 'force_drivers', 'omit_drivers', 'filesystems', 'no_kernel', 'kernel_only', 'fw_dir', 'do_strip'];
@@ -80,6 +123,7 @@ export async function readDracutConfig(fs: KabiFs, root: string): Promise<Dracut
 export async function dracutModel(ctx: DracutContext): Promise<GeneratorModel> {
   const { fs, root, release, installed } = ctx;
   const conf = await readDracutConfig(fs, root);
+  if (ctx.buildParameters) applyBuildParameters(conf.values as Map<string, Value>, ctx.buildParameters);
   const notes: string[] = [];
   const get = (k: string): Value => conf.values.get(k)!;
   const text = (k: string): string | undefined => {

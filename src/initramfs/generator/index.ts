@@ -36,6 +36,8 @@ export interface ModelContext {
   readonly tree: ImageTree | undefined;
   /** Module names the current image holds. */
   readonly imageModules: ReadonlySet<string>;
+  /** The rebuild passes the image's own build parameters again (`dracut --rebuild`); weak-modules' plain `dracut -f` does not. */
+  readonly rebuildWithParameters?: boolean;
 }
 
 export function familyOfImage(tree: ImageTree): GeneratorFamily | undefined {
@@ -73,7 +75,12 @@ export async function loadModel(ctx: ModelContext, family: GeneratorFamily | und
     case 'dracut': {
       const txt = ctx.tree ? (ctx.tree.readFile('usr/lib/dracut/modules.txt') ?? ctx.tree.readFile('lib/dracut/modules.txt')) : undefined;
       const modulesTxt = txt === undefined ? undefined : new TextDecoder().decode(txt).split('\n').map((l) => l.trim()).filter(Boolean);
-      return dracutModel({ ...ctx, modulesTxt: modulesTxt ?? (ctx.tree ? undefined : await defaultDracutModules(ctx)) });
+      const params = ctx.tree?.readFile('usr/lib/dracut/build-parameter.txt') ?? ctx.tree?.readFile('lib/dracut/build-parameter.txt');
+      return dracutModel({
+        ...ctx,
+        modulesTxt: modulesTxt ?? (ctx.tree ? undefined : await defaultDracutModules(ctx)),
+        buildParameters: ctx.rebuildWithParameters && params ? new TextDecoder().decode(params) : undefined,
+      });
     }
     case 'initramfs-tools':
       return initramfsToolsModel(ctx);
