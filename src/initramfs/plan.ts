@@ -86,9 +86,10 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
     const mtime = Math.floor(st.mtimeMs / 1000);
     const raw = await readInstalled(a, f.host);
     const stored = async (rel: string) => {
-      let data = rel === f.relPath ? raw : await moduleContents(raw, f.host);
-      if (model.strips && rel.endsWith('.ko') && !(await installed.factsOf(f)).signed) data = stripDebug(rel === f.relPath ? await moduleContents(raw, f.host) : data, f.host);
-      return data;
+      // The file as installed, or unpacked where the generator unpacks it.
+      const data = rel === f.relPath ? raw : await moduleContents(raw, f.host);
+      if (!model.strips || !rel.endsWith('.ko') || (await installed.factsOf(f)).signed) return data;
+      return stripDebug(data, f.host, model.strips.wordAlignedFile ? { maxFileAlign: data[4] === 2 ? 8 : 4 } : {});
     };
     if (f.isLink) {
       const linkPath = joinImage(moduleDir, f.relPath);

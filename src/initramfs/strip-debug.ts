@@ -20,7 +20,11 @@ export function isDebugSection(name: string): boolean {
   return /^\.(z?debug|gnu\.debuglto_\.debug|gnu\.linkonce\.wi\.)/.test(name) || name === '.line' || name.startsWith('.stab');
 }
 
-export function stripDebug(bytes: Uint8Array, file?: string): Uint8Array {
+/**
+ * `maxFileAlign`: the largest alignment a section's place in the file gets (binutils from 2.42
+ * aligns to at most the word size; earlier versions to the section's own alignment).
+ */
+export function stripDebug(bytes: Uint8Array, file?: string, opts: { maxFileAlign?: number } = {}): Uint8Array {
   const elf = parseElf(bytes, file);
   const refuse = (why: string) => new KabiError('INITRAMFS_FORMAT', `cannot strip -g this module (${why}); only the generator stores it stripped`, { file });
   if (elf.sections.some((s) => s.type === SHT_GROUP || s.type === SHT_SYMTAB_SHNDX)) throw refuse('section groups or extended section numbers');
@@ -96,7 +100,7 @@ export function stripDebug(bytes: Uint8Array, file?: string): Uint8Array {
   let at = ehsize;
   for (const s of [...keep].filter((s) => s.type !== SHT_NULL).sort((a, b) => a.offset - b.offset || a.index - b.index)) {
     const size = s.type === SHT_NOBITS ? 0 : (contents.get(s.index)?.length ?? s.size);
-    const align = Math.max(1, s.addralign);
+    const align = Math.max(1, Math.min(s.addralign, opts.maxFileAlign ?? Infinity));
     at = Math.ceil(at / align) * align;
     offsets.set(s.index, at);
     at += size;

@@ -6,7 +6,7 @@ import { hostPath, readSystemFile, resolveInRoot } from '../../kernel/paths.js';
 import { findProgram } from '../find-program.js';
 import type { HostView } from './host-view.js';
 import { foldName, type InstalledModules } from './installed-modules.js';
-import { firstVerdict, HostModules, NO, type GeneratorModel, type Verdict } from './model.js';
+import { firstVerdict, HostModules, NO, type GeneratorModel, type StripTool, type Verdict } from './model.js';
 import { ShellEval, type Arg, type Call, type Value } from './shell-eval.js';
 import { tokenize } from './shell-syntax.js';
 
@@ -184,7 +184,7 @@ export async function dracutModel(ctx: DracutContext): Promise<GeneratorModel> {
     conf('filesystems', filesystems);
   }
 
-  const stripTool = (await findProgram(fs, root, 'eu-strip')) ?? (await findProgram(fs, root, 'strip'));
+  const stripTool = await stripToolOf(fs, root);
   const doStrip = text('do_strip');
   const fwDir = text('fw_dir');
   const firmwareDirs = fwDir ? fwDir.split(/[\s:]+/).filter(Boolean) : [`/lib/firmware/updates/${release}`, '/lib/firmware/updates', `/lib/firmware/${release}`, '/lib/firmware'];
@@ -193,7 +193,7 @@ export async function dracutModel(ctx: DracutContext): Promise<GeneratorModel> {
   return {
     description: `dracut ${version ?? '(version unknown)'}, ${mode}`,
     omits,
-    strips: doStrip !== 'no' && stripTool !== undefined,
+    strips: doStrip !== 'no' ? stripTool : undefined,
     unpacks: false,
     softdeps: true,
     weakdeps: Number.isFinite(major) && major >= 103,
@@ -364,6 +364,25 @@ function safeRegex(s: string): RegExp | undefined {
 function hostArch(): string {
   const map: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64' };
   return map[process.arch] ?? process.arch;
+}
+
+/** The strip dracut would run in the root (it prefers elfutils' eu-strip), if any. */
+export async function stripToolOf(fs: KabiFs, root: string): Promise<StripTool | undefined> {
+  if (await findProgram(fs, root, 'eu-strip')) return { program: 'eu-strip', wordAlignedFile: false };
+  if (!(await findProgram(fs, root, 'strip'))) return undefined;
+  // binutils' version, from its library's name (libbfd-2.44-system.so, libbfd-2.41-6.fc40.so).
+  let version: [number, number] | undefined;
+  for (const dir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib']) {
+    const host = await resolveInRoot(fs, root, hostPath(root, dir)).catch(() => undefined);
+    if (host === undefined) continue;
+    const names = await fs.readdir(host).catch(() => [] as string[]);
+    for (const n of names) {
+      const m = /^libbfd-(\d+)\.(\d+)/.exec(n);
+      if (m) version = [Number(m[1]), Number(m[2])];
+    }
+    if (version) break;
+  }
+  return { program: 'strip', wordAlignedFile: version !== undefined && (version[0] > 2 || version[1] >= 42) };
 }
 
 /** name → directory (system path) of every dracut module in the root. */

@@ -97,7 +97,7 @@ export function unknownModel(why: string): GeneratorModel {
     description: 'unknown generator',
     selects: async (_f: ModuleFile): Promise<Verdict> => ({ include: undefined, why }),
     omits: () => false,
-    strips: false,
+    strips: undefined,
     unpacks: false,
     softdeps: true,
     weakdeps: false,

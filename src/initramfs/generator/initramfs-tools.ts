@@ -119,7 +119,7 @@ export async function initramfsToolsModel(ctx: ToolsContext): Promise<GeneratorM
   return {
     description: `initramfs-tools, MODULES=${modules ?? '(computed at run time)'}`,
     omits: () => false,
-    strips: false,
+    strips: undefined,
     unpacks,
     softdeps: true,
     weakdeps: false,

@@ -59,7 +59,7 @@ export async function mkinitcpioModel(ctx: ModelContext): Promise<GeneratorModel
   return {
     description: `mkinitcpio${autodetect ? ' with autodetect' : ''}`,
     omits: () => false,
-    strips: false,
+    strips: undefined,
     unpacks: false,
     softdeps: true,
     weakdeps: false,

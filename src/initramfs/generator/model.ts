@@ -15,6 +15,16 @@ export type Verdict = { readonly include: true; readonly rule: string } | { read
 
 export const NO: Verdict = { include: false };
 
+/**
+ * The strip a generator runs: binutils' (whose output kabi reproduces byte for byte; from
+ * 2.42 on it aligns sections in the file to at most the word size) or elfutils' eu-strip
+ * (reproduced in what the kernel loads, not byte for byte).
+ */
+export interface StripTool {
+  readonly program: 'strip' | 'eu-strip';
+  readonly wordAlignedFile: boolean;
+}
+
 export interface GeneratorModel {
   /** e.g. "dracut 059, hostonly (sloppy)", "initramfs-tools, MODULES=most". */
   readonly description: string;
@@ -22,8 +32,8 @@ export interface GeneratorModel {
   selects(file: ModuleFile): Promise<Verdict>;
   /** Names never installed, not even as a dependency (dracut's omit_drivers). */
   omits(name: string): boolean;
-  /** Unsigned plain .ko files are stored `strip -g`ed (dracut's default). */
-  readonly strips: boolean;
+  /** Unsigned plain .ko files are stored `strip -g`ed (dracut's default), and by which strip. */
+  readonly strips: StripTool | undefined;
   /** .ko.xz/.ko.zst are stored unpacked as .ko (initramfs-tools). */
   readonly unpacks: boolean;
   /** Soft dependencies (pre and post) are installed with a module. */
