@@ -65,6 +65,7 @@ export class InstalledModules {
   private soft: Promise<Map<string, SoftDeps[]>> | undefined;
   private weak: Promise<Map<string, string[]>> | undefined;
   private aliasConfig: Promise<Map<string, string>> | undefined;
+  private byPath: Map<string, ModuleFile> | undefined;
 
   private constructor(
     readonly root: string,
@@ -154,12 +155,8 @@ export class InstalledModules {
     const key = f.relPath ?? f.path;
     const listed = dep?.get(key);
     if (listed !== undefined) {
-      const out: ModuleFile[] = [];
-      for (const p of listed) {
-        const file = this.tree.files.find((x) => (x.relPath ?? x.path) === p);
-        if (file) out.push(file);
-      }
-      return out;
+      this.byPath ??= new Map(this.tree.files.map((x) => [x.relPath ?? x.path, x]));
+      return listed.flatMap((p) => this.byPath!.get(p) ?? []);
     }
     const out: ModuleFile[] = [];
     const seen = new Set<string>([f.name]);
