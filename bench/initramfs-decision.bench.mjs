@@ -3,15 +3,15 @@
 // itself. A root with a Debian 6.1 kernel's whole module tree under 8 release names; Debian's
 // dracut with its default configuration (not hostonly) builds the first kernel's image (that
 // run is the yardstick); the other 7 images are the same image with the module directory
-// renamed. The change, per kernel: extra/kabi_minimal.ko (in the image) replaced by another
-// build, and extra/kabi_consumer.ko (which no rule selects) added. The decision runs as one
+// renamed. The change, per kernel: extra/kabi_minimal.ko (named in add_drivers, so in the
+// image) replaced by another build, and extra/kabi_consumer.ko (which no rule selects) added. The decision runs as one
 // `node` process (the built library: read each image, decompress, compare, evaluate dracut's
 // rules), timed under /usr/bin/time like the generator. Goal: under 10% of one generator run.
 //
 //   node bench/initramfs-decision.bench.mjs [--quick]   (needs `npm run build`, root, dracut, unshare)
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { namespaceScript } from './lib.mjs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,6 +61,10 @@ for (const r of releases) {
   copyFileSync(K.systemMap, join(root, 'boot', `System.map-${r}`));
   execFileSync('depmod', ['-a', '-b', root, r]);
 }
+
+// Debian's defaults, and the driver named in add_drivers (so the image holds it).
+mkdirSync(join(work, 'conf.d'), { recursive: true });
+writeFileSync(join(work, 'conf.d', '10-bench.conf'), 'add_drivers+=" kabi_minimal "\n');
 
 // One generator run: the yardstick, and the first kernel's image.
 const image0 = join(root, 'boot', `initramfs-${K.krel}.img`);

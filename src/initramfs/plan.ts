@@ -85,11 +85,11 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
     const st = await a.fs.lstat(f.host);
     const mtime = Math.floor(st.mtimeMs / 1000);
     const raw = await readInstalled(a, f.host);
-    const stored = async (rel: string) => {
-      // The file as installed, or unpacked where the generator unpacks it.
-      const data = rel === f.relPath ? raw : await moduleContents(raw, f.host);
-      if (!model.strips || !rel.endsWith('.ko') || (await installed.factsOf(f)).signed) return data;
-      return stripDebug(data, f.host, model.strips.wordAlignedFile ? { maxFileAlign: data[4] === 2 ? 8 : 4 } : {});
+    /** The bytes stored under `name`: as installed, or unpacked where the generator unpacks, strip -g'ed where it strips. */
+    const stored = async (name: string, unpack: boolean) => {
+      const data = unpack ? await moduleContents(raw, f.host) : raw;
+      if (!model.strips || !name.endsWith('.ko') || (await installed.factsOf(f)).signed) return data;
+      return stripDebug(await moduleContents(data, f.host), f.host, model.strips.wordAlignedFile ? { maxFileAlign: data[4] === 2 ? 8 : 4 } : {});
     };
     if (f.isLink) {
       const linkPath = joinImage(moduleDir, f.relPath);
@@ -97,7 +97,7 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
       if (target === undefined) throw new KabiError('UNSAFE_PATH', `the target of ${f.path} lies outside the root`, { file: f.host });
       forget(linkPath);
       if (!planned.has(target)) {
-        ops.push({ op: 'file', path: target, data: await stored(target.slice(target.lastIndexOf('/') + 1)), perm: st.mode & 0o7777, mtime, reason: `target of ${f.relPath}` });
+        ops.push({ op: 'file', path: target, data: await stored(target, false), perm: st.mode & 0o7777, mtime, reason: `target of ${f.relPath}` });
         planned.add(target);
       }
       // A link the plan has not made yet (a dry run) has no time of its own.
@@ -107,7 +107,7 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
     } else {
       const rel = imageRelPath(f, a.storeDecompressed);
       const path = joinImage(moduleDir, rel);
-      ops.push({ op: 'file', path, data: await stored(rel), perm: st.mode & 0o7777, mtime, reason });
+      ops.push({ op: 'file', path, data: await stored(rel, rel !== f.relPath), perm: st.mode & 0o7777, mtime, reason });
       planned.add(path);
     }
     put.add(f.name);

@@ -151,6 +151,16 @@ describe('weak-updates links', () => {
     expect(moduleView(tree)).toEqual(moduleView(new ImageTree(await parseImage(s.generate({ out: join(tempDir(), 'g.img') })))));
   });
 
+  it('.ko.xz tree: a new link target is copied compressed, as installed, like the generator copies it', async () => {
+    const s = makeImageSystem({ compression: 'zstd', xzModules: true });
+    s.install(`/lib/modules/${K3}/extra/delta.ko.xz`, delta(K3, '3'));
+    s.link(`/lib/modules/${K}/weak-updates/delta.ko.xz`, `/lib/modules/${K3}/extra/delta.ko.xz`);
+    await updateImage(opts(s));
+    const tree = await treeOf(s.imageHost);
+    expect(same(tree.readFile(`usr/lib/modules/${K3}/extra/delta.ko.xz`), readBytes(s.fx.path(`/lib/modules/${K3}/extra/delta.ko.xz`)))).toBe(true);
+    expect(moduleView(tree)).toEqual(moduleView(new ImageTree(await parseImage(s.generate({ out: join(tempDir(), 'g.img') })))));
+  });
+
   it('removed link: link and its target copy leave the image, modules.dep forgets it', async () => {
     const s = makeImageSystem({ compression: 'gzip' });
     rmSync(s.mod('weak-updates/delta.ko'));
