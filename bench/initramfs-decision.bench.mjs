@@ -82,14 +82,15 @@ for (const t of targets) {
   const [to, out] = t.split('=');
   const parts = [];
   for (const s of image.segments) {
-    const archives = s.stream.archives.map((a) => withEntries(a, a.entries.map((e) => (e.name.includes(from) ? { ...e, name: e.name.replace(from, to), rawName: undefined } : e))));
+    const rename = (n) => n.replace(new RegExp('(^|/)' + from.replace(/[.+]/g, '\\$&') + '(?=/|$)'), '$1' + to);
+    const archives = s.stream.archives.map((a) => withEntries(a, a.entries.map((e) => (rename(e.name) !== e.name ? { ...e, name: rename(e.name), rawName: undefined } : e))));
     const stream = { ...s.stream, archives };
     parts.push(s.compression === undefined ? writeCpioArchive(archives[0]) : await compress(writeCpioStream(stream), s.compression, { level: 3 }));
   }
   writeFileSync(out, Buffer.concat(parts));
 }
 `;
-execFileSync(process.execPath, ['--input-type=module', '-e', CLONE, image0, `lib/modules/${K.krel}/`, ...releases.slice(1).map((r) => `lib/modules/${r}/=${join(root, 'boot', `initramfs-${r}.img`)}`)], { maxBuffer: 1 << 26 });
+execFileSync(process.execPath, ['--input-type=module', '-e', CLONE, image0, `lib/modules/${K.krel}`, ...releases.slice(1).map((r) => `lib/modules/${r}=${join(root, 'boot', `initramfs-${r}.img`)}`)], { maxBuffer: 1 << 26 });
 
 // The change, in every kernel.
 for (const r of releases) {
