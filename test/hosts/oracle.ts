@@ -2,7 +2,8 @@
 //
 // What must hold in a HostRoot after every package-manager step, each judged by an independent
 // oracle:
-//   - weak-updates links exactly where `kabi check --semantics depmod` says (weak-modules' rule):
+//   - weak-updates links exactly where `kabi check --semantics depmod` says (weak-modules' rule;
+//     the Debian and pacman hooks link with kabi's default, the loader's rule):
 //     for every installed kernel K and every out-of-tree module M in another kernel's extra/,
 //     K has weak-updates/<M's path under extra/> -> M iff M is compatible with K (modules of one
 //     kernel judged together, as weak-modules groups them); no other link, no unreadable file
@@ -80,7 +81,9 @@ function readable(file: string): boolean {
 }
 
 /** For every installed kernel: link name -> the targets (system paths) allowed for it. */
-export function expectedLinks(root: HostRoot): Record<string, Record<string, string[]>> {
+export type Semantics = 'depmod' | 'loader';
+
+export function expectedLinks(root: HostRoot, semantics: Semantics = 'depmod'): Record<string, Record<string, string[]>> {
   const kernels = installedKernels(root);
   const expected: Record<string, Record<string, string[]>> = Object.fromEntries(kernels.map((k) => [k, {}]));
   if (kernels.length === 0) return expected;
@@ -89,7 +92,7 @@ export function expectedLinks(root: HostRoot): Record<string, Record<string, str
     const extra = join(mods, source, 'extra');
     const candidates = files(extra, MODULE).filter(readable);
     if (candidates.length === 0) continue;
-    const verdicts = kabiJson<Verdict[]>(['check', '--root', root.dir, '--semantics', 'depmod', '--json', ...kernels.flatMap((k) => ['--kernel', k]), ...candidates]);
+    const verdicts = kabiJson<Verdict[]>(['check', '--root', root.dir, '--semantics', semantics, '--json', ...kernels.flatMap((k) => ['--kernel', k]), ...candidates]);
     for (const v of verdicts) {
       if (!v.compatible || v.kernel === source) continue;
       const sub = relative(extra, v.module);
@@ -101,9 +104,9 @@ export function expectedLinks(root: HostRoot): Record<string, Record<string, str
 }
 
 /** Differences between the links in the root and expectedLinks(). */
-export function linkProblems(root: HostRoot): string[] {
+export function linkProblems(root: HostRoot, semantics: Semantics = 'depmod'): string[] {
   const problems: string[] = [];
-  const expected = expectedLinks(root);
+  const expected = expectedLinks(root, semantics);
   for (const [kernel, want] of Object.entries(expected)) {
     const have = weakUpdates(root, kernel);
     for (const [name, target] of Object.entries(have)) {

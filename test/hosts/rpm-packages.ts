@@ -136,7 +136,8 @@ export function kmodRpm(p: KmodPackage): string {
     version: p.version,
     release: '1',
     payload,
-    requires: p.style === 'macros' ? ['kabi', 'Requires(post): kabi', 'Requires(postun): kabi', 'Requires(posttrans): kabi'] : [],
+    // kmodtool's "Requires: kernel-uname-r = K": rpm erases the kmod before its kernel.
+    requires: [`kernel-core = ${kernelEvr(p.kernel).version}-${kernelEvr(p.kernel).release}`, ...(p.style === 'macros' ? ['kabi', 'Requires(post): kabi', 'Requires(postun): kabi', 'Requires(posttrans): kabi'] : [])],
     files: [`%dir ${dir}`, ...files],
     scripts,
   }).replace(/^Requires: (Requires\(\w+\): kabi)$/gm, '$1');

@@ -7,13 +7,15 @@
 // that went wrong at once.
 
 import type { HostRoot, NodeRun, RunResult } from './host-root.js';
-import { depmodProblems, linkProblems, slowRuns } from './oracle.js';
+import { depmodProblems, linkProblems, slowRuns, type Semantics } from './oracle.js';
 
 export interface StepOptions {
   /** Lines of the host tool's output that mean a failed scriptlet or hook (rpmScriptletFailures…). */
   failures?: (r: RunResult) => string[];
   /** kabi must have run in this step (a hook or trigger that should fire did). */
   kabiRuns?: boolean;
+  /** The rule the links are judged by (default depmod: weak-modules'). */
+  semantics?: Semantics;
 }
 
 export interface StepReport {
@@ -31,7 +33,7 @@ export function afterStep(root: HostRoot, what: string, r: RunResult, opts: Step
   const runs = root.nodeRuns();
   if (opts.kabiRuns && runs.length === 0) problems.push(`${what}: kabi never ran`);
   problems.push(...slowRuns(runs).map((s) => `${what}: slow or killed: ${s}`));
-  problems.push(...linkProblems(root).map((p) => `${what}: ${p}`));
+  problems.push(...linkProblems(root, opts.semantics).map((p) => `${what}: ${p}`));
   problems.push(...depmodProblems(root).map((p) => `${what}: ${p}`));
   // depmodProblems ran depmod (not node) in the root: nothing more to read from the node log.
   return { problems, runs };
