@@ -148,6 +148,8 @@ export async function makeHostRoot(opts: { packages?: readonly string[]; prefix?
   const dir = lib.copyChroot(pristine, join(parent, 'root'));
   const root = new HostRoot(dir, lib);
   installNode(root);
+  // Every installed system has it (minbase has no kernel); its absence would make it a leftover.
+  mkdirSync(root.path('usr/lib/modules'), { recursive: true });
   mkdirSync(root.path('etc/rpm'), { recursive: true });
   writeFileSync(root.path('etc/rpm/macros'), '%_dbpath /var/lib/rpm\n');
   return root;
