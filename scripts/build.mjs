@@ -94,7 +94,7 @@ function prune(dir) {
       } catch {}
     } else if (!written.has(p) && !/\.kabi-build-\d+\.tmp$/.test(e.name)) {
       rmSync(p, { force: true });
-      console.log(`build: removed stale ${relative(root, p)}`);
+      console.error(`build: removed stale ${relative(root, p)}`);
     }
   }
 }

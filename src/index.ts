@@ -4,8 +4,9 @@
  * Every result can be given to JSON.stringify: CRCs come out as the `0x…` strings the CLI
  * prints (see JsonOf).
  *
- * Exports whose declaration (in a part of the tree other work owns) has no doc comment are
- * re-declared here with one, so every name a user imports is documented.
+ * Where a declaration elsewhere has no doc comment, its export is re-declared here with one (a
+ * type alias, or a const holding the same function), so every name a user imports is
+ * documented (test/api/surface.test.ts). A doc comment at the declaration makes that unneeded.
  */
 import { nodeFs as nodeFsBase, type KabiFs } from './fs.js';
 import { parseElf as parseElfBase, type ElfFile, type ElfSection as ElfSectionBase, type ElfSymbol as ElfSymbolBase } from './elf/reader.js';
