@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { KabiError, type KabiErrorCode } from '../errors.js';
+import { withJsonForm } from '../json.js';
 import { ModInfo } from './modinfo.js';
 import type { KernelModule } from './read-module.js';
 
@@ -68,7 +69,7 @@ export class ModuleReaderPool {
     this.pending.delete(r.id);
     if ('module' in r) {
       // Structured cloning keeps the data but not the class: give modinfo its methods back.
-      p.resolve({ ...r.module, modinfo: new ModInfo(r.module.modinfo.entries) });
+      p.resolve(withJsonForm({ ...r.module, modinfo: new ModInfo(r.module.modinfo.entries) }));
     } else if (r.error.kabi) {
       p.reject(new KabiError(r.error.code, r.error.detail, { file: r.error.file, offset: r.error.offset, line: r.error.line }));
     } else {
