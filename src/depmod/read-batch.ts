@@ -219,6 +219,8 @@ export interface ReadClock extends BatchClock {
   threads: number;
 }
 
+let sessions = 0;
+
 /** Files per batch a thread is given: small enough to keep every thread busy to the end. */
 const MAX_BATCH = 32;
 /** Files per batch read in-process (no thread to keep busy; only the packing to amortise). */
@@ -256,13 +258,14 @@ export async function readInBatches(
     return;
   }
   clock.threads = pool.size;
+  const session = ++sessions;
   const size = Math.max(4, Math.min(MAX_BATCH, Math.ceil(files.length / (pool.size * 8))));
   const lane = async () => {
     while (next < files.length) {
       const batch = files.slice(next, (next += size));
       let packed: PackedBatch;
       try {
-        packed = await pool.summaries(batch);
+        packed = await pool.summaries(session, batch);
       } catch {
         // A thread that failed (or a pool closed under us): this batch is read here instead.
         await readLocally(batch);

@@ -71,6 +71,12 @@ export interface DepmodOptions {
    * the tree is scanned in full and every file's identity checked against the cache.
    */
   readonly changes?: readonly DepmodChange[];
+  /**
+   * Reader threads to use, kept by the caller across runs (a caller refreshing several
+   * kernels keeps their code warm): called when the run has enough to read; the run does not
+   * close what it returns. Without it, a run starts its own threads and ends them.
+   */
+  readonly readers?: () => ModuleReaderPool | undefined;
   /** How messages name the module directory (kmod's "<basedir>/lib/modules/<release>"). */
   readonly messageDir?: string;
 }
@@ -159,6 +165,11 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
 
   let frames: CacheFrames | undefined;
   let pool: ModuleReaderPool | undefined;
+  const startReaders = () => (opts.readers !== undefined ? opts.readers() : ModuleReaderPool.create());
+  const endReaders = () => {
+    if (opts.readers === undefined) pool?.close();
+    pool = undefined;
+  };
   try {
     // 1. The kernel's symbols (-E wins over -F), as depmod loads them first.
     let kernelSymbols: KernelSymbols | undefined;
@@ -214,7 +225,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     // is scanned, when modules.order says the tree is big enough to be worth them.
     if (!incremental && fs === nodeFs && (store === undefined || store.size === 0)) {
       const order = await fs.stat(posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
-      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = ModuleReaderPool.create();
+      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = startReaders();
     }
     const externalRoot = opts.externalRoot ?? root;
     const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
@@ -304,15 +315,14 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
         entries.push({ file, summary: store!.summary(rec) });
       }
     }
-    if (pool === undefined && fs === nodeFs && toRead.length > POOL_THRESHOLD) pool = ModuleReaderPool.create();
+    if (pool === undefined && fs === nodeFs && toRead.length > POOL_THRESHOLD) pool = startReaders();
     const clock: ReadClock = { ...emptyClock(), mergeMs: 0, threads: 0 };
     await readInBatches(fs, toRead, strings, pool, (file, { id, summary }) => {
       parsed++;
       if (store !== undefined) recOf.set(file, store.add(file.host, id ?? NO_IDENTITY, summary));
       entries.push({ file, summary });
     }, clock);
-    pool?.close();
-    pool = undefined;
+    endReaders();
     for (const [k, v] of Object.entries(clock)) timings[`read.${k}`] = v;
     if (store?.damage !== undefined) throw store.damage;
     lap('read');
@@ -417,7 +427,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     throw e;
   } finally {
     frames?.close();
-    pool?.close();
+    endReaders();
   }
 }
 

@@ -12,18 +12,20 @@ import { nodeFs } from '../fs.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import { readModuleFile } from './read-module.js';
 
-export type WorkerTask = { kind: 'module'; path: string } | { kind: 'summaries'; files: readonly ModuleFile[] };
+/** `session`: one run's batches; a reader's string numbering starts anew with each. */
+export type WorkerTask = { kind: 'module'; path: string } | { kind: 'summaries'; session: number; files: readonly ModuleFile[] };
 export type WorkerRequest = WorkerTask & { id: number };
 
 export type ReplyError = { kabi: true; code: KabiErrorCode; detail: string; file?: string; offset?: number; line?: number } | { kabi: false; message: string };
 
-let batches: BatchReader | undefined;
+let batches: { session: number; reader: BatchReader } | undefined;
 let queue: Promise<void> = Promise.resolve();
 
 async function answer(req: WorkerRequest): Promise<void> {
   try {
     if (req.kind === 'summaries') {
-      const value = await (batches ??= new BatchReader(nodeFs)).read(req.files);
+      if (batches?.session !== req.session) batches = { session: req.session, reader: new BatchReader(nodeFs) };
+      const value = await batches.reader.read(req.files);
       parentPort!.postMessage({ id: req.id, value }, batchTransfer(value));
     } else {
       parentPort!.postMessage({ id: req.id, value: await readModuleFile(req.path) });

@@ -14,8 +14,8 @@ type Reply = { id: number; value: unknown } | { id: number; error: ReplyError };
 /**
  * Reads modules on worker threads, one per core: parsed modules one by one (the module
  * reader), or depmod's summaries of a batch of files at a time. The pool ends its workers as
- * soon as no request is in flight (and a later read starts a new pool): `Worker.unref()` is
- * not enough, since Node 20 keeps a worker's public MessagePort referenced after a
+ * soon as no request is in flight (and a later read starts a new pool), unless its owner
+ * holds it open and closes it itself: `Worker.unref()` is not enough, since Node 20 keeps a worker's public MessagePort referenced after a
  * ref()/unref() cycle, and a process that never exits hangs the package transaction that ran it.
  */
 export class ModuleReaderPool {
@@ -27,7 +27,12 @@ export class ModuleReaderPool {
   /** True once the workers were ended; the owner makes a new pool for later reads. */
   closed = false;
 
-  private constructor(script: string, size: number) {
+  private constructor(
+    script: string,
+    size: number,
+    /** Kept open when idle, until close(): its owner reads in bursts and closes it when done. */
+    private readonly held: boolean,
+  ) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(script);
       w.unref();
@@ -39,12 +44,12 @@ export class ModuleReaderPool {
   }
 
   /** A pool, or undefined where no built worker script exists (running from TypeScript sources). */
-  static create(size = Math.max(1, availableParallelism())): ModuleReaderPool | undefined {
+  static create(size = Math.max(1, availableParallelism()), opts: { held?: boolean } = {}): ModuleReaderPool | undefined {
     if (size < 2) return undefined;
     // The bundled worker (built beside the bins) starts in half the time of the library's
     // own module files; from dist/src/module that is ../../bin.
     const script = ['../../bin/read-worker.js', './read-worker.js'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p));
-    return script === undefined ? undefined : new ModuleReaderPool(script, size);
+    return script === undefined ? undefined : new ModuleReaderPool(script, size, opts.held === true);
   }
 
   get size(): number {
@@ -59,10 +64,11 @@ export class ModuleReaderPool {
 
   /**
    * depmod's summaries of a batch of files, read by one worker (read-batch.ts): merge them
-   * with a BatchMerger per worker, in the order its batches come back.
+   * with a BatchMerger per reader, in the order its batches come back. A session is one
+   * run's reading; each worker starts a new reader for a new session.
    */
-  summaries(files: readonly ModuleFile[]): Promise<PackedBatch> {
-    return this.request<PackedBatch>({ kind: 'summaries', files });
+  summaries(session: number, files: readonly ModuleFile[]): Promise<PackedBatch> {
+    return this.request<PackedBatch>({ kind: 'summaries', session, files });
   }
 
   private request<T>(req: WorkerTask): Promise<T> {
@@ -83,7 +89,7 @@ export class ModuleReaderPool {
     const left = this.load[worker]! - 1;
     this.load[worker] = left;
     if (left === 0) this.workers[worker]!.unref();
-    if (this.pending.size === 1) this.closeWhenIdle();
+    if (this.pending.size === 1 && !this.held) this.closeWhenIdle();
     const p = this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id);

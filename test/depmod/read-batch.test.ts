@@ -99,4 +99,41 @@ describe('reading in batches', () => {
     const got = t.outputs();
     for (const f of OUTPUTS) expect(got.get(f)?.equals(expected.get(f)!), f).toBe(true);
   });
+
+  it('threads held open across runs (as weak-modules refreshes several kernels): each run what kmod writes', () => {
+    const a = bigTree(200);
+    const b = bigTree(150);
+    const expected = [a, b].map((t) => {
+      expect(kmodDepmod(t).status).toBe(0);
+      const out = t.outputs();
+      for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
+      return out;
+    });
+    const url = (p: string) => new URL(`../../dist/src/${p}`, import.meta.url).href;
+    const script = join(a.root, 'runs.mjs');
+    writeFileSync(
+      script,
+      `const { runDepmod } = await import(${JSON.stringify(url('depmod/index.js'))});
+       const { ModuleReaderPool } = await import(${JSON.stringify(url('module/reader-pool.js'))});
+       const pool = ModuleReaderPool.create(2, { held: true });
+       const out = [];
+       for (const root of process.argv.slice(2)) {
+         const r = await runDepmod({ root, release: '6.1.0-99-amd64', configRoot: '/', externalRoot: '/', readers: () => pool });
+         out.push([r.status, r.stats.timings['read.threads'], r.stats.parsed]);
+       }
+       // Held: still open after both runs, until its owner closes it.
+       out.push(pool.closed);
+       pool.close();
+       console.log(JSON.stringify(out));`,
+    );
+    const r = spawnSync(process.execPath, [script, a.root, b.root, a.root], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.error, 'the process did not exit by itself').toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    // The third run (a again) finds the cache the first wrote: nothing to read.
+    expect(JSON.parse(r.stdout)).toEqual([[0, 2, 201], [0, 2, 151], [0, 0, 0], false]);
+    [a, b].forEach((t, i) => {
+      const got = t.outputs();
+      for (const f of OUTPUTS) expect(got.get(f)?.equals(expected[i]!.get(f)!), f).toBe(true);
+    });
+  });
 });
