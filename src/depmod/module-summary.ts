@@ -1,7 +1,7 @@
 import { maybeDecompress } from '../../native-bindings/index.js';
 import { depmodDependencySymbols } from '../compat/depmod.js';
 import { kmodExports } from '../compat/engine.js';
-import { SHN_UNDEF, STB_WEAK, STT_SPARC_REGISTER } from '../elf/constants.js';
+import { SHN_ABS, SHN_UNDEF, SHT_NOBITS, SHT_NULL, SHT_STRTAB, SHT_SYMTAB, STB_WEAK, STT_SPARC_REGISTER } from '../elf/constants.js';
 import { ElfFile, latin1, type SymbolTable } from '../elf/reader.js';
 import { KabiError } from '../errors.js';
 import { readCrcSymbols, readKsymtabStrings } from '../module/exports.js';
@@ -196,13 +196,6 @@ function readInfo(elf: ElfFile): string[] {
  * the same summary (test/real/depmod.test.ts compares them over the corpus's trees).
  */
 
-const SHT_NULL = 0;
-const SHT_SYMTAB = 2;
-const SHT_STRTAB = 3;
-const SHT_NOBITS = 8;
-const SHN_ABS = 0xfff1;
-const STB_WEAK_BIND = 2;
-const SPARC_REGISTER = 13;
 /** The index of a 64-bit value's low 32-bit half in a Uint32Array over it, on this host. */
 const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 
@@ -375,7 +368,7 @@ export function summarizeElfFast(d: Uint8Array, strings: Interner): ModuleSummar
     if (crcName && d[name + 6] !== 0) {
       let lo: number;
       let hi = 0;
-      if (shndx === SHN_ABS || shndx === 0) {
+      if (shndx === SHN_ABS || shndx === SHN_UNDEF) {
         if (is64) {
           lo = u32(e + 8 + (le ? 0 : 4));
           hi = u32(e + 8 + (le ? 4 : 0));
@@ -390,7 +383,7 @@ export function summarizeElfFast(d: Uint8Array, strings: Interner): ModuleSummar
       exports.push(strings.idOfBytes(d, name + 6, d.indexOf(0, name + 6)));
       exportCrcs.push(lo, hi);
     }
-    if (shndx === 0 && d[name] !== 0 && !(sparc && (info & 0xf) === SPARC_REGISTER)) {
+    if (shndx === SHN_UNDEF && d[name] !== 0 && !(sparc && (info & 0xf) === STT_SPARC_REGISTER)) {
       const id = strings.idOfBytes(d, name, d.indexOf(0, name));
       const k = firstVersion.get(id);
       deps.push(id);
@@ -399,7 +392,7 @@ export function summarizeElfFast(d: Uint8Array, strings: Interner): ModuleSummar
         visited[k] = 1;
         depCrcs.push(crcWords[2 * k + LO]!, crcWords[2 * k + 1 - LO]!);
       }
-      depWeak.push(info >> 4 === STB_WEAK_BIND ? 1 : 0);
+      depWeak.push(info >> 4 === STB_WEAK ? 1 : 0);
     }
   }
   for (let k = 0; k < verIds.length; k++) {
