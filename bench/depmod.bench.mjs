@@ -44,7 +44,10 @@ const PROCESS_SCRIPT = `
 const { runDepmod } = await import(${JSON.stringify(new URL('../dist/src/depmod/index.js', import.meta.url).href)});
 const [root, release, changes] = process.argv.slice(1);
 const r = await runDepmod({ root, release, configRoot: '/', externalRoot: '/', ...(changes ? { changes: JSON.parse(changes) } : {}) });
-if (r.status !== 0 || (changes && !r.stats.patched)) process.exit(3);
+if (r.status !== 0 || (changes && !r.stats.patched)) {
+  console.error('kabi depmod in a fresh process:', JSON.stringify({ status: r.status, stats: r.stats, messages: r.messages.slice(0, 5), changes }));
+  process.exit(3);
+}
 `;
 function kabiProcess(root, krel, changes) {
   const t = performance.now();
