@@ -81,10 +81,13 @@ try {
     cleanup.push(work);
     const kmodRoot = join(work, 'kmod');
     const kabiRoot = join(work, 'kabi');
-    for (const r of [kmodRoot, kabiRoot]) {
-      mkdirSync(r);
-      execFileSync('cp', ['-al', `${k.treeRoot}/.`, r]);
-    }
+    // kabi's copy is a real one: its cache knows files by inode, size, mtime and ctime, and
+    // any hard link made to a corpus file anywhere on this machine (other tests copy the
+    // corpus with cp -al) changes the ctime of every link to it.
+    mkdirSync(kmodRoot);
+    execFileSync('cp', ['-al', `${k.treeRoot}/.`, kmodRoot]);
+    mkdirSync(kabiRoot);
+    execFileSync('cp', ['-a', `${k.treeRoot}/.`, kabiRoot]);
     const moduleDir = join(kabiRoot, 'lib', 'modules', k.krel);
     const label = `${k.krel} (${k.moduleCount} ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`;
 
