@@ -115,6 +115,7 @@ export type OverrideEntry = OverrideEntryBase;
 /** A depmod.d file's name and text, for parseDepmodConfig. */
 export type ConfigSource = ConfigSourceBase;
 export { updateDepmod, runDepmod, type DepmodChange, type KernelSymbolSource, type KmodFlavor } from './depmod/index.js';
+export { DepmodReaderThreads } from './depmod/reader-threads.js';
 /** Options of updateDepmod: the root and kernel, and what changed since the last run. */
 export type UpdateDepmodOptions = UpdateDepmodOptionsBase;
 /** What updateDepmod did: depmod's exit status, the files written, its warnings. */
