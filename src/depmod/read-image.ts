@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { notAFile, overBudget, READ_BUDGETS, readRegularFile } from '../fs.js';
 
 /**
  * The bytes of a module file, as far as depmod needs them. An uncompressed ELF read through
@@ -12,8 +12,7 @@ import { nodeFs } from '../fs.js';
  * is read whole and left to the parser to judge.
  */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
-  if (fs !== nodeFs) return fs.readFile(path);
-  return readFileSync(path);
+  return readRegularFile(fs, path, READ_BUDGETS.module);
 }
 
 /**
@@ -22,8 +21,12 @@ export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Ar
  * keeps. Returns undefined, having called nothing, when the file is not a plain ELF.
  */
 export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
-  const fd = openSync(path, 'r');
+  // Non-blocking: a FIFO put in a module's place is refused, not waited on.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, READ_BUDGETS.module, st);
+    if (st.size > READ_BUDGETS.module.maxBytes) throw overBudget(path, READ_BUDGETS.module);
     const image = readParts(fd);
     return image === undefined ? undefined : use(image);
   } finally {

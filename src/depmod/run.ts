@@ -1,5 +1,4 @@
 import { isAbsolute, posix } from 'node:path';
-import { maybeDecompress } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
@@ -17,6 +16,7 @@ import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
 import { HOST_ENDIAN } from './kmod-hash.js';
 import { summaryFromKernelModule, type ModuleSummary } from './module-summary.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
+import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
 import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
 import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
@@ -163,8 +163,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       let text: string;
       if ('path' in source) {
         try {
-          const raw = await readingFs(fs).readFile(source.path);
-          text = latin1Text((await maybeDecompress(raw, { file: source.path })).data);
+          text = latin1Text(await readSymbolFileBytes(source.path, fs));
         } catch (e) {
           if (e instanceof KabiError) throw e;
           fatal(`could not load ${name}: ${strerror(e)}\n`);

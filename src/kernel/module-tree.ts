@@ -80,6 +80,8 @@ const MAX_DEPTH = 32;
 
 /** strerror() texts for the errno codes a scan meets. */
 export function strerror(e: unknown): string {
+  // kabi's own refusals (a special file, a budget) already say what and why.
+  if (e instanceof KabiError) return e.detail;
   switch (errnoCode(e)) {
     case 'ENOENT':
       return 'No such file or directory';
