@@ -2,8 +2,8 @@ import { isAbsolute, posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
-import { chooseModules, scanModuleFiles, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
+import { confinedPath } from '../kernel/paths.js';
+import { chooseModules, scanModuleFiles, scanRoots, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
 import { replaceFilesAtomically } from './atomic-write.js';
 import { latin1Text } from './c-text.js';
 import { Interner } from './interner.js';
@@ -49,6 +49,12 @@ export interface DepmodOptions {
   readonly configRoot?: string;
   /** Root the `external` directories are read under (default `root`; kmod 30 with -b reads the host's). */
   readonly externalRoot?: string;
+  /**
+   * Root the links inside the module tree are followed under: default `root`, as the
+   * installed system sees them; "/" for `depmod -b`, which kmod follows on the host. The
+   * module directory itself, and every file written, is always inside `root`.
+   */
+  readonly linkRoot?: string;
   /** depmod -e. */
   readonly errsyms?: boolean;
   /** depmod -E: a Module.symvers (also makes -e compare CRCs). */
@@ -128,7 +134,8 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   const fs = opts.fs ?? nodeFs;
   const root = opts.root;
   const moduleDir = `/lib/modules/${opts.release}`;
-  const moduleDirHost = hostPath(root, moduleDir);
+  // Found inside the root as a chroot would: lib/modules/K -> /somewhere never leads out of it.
+  const moduleDirHost = await confinedPath(readingFs(fs), root, moduleDir);
   const dirname = opts.messageDir ?? (root === '/' ? moduleDir : posix.join(root, moduleDir));
   const kmod = opts.kmod ?? installedKmodFlavor();
   const messages: DepmodMessage[] = [];
@@ -205,7 +212,8 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const changedDirs = incremental ? dirsToReread(opts.changes!, moduleDir) : undefined;
     const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
     const externalRoot = opts.externalRoot ?? root;
-    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
+    const linkRoot = opts.linkRoot ?? root;
+    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot, roots: await scanRoots(fs, root, moduleDir, config, { externalRoot, linkRoot }) };
     const encodeState = async (next: RunState, files: readonly RenderedFile[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files, state) });
 
     if (incremental && store !== undefined && !opts.verbose) {
@@ -257,7 +265,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     }
     const files = await scanModuleFiles(fs, root, moduleDir, config, {
       extensions: kmod.extensions,
-      externalRoot,
+      roots: treeContext.roots,
       onMessage: (text) => messages.push({ level: 'ERROR', text: text + '\n' }),
       listings,
       relisted,
@@ -434,6 +442,7 @@ function cacheKey(config: DepmodConfig, kmod: KmodFlavor, root: string, opts: De
     endian: HOST_ENDIAN,
     root,
     externalRoot: opts.externalRoot ?? root,
+    linkRoot: opts.linkRoot ?? root,
   });
 }
 
