@@ -19,7 +19,7 @@ import { ModuleReaderPool } from '../module/reader-pool.js';
 import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
 import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
-import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
+import { cacheImage, cacheLocation, NO_CACHE, readCacheFrames, removeLegacyCache, saveCache as saveCacheFile, tailFrames, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
 import { fromListings, isModuleItem, itemHost, moduleFileAt, staleLinkDirs, toListings } from './scan-tree.js';
@@ -69,7 +69,7 @@ export interface DepmodOptions {
   readonly write?: boolean;
   /** The kmod to be identical to (default: this machine's depmod --version). */
   readonly kmod?: KmodFlavor;
-  /** Keep parsed module summaries in <moduleDir>/modules.kabi-cache (default true). */
+  /** Keep parsed module summaries in /var/cache/kabi/depmod/<release> under the root, when it has a /var/cache (default true). */
   readonly cache?: boolean;
   /**
    * What changed since the previous run with the cache: only these paths' directories are
@@ -201,7 +201,11 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       messages.push({ level: 'ERROR', text: `could not open directory ${dirname}: ${strerror(e)}\n` });
       fatal(`could not search modules: ${strerror(e)}\n`);
     }
-    frames = opts.cache === false || opts.dryRun ? undefined : readCache ? await readCacheFrames(fs, moduleDirHost) : NO_CACHE;
+    const writes = !opts.dryRun && opts.write !== false;
+    if (writes) await removeLegacyCache(fs, moduleDirHost);
+    const cacheAt = opts.cache === false || opts.dryRun ? undefined : await cacheLocation(readingFs(fs), root, opts.release);
+    frames = cacheAt === undefined ? undefined : readCache ? await readCacheFrames(fs, cacheAt) : NO_CACHE;
+    const saveCache = (whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }) => saveCacheFile(fs, root, cacheAt!, whole, tail);
     if (frames !== undefined && frames !== NO_CACHE) onCache();
     const store = frames && new SummaryStore(frames.summaries, frames.additions);
     const key = cacheKey(config, kmod, root, opts);
@@ -246,7 +250,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
         };
         const at = frames!.tail;
         const file = frames!.file;
-        await saveCache(fs, moduleDirHost, whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
+        await saveCache(whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
         lap('cache-write');
         return result(0, { written, files: r.files }, stats);
       }
@@ -343,7 +347,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const summaries = () => store!.serialize(model.modules.map((m) => recOf.get(m.file)!));
     if (model.failed) {
       // The tree has changed but the outputs have not: keep the summaries, but no state.
-      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => cacheImage(summaries(), undefined));
+      if (store !== undefined && opts.write !== false) await saveCache(async () => cacheImage(summaries(), undefined));
       return result(1, { stdout: model.stdout }, stats);
     }
 
@@ -383,7 +387,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       const orderId = order === undefined ? undefined : await identityOf(fs, posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
       const parts = rendered.parts!;
       const mods = model.modules;
-      await saveCache(fs, moduleDirHost, async () => {
+      await saveCache(async () => {
         // Without a usable modules.order an incremental run could not place modules: no state.
         if (order === undefined || orderId === undefined) return cacheImage(summaries(), undefined);
         const tree = fromListings(listings, treeContext);
@@ -457,31 +461,6 @@ function dirsToReread(changes: readonly DepmodChange[], moduleDir: string): Set<
 
 /** The indexes an incremental run patches. */
 const INDEX_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'];
-
-/**
- * The cache goes after the outputs, its state recording their identities: at the tail of
- * the file read (when it is still that file), else written anew. If it cannot be written it
- * is removed, so that a stale state is never taken for the current one.
- */
-async function saveCache(fs: KabiFs, dirHost: string, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
-  if (tail !== undefined) {
-    try {
-      await writeTail(fs, dirHost, tail.at, await tail.make(), tail.file);
-      return;
-    } catch {
-      /* another file in its place, or a link: written anew below */
-    }
-  }
-  try {
-    await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: await whole() }]);
-  } catch {
-    try {
-      await fs.unlink(posix.join(dirHost, CACHE_FILE));
-    } catch {
-      /* nothing to remove */
-    }
-  }
-}
 
 /** Lists as one array and where each starts: deps[depOff[i], depOff[i + 1]). */
 function flatLists(lists: readonly (readonly number[])[]): { depOff: Uint32Array; deps: Uint32Array } {
