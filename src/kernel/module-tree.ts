@@ -5,7 +5,7 @@ import { opendirSync, statSync, type BigIntStats } from 'node:fs';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import { MODULE_EXTENSIONS, moduleNameFromPath } from '../module/read-module.js';
-import { confinedPath, resolveInRoot } from './paths.js';
+import { confinedPath, resolveEntryInRoot } from './paths.js';
 import { readingFs } from '../depmod/sync-fs.js';
 
 export interface ModuleFile {
@@ -91,7 +91,7 @@ export const MAX_DEPTH = 32;
  * and 6,000 files. A loop is skipped where it closes (see followEntry); these stop the rest,
  * e.g. links fanning out to the same directories over and over, in bounded time and memory.
  */
-export const SCAN_LIMITS = { directories: 65_536, entries: 1_048_576 } as const;
+export const SCAN_LIMITS = { directories: 16_384, entries: 262_144 } as const;
 
 /** The counts one scan has used of SCAN_LIMITS; shared by every listing of the scan. */
 export class ScanBudget {
@@ -249,7 +249,7 @@ export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, d
   let target: string | undefined;
   let s: BigIntStats;
   try {
-    target = isLink ? await resolveInRoot(rfs, ctx.linkRoot, entryHost) : entryHost;
+    target = isLink ? await resolveEntryInRoot(rfs, ctx.linkRoot, hostDir, name) : entryHost;
     if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
     s = await rfs.stat(target, { bigint: true });
   } catch (e) {
