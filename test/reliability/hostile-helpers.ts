@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,9 @@ export function expectBounded(r: BinRun, what: string): void {
   expect(r.rssMB, where).toBeLessThan(LIMITS.rssMB);
   expect(r.stderr, where).not.toMatch(/internal error/);
   expect(r.stderr, where).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+  // KABI_HOSTILE_REPORT=FILE collects what each run cost (the figures the README quotes).
+  const report = process.env['KABI_HOSTILE_REPORT'];
+  if (report) appendFileSync(report, `${r.seconds}\t${r.rssMB.toFixed(0)}\t${r.status}\t${what}\n`);
 }
 
 /** Every entry under `dir` (links not followed): path → type, size and mtime, or the link's target. */
