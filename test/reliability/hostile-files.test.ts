@@ -215,6 +215,9 @@ describe('nothing is written outside the root', () => {
     mkdirSync(join(target, 'extra'), { recursive: true });
     writeFileSync(join(target, 'extra', 'good.ko'), externalModule(K2, { name: 'good' }));
     writeFileSync(join(target, 'modules.order'), '');
+    // Links of its own, which --remove-kernel K3 would delete if it followed the link.
+    mkdirSync(join(target, 'weak-updates'));
+    symlinkSync(join(target, 'extra', 'good.ko'), join(target, 'weak-updates', 'good.ko'));
     const K3 = '6.1.0-20-amd64';
     symlinkSync(target, fx.path(`/lib/modules/${K3}`));
     try {
@@ -231,7 +234,8 @@ describe('nothing is written outside the root', () => {
         const link = runBin('kabi', ['link', '--root', fx.root, '--add-kernel', K3, '--no-initramfs']);
         expectBounded(link, 'kabi link');
       });
-      expect(readdirSync(target).sort()).toEqual(['extra', 'modules.order']);
+      expect(readdirSync(target).sort()).toEqual(['extra', 'modules.order', 'weak-updates']);
+      expect(readdirSync(join(target, 'weak-updates'))).toEqual(['good.ko']);
     } finally {
       rmSync(fx.path(`/lib/modules/${K3}`));
     }
