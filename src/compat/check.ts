@@ -5,6 +5,7 @@ import { nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { mapPool } from '../util/pool.js';
 import { checkAgainstKernel } from './engine.js';
+import { withInTreeProviders } from './in-tree-providers.js';
 import { loadKernelModel, ModuleCache, type LoadedKernelModel } from './kernel-model.js';
 import type { Candidate, MissingCrcPolicy, Semantics, Verdict } from './types.js';
 
@@ -47,11 +48,12 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
   const verdicts: Verdict[] = [];
   const notes = new Map<string, readonly string[]>();
   for (const k of kernels) {
-    const model: LoadedKernelModel = await loadKernelModel(k, {
+    const loaded = await loadKernelModel(k, {
       fs,
       cache,
       ...(opts.missingCrcPolicy ? { missingCrcPolicy: opts.missingCrcPolicy } : {}),
     });
+    const model: LoadedKernelModel = await withInTreeProviders(loaded, candidates.map((c) => c.module), { cache, fs });
     notes.set(k.release, model.notes);
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }

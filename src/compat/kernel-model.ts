@@ -107,6 +107,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
         exports,
         depmodExports: exports.map((e) => ({ symbol: e.symbol, crc: e.crc ?? 0n })),
         license: undefined,
+        licenseKnown: false,
         module: undefined,
       });
       continue;
@@ -129,6 +130,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
         exports: mod.exports.map((e) => ({ symbol: e.symbol, crc: e.crc, gplOnly: e.gplOnly, namespace: e.namespace, owner: f.name, certain: true })),
         depmodExports: kmodExports(mod),
         license: mod.license,
+        licenseKnown: true,
         module: inTree ? undefined : mod,
       });
     });

@@ -31,7 +31,14 @@ export interface TreeModule {
   readonly exports: readonly KernelExport[];
   /** kmod's view: `__crc_` symbols, or `__ksymtab_strings` with CRC 0 when it has none. */
   readonly depmodExports: readonly { readonly symbol: string; readonly crc: bigint }[];
+  /** The first `license=` of its modinfo (undefined: it has none, which the kernel calls proprietary). */
   readonly license: string | undefined;
+  /**
+   * False while only Module.symvers was read for this module: symvers carries no licence, so
+   * whether the module is proprietary is not known until its own modinfo is read
+   * (see withProviderLicences).
+   */
+  readonly licenseKnown: boolean;
   /** Parsed module, for modules that are themselves checked (out-of-tree ones). */
   readonly module: KernelModule | undefined;
 }

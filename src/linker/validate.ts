@@ -1,5 +1,6 @@
 import { isAbsolute, posix } from 'node:path';
 import { checkAgainstKernel } from '../compat/engine.js';
+import { withInTreeProviders } from '../compat/in-tree-providers.js';
 import { loadKernelModel, type LoadedKernelModel, type ModuleCache } from '../compat/kernel-model.js';
 import type { Candidate, Semantics, Verdict } from '../compat/types.js';
 import type { DepmodConfig } from '../depmod/config.js';
@@ -77,7 +78,8 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
       // An unreadable module behind a link is left alone; depmod would only complain about it.
     }
   }
-  const verdicts = checkAgainstKernel(candidates, model, { semantics: ctx.semantics, fixedTree: true, cascade: true });
+  const judged = await withInTreeProviders(model, candidates.map((c) => c.module), { cache: ctx.cache, fs: ctx.fs });
+  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true });
   const byLink = new Map(verdicts.map((v) => [v.module, v]));
   const kept = new Map(links);
   const dropped: ValidationResult['dropped'] = [];
