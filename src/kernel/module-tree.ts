@@ -94,18 +94,36 @@ export const MAX_DEPTH = 32;
  */
 export const SCAN_LIMITS = { directories: 8_192, entries: 131_072 } as const;
 
-/** The counts one scan has used of SCAN_LIMITS; shared by every listing of the scan. */
+interface RawEntry {
+  readonly name: string;
+  readonly isDir: boolean;
+  readonly isFile: boolean;
+  readonly isLink: boolean;
+}
+
+/** What following a link found: where it leads and what is there, or why it could not be followed. */
+type Followed = { readonly target: string; readonly stat: BigIntStats } | { readonly why: string };
+
+/**
+ * One scan's use of SCAN_LIMITS, shared by every listing of the scan, and what the scan has
+ * read from disk: a directory reached by several paths (links to it) is read once and each
+ * link followed once, so that the cost of many paths is counted against the limits, not paid
+ * in system calls.
+ */
 export class ScanBudget {
   private directories = 0;
   private entries = 0;
+  readonly reads = new Map<string, { readonly stamp: bigint[]; readonly raw: readonly RawEntry[] }>();
+  readonly follows = new Map<string, Followed>();
   constructor(private readonly where: string) {}
 
   directory(): void {
     if (++this.directories > SCAN_LIMITS.directories) throw this.over(`${SCAN_LIMITS.directories} directories`);
   }
 
-  entry(): void {
-    if (++this.entries > SCAN_LIMITS.entries) throw this.over(`${SCAN_LIMITS.entries} directory entries`);
+  entry(n = 1): void {
+    this.entries += n;
+    if (this.entries > SCAN_LIMITS.entries) throw this.over(`${SCAN_LIMITS.entries} directory entries`);
   }
 
   private over(what: string): KabiError {
@@ -196,10 +214,33 @@ export async function directoryStamp(fs: KabiFs, host: string): Promise<[bigint,
  * `ctx.linkRoot`; undefined when it is gone.
  */
 export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth: number, ctx: ListContext): Promise<{ stamp: bigint[]; entries: ScannedEntry[] } | undefined> {
-  ctx.budget?.directory();
-  const count = ctx.budget ? () => ctx.budget!.entry() : () => {};
+  const budget = ctx.budget;
+  budget?.directory();
+  let read = budget?.reads.get(hostDir);
+  if (read !== undefined) budget!.entry(read.raw.length);
+  else {
+    read = await readDirectory(fs, hostDir, budget);
+    if (read === undefined) return undefined;
+    budget?.reads.set(hostDir, read);
+  }
+  const entries: ScannedEntry[] = [];
+  for (const de of read.raw) {
+    if (SKIP.has(de.name) || ctx.exclude.has(de.name)) continue;
+    if (de.isFile || de.isDir) {
+      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: childPath(hostDir, de.name) });
+      continue;
+    }
+    // A symlink (or a file system without d_type): depmod stats it, following links.
+    entries.push((await followEntry(fs, sysDir, hostDir, depth, ctx, de.name, de.isLink)).entry);
+  }
+  return { stamp: read.stamp, entries };
+}
+
+/** A directory's stamp and its entries in raw readdir order; undefined when it is gone. */
+async function readDirectory(fs: KabiFs, hostDir: string, budget: ScanBudget | undefined): Promise<{ stamp: bigint[]; raw: RawEntry[] } | undefined> {
+  const count = budget ? () => budget.entry() : () => {};
   let stamp: bigint[];
-  const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
+  const raw: RawEntry[] = [];
   try {
     stamp = await directoryStamp(fs, hostDir);
     // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
@@ -225,17 +266,7 @@ export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string,
     if (isNotFound(e)) return undefined;
     throw e;
   }
-  const entries: ScannedEntry[] = [];
-  for (const de of raw) {
-    if (SKIP.has(de.name) || ctx.exclude.has(de.name)) continue;
-    if (de.isFile || de.isDir) {
-      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: childPath(hostDir, de.name) });
-      continue;
-    }
-    // A symlink (or a file system without d_type): depmod stats it, following links.
-    entries.push((await followEntry(fs, sysDir, hostDir, depth, ctx, de.name, de.isLink)).entry);
-  }
-  return { stamp, entries };
+  return { stamp, raw };
 }
 
 /**
@@ -244,24 +275,31 @@ export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string,
  * with a message: depmod would descend into it until the path grew too long, and two such
  * links make that exponential.
  */
-export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, ctx: Pick<ListContext, 'linkRoot' | 'above'>, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; stat?: BigIntStats }> {
-  const entryHost = childPath(hostDir, name);
-  const rfs = readingFs(fs);
-  let target: string | undefined;
-  let s: BigIntStats;
-  try {
-    target = isLink ? await resolveEntryInRoot(rfs, ctx.linkRoot, hostDir, name) : entryHost;
-    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
-    s = await rfs.stat(target, { bigint: true });
-  } catch (e) {
-    const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
-    return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${why}` } };
+export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, ctx: Pick<ListContext, 'linkRoot' | 'above' | 'budget'>, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; stat?: BigIntStats }> {
+  const key = `${hostDir}\0${name}`;
+  let f = ctx.budget?.follows.get(key);
+  if (f === undefined) {
+    f = await follow(fs, ctx.linkRoot, hostDir, name, isLink);
+    ctx.budget?.follows.set(key, f);
   }
+  if ('why' in f) return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${f.why}` } };
+  const { target, stat: s } = f;
   if (s.isDirectory() && ctx.above.includes(target)) {
     return { entry: { name, kind: 'skipped', isLink, host: `not scanning ${posix.join(sysDir, name)}: a symbolic link loop (it leads back to a directory above it)` }, stat: s };
   }
   if (s.isFile() || s.isDirectory()) return { entry: { name, kind: s.isDirectory() ? 'dir' : 'file', isLink, host: target }, stat: s };
   return { entry: { name, kind: 'skipped', isLink, host: `unsupported file type ${posix.join(sysDir, name)}: ${(Number(s.mode) & 0o170000).toString(8)}` } };
+}
+
+async function follow(fs: KabiFs, linkRoot: string, hostDir: string, name: string, isLink: boolean): Promise<Followed> {
+  const rfs = readingFs(fs);
+  try {
+    const target = isLink ? await resolveEntryInRoot(rfs, linkRoot, hostDir, name) : childPath(hostDir, name);
+    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
+    return { target, stat: await rfs.stat(target, { bigint: true }) };
+  } catch (e) {
+    return { why: e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e) };
+  }
 }
 
 /**
