@@ -1,6 +1,6 @@
 import { KabiError } from '../src/errors.js';
 import { findTool, runTool } from './cli.js';
-import { corrupt, errorText, tooLarge, type Where } from './common.js';
+import { checkDeadline, corrupt, errorText, tooLarge, type Where } from './common.js';
 import { nativeStatus, xzDecompress, type XzDecompressModule, type XzWasmExports } from './native.js';
 import { walkXzFile, walkXzStream, type XzStream } from './xz-stream.js';
 
@@ -37,7 +37,7 @@ export async function xzDecompressAll(bytes: Uint8Array, limit: number, where: W
  */
 export async function xzSegment(image: Uint8Array, offset: number, limit: number, where: Where): Promise<{ data: Uint8Array; consumed: number }> {
   const s = walkXzStream(image, offset, where);
-  const data = await decode(image.subarray(offset, s.end), [s], limit, { file: where.file, base: where.base + offset });
+  const data = await decode(image.subarray(offset, s.end), [s], limit, { ...where, base: where.base + offset });
   return { data, consumed: s.end - offset };
 }
 
@@ -155,6 +155,7 @@ function decodeWasmSync(x: XzWasmExports, input: Uint8Array, total: number, wher
       at += produced;
       m32[c + CTX_OUT_POS] = 0;
       if (ret === XZ_STREAM_END) break;
+      checkDeadline('xz', where);
       if (ret !== XZ_OK) throw corrupt('xz', XZ_RET[ret] ?? `error code ${ret}`, where, undefined, new WasmError(ret, `error code ${ret}`));
     }
     return at === total ? out : out.subarray(0, at);
@@ -183,6 +184,7 @@ async function decodeWasmStream(m: XzDecompressModule, input: Uint8Array, total:
       }
       out.set(value, at);
       at += value.length;
+      checkDeadline('xz', where);
     }
   } catch (e) {
     await reader.cancel().catch(() => {});

@@ -21,7 +21,11 @@ export type KabiErrorCode =
   | 'USAGE'
   | 'LOCKED'
   | 'UNSAFE_PATH'
-  | 'EXTERNAL_TOOL';
+  | 'EXTERNAL_TOOL'
+  /** A read, a decompression or a scan went past its budget (size, time, entries): see README "Limits". */
+  | 'LIMIT'
+  /** A FIFO, device, socket or directory where a regular file must be: refused, never opened for reading. */
+  | 'NOT_A_FILE';
 
 /** Where a KabiError happened: the file, and the byte offset or line in it. */
 export interface KabiErrorOptions {

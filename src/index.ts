@@ -92,7 +92,7 @@ export type DiscoverOptions = DiscoverOptionsBase;
 /** The CONFIG_ switches of a kernel that change what its module loader accepts. */
 export type LoaderConfig = LoaderConfigBase;
 export { rpmvercmp, sortReleases } from './kernel/rpmvercmp.js';
-export { chooseModules, type ScannedEntry, type ScanListings } from './kernel/module-tree.js';
+export { chooseModules, type ScannedEntry, type ScanListings, type ScanRoot } from './kernel/module-tree.js';
 /**
  * Every module file of a kernel's module directory in depmod's scan order, and the one
  * modprobe would load for each name (depmod.d search, override, external and exclude applied).

@@ -1,4 +1,3 @@
-import { maybeDecompress } from '../../native-bindings/index.js';
 import { depmodDependencySymbols } from '../compat/depmod.js';
 import { kmodExports } from '../compat/engine.js';
 import { SHN_ABS, SHN_UNDEF, SHT_NOBITS, SHT_NULL, SHT_STRTAB, SHT_SYMTAB, STB_WEAK, STT_SPARC_REGISTER } from '../elf/constants.js';
@@ -6,7 +5,7 @@ import { ElfFile, latin1, type SymbolTable } from '../elf/reader.js';
 import { KabiError } from '../errors.js';
 import { readCrcSymbols, readKsymtabStrings } from '../module/exports.js';
 import { readVersions, type ModVersion } from '../module/modversions.js';
-import type { KernelModule, UndefinedSymbol } from '../module/read-module.js';
+import { decompressModule, type KernelModule, type UndefinedSymbol } from '../module/read-module.js';
 import type { Interner } from './interner.js';
 import { readClock } from './read-image.js';
 
@@ -53,9 +52,10 @@ export async function summarizeModuleBytes(bytes: Uint8Array, strings: Interner,
   let data: Uint8Array;
   const t = performance.now();
   try {
-    ({ data } = await maybeDecompress(bytes, { file }));
+    ({ data } = await decompressModule(bytes, file));
   } catch (e) {
-    if (e instanceof KabiError) return unreadableSummary('Invalid argument');
+    // kmod says EINVAL for anything it cannot decompress; a file past kabi's budget says so.
+    if (e instanceof KabiError) return unreadableSummary(e.code === 'LIMIT' ? e.detail : 'Invalid argument');
     throw e;
   } finally {
     readClock.decompressMs += performance.now() - t;

@@ -1,6 +1,5 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { nodeFs, notAFile, overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
 
 /**
  * The bytes of a module file, as far as depmod needs them. An uncompressed ELF read through
@@ -12,12 +11,11 @@ import { nodeFs } from '../fs.js';
  * is read whole and left to the parser to judge.
  */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
-  if (fs !== nodeFs) return fs.readFile(path);
   const t = performance.now();
   try {
-    return readFileSync(path);
+    return await readRegularFile(fs, path, READ_BUDGETS.module);
   } finally {
-    readClock.readMs += performance.now() - t;
+    if (fs === nodeFs) readClock.readMs += performance.now() - t;
   }
 }
 
@@ -35,9 +33,13 @@ export const readClock = { readMs: 0, decompressMs: 0 };
  */
 export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
   const t = performance.now();
-  const fd = openSync(path, 'r');
+  // Non-blocking: a FIFO put in a module's place is refused, not waited on.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   let image: Buffer | undefined;
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, READ_BUDGETS.module, st);
+    if (st.size > READ_BUDGETS.module.maxBytes) throw overBudget(path, READ_BUDGETS.module);
     image = readParts(fd);
   } finally {
     closeSync(fd);

@@ -1,10 +1,9 @@
 import { isAbsolute, posix } from 'node:path';
-import { maybeDecompress } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
-import { chooseModules, scanModuleFiles, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
+import { confinedPath } from '../kernel/paths.js';
+import { chooseModules, scanModuleFiles, scanRoots, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
 import { replaceFilesAtomically } from './atomic-write.js';
 import { latin1Text } from './c-text.js';
 import { Interner } from './interner.js';
@@ -17,10 +16,11 @@ import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
 import { HOST_ENDIAN } from './kmod-hash.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
 import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
+import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
 import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText } from './run-io.js';
 import { emptyClock, readInBatches, type ReadClock } from './read-batch.js';
-import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
+import { cacheImage, cacheLocation, NO_CACHE, readCacheFrames, removeLegacyCache, saveCache as saveCacheFile, tailFrames, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
 import { fromListings, isModuleItem, itemHost, moduleFileAt, staleLinkDirs, toListings } from './scan-tree.js';
@@ -50,6 +50,12 @@ export interface DepmodOptions {
   readonly configRoot?: string;
   /** Root the `external` directories are read under (default `root`; kmod 30 with -b reads the host's). */
   readonly externalRoot?: string;
+  /**
+   * Root the links inside the module tree are followed under: default `root`, as the
+   * installed system sees them; "/" for `depmod -b`, which kmod follows on the host. The
+   * module directory itself, and every file written, is always inside `root`.
+   */
+  readonly linkRoot?: string;
   /** depmod -e. */
   readonly errsyms?: boolean;
   /** depmod -E: a Module.symvers (also makes -e compare CRCs). */
@@ -64,7 +70,7 @@ export interface DepmodOptions {
   readonly write?: boolean;
   /** The kmod to be identical to (default: this machine's depmod --version). */
   readonly kmod?: KmodFlavor;
-  /** Keep parsed module summaries in <moduleDir>/modules.kabi-cache (default true). */
+  /** Keep parsed module summaries in /var/cache/kabi/depmod/<release> under the root, when it has a /var/cache (default true). */
   readonly cache?: boolean;
   /**
    * What changed since the previous run with the cache: only these paths' directories are
@@ -133,7 +139,8 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   const fs = opts.fs ?? nodeFs;
   const root = opts.root;
   const moduleDir = `/lib/modules/${opts.release}`;
-  const moduleDirHost = hostPath(root, moduleDir);
+  // Found inside the root as a chroot would: lib/modules/K -> /somewhere never leads out of it.
+  const moduleDirHost = await confinedPath(readingFs(fs), root, moduleDir);
   const dirname = opts.messageDir ?? (root === '/' ? moduleDir : posix.join(root, moduleDir));
   const kmod = opts.kmod ?? installedKmodFlavor();
   const messages: DepmodMessage[] = [];
@@ -180,8 +187,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       let text: string;
       if ('path' in source) {
         try {
-          const raw = await readingFs(fs).readFile(source.path);
-          text = latin1Text((await maybeDecompress(raw, { file: source.path })).data);
+          text = latin1Text(await readSymbolFileBytes(source.path, fs));
         } catch (e) {
           if (e instanceof KabiError) throw e;
           fatal(`could not load ${name}: ${strerror(e)}\n`);
@@ -212,7 +218,11 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       messages.push({ level: 'ERROR', text: `could not open directory ${dirname}: ${strerror(e)}\n` });
       fatal(`could not search modules: ${strerror(e)}\n`);
     }
-    frames = opts.cache === false || opts.dryRun ? undefined : readCache ? await readCacheFrames(fs, moduleDirHost) : NO_CACHE;
+    const writes = !opts.dryRun && opts.write !== false;
+    if (writes) await removeLegacyCache(fs, moduleDirHost);
+    const cacheAt = opts.cache === false || opts.dryRun ? undefined : await cacheLocation(readingFs(fs), root, opts.release);
+    frames = cacheAt === undefined ? undefined : readCache ? await readCacheFrames(fs, cacheAt) : NO_CACHE;
+    const saveCache = (whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }) => saveCacheFile(fs, root, cacheAt!, whole, tail);
     if (frames !== undefined && frames !== NO_CACHE) onCache();
     const store = frames && new SummaryStore(frames.summaries, frames.additions);
     const key = cacheKey(config, kmod, root, opts);
@@ -229,7 +239,8 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = startReaders();
     }
     const externalRoot = opts.externalRoot ?? root;
-    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
+    const linkRoot = opts.linkRoot ?? root;
+    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot, roots: await scanRoots(fs, root, moduleDir, config, { externalRoot, linkRoot }) };
     const encodeState = async (next: RunState, files: readonly RenderedFile[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files, state) });
 
     if (incremental && store !== undefined && !opts.verbose) {
@@ -262,7 +273,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
         };
         const at = frames!.tail;
         const file = frames!.file;
-        await saveCache(fs, moduleDirHost, whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
+        await saveCache(whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
         lap('cache-write');
         return result(0, { written, files: r.files }, stats);
       }
@@ -281,7 +292,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     }
     const files = await scanModuleFiles(fs, root, moduleDir, config, {
       extensions: kmod.extensions,
-      externalRoot,
+      roots: treeContext.roots,
       onMessage: (text) => messages.push({ level: 'ERROR', text: text + '\n' }),
       listings,
       relisted,
@@ -346,7 +357,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const summaries = () => store!.serialize(model.modules.map((m) => recOf.get(m.file)!));
     if (model.failed) {
       // The tree has changed but the outputs have not: keep the summaries, but no state.
-      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => cacheImage(summaries(), undefined));
+      if (store !== undefined && opts.write !== false) await saveCache(async () => cacheImage(summaries(), undefined));
       return result(1, { stdout: model.stdout }, stats);
     }
 
@@ -386,7 +397,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       const orderId = order === undefined ? undefined : await identityOf(fs, posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
       const parts = rendered.parts!;
       const mods = model.modules;
-      await saveCache(fs, moduleDirHost, async () => {
+      await saveCache(async () => {
         // Without a usable modules.order an incremental run could not place modules: no state.
         if (order === undefined || orderId === undefined) return cacheImage(summaries(), undefined);
         const tree = fromListings(listings, treeContext);
@@ -446,6 +457,7 @@ function cacheKey(config: DepmodConfig, kmod: KmodFlavor, root: string, opts: De
     endian: HOST_ENDIAN,
     root,
     externalRoot: opts.externalRoot ?? root,
+    linkRoot: opts.linkRoot ?? root,
   });
 }
 
@@ -460,31 +472,6 @@ function dirsToReread(changes: readonly DepmodChange[], moduleDir: string): Set<
 
 /** The indexes an incremental run patches. */
 const INDEX_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'];
-
-/**
- * The cache goes after the outputs, its state recording their identities: at the tail of
- * the file read (when it is still that file), else written anew. If it cannot be written it
- * is removed, so that a stale state is never taken for the current one.
- */
-async function saveCache(fs: KabiFs, dirHost: string, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
-  if (tail !== undefined) {
-    try {
-      await writeTail(fs, dirHost, tail.at, await tail.make(), tail.file);
-      return;
-    } catch {
-      /* another file in its place, or a link: written anew below */
-    }
-  }
-  try {
-    await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: await whole() }]);
-  } catch {
-    try {
-      await fs.unlink(posix.join(dirHost, CACHE_FILE));
-    } catch {
-      /* nothing to remove */
-    }
-  }
-}
 
 /** Lists as one array and where each starts: deps[depOff[i], depOff[i + 1]). */
 function flatLists(lists: readonly (readonly number[])[]): { depOff: Uint32Array; deps: Uint32Array } {

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
-import { nodeFs, type KabiFs } from '../fs.js';
+import { overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
+import { nodeFs } from '../fs.js';
 import { withJsonForm } from '../json.js';
 import { SHF_ALLOC, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, STB_WEAK, STT_SPARC_REGISTER, machineName } from '../elf/constants.js';
 import { ElfFile } from '../elf/reader.js';
@@ -101,8 +101,22 @@ export function readModule(bytes: Uint8Array, opts: ReadModuleOptions = {}): Ker
 
 /** Parse a module file's bytes, decompressing first when its magic says so. */
 export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions = {}): Promise<KernelModule> {
-  const { data, format } = await maybeDecompress(bytes, { file: opts.file });
+  const { data, format } = await decompressModule(bytes, opts.file);
   return attributeTo(opts.file, () => parseModule(data, opts.file, format));
+}
+
+/**
+ * A module's ELF image: the bytes as they are, or decompressed when their magic says so, at
+ * most READ_BUDGETS.module bytes of it (a bomb is stopped there: LIMIT naming the file).
+ */
+export async function decompressModule(bytes: Uint8Array, file: string | undefined): Promise<{ data: Uint8Array; format: Compression | undefined }> {
+  const budget = READ_BUDGETS.module;
+  try {
+    return await maybeDecompress(bytes, { file, maxOutputBytes: budget.maxBytes });
+  } catch (e) {
+    if (isOutputLimit(e)) throw overBudget(file ?? 'module', budget, true);
+    throw e;
+  }
 }
 
 /** Options of readModuleFile. */
@@ -111,14 +125,19 @@ export interface ReadModuleFileOptions {
   fs?: KabiFs;
 }
 
-/** Read and parse a `.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz` file. */
+/**
+ * Read and parse a `.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz` file: a regular file only (a FIFO
+ * or device is refused, NOT_A_FILE, without waiting on it), within READ_BUDGETS.module
+ * (LIMIT) both as stored and decompressed.
+ */
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
   let bytes: Uint8Array;
   try {
-    // On the real filesystem a synchronous read is several times cheaper than the four
-    // threadpool round trips of fs.promises.readFile, and trees hold thousands of small files.
-    bytes = opts.fs && opts.fs !== nodeFs ? await opts.fs.readFile(path) : readFileSync(path);
+    // On node:fs the read is synchronous: several times cheaper than the threadpool round
+    // trips of fs.promises, and trees hold thousands of small files.
+    bytes = await readRegularFile(opts.fs ?? nodeFs, path, READ_BUDGETS.module);
   } catch (e) {
+    if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }
   return readModuleBytes(bytes, { file: path });

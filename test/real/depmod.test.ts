@@ -31,6 +31,8 @@ function copyTree(k: CorpusKernel, label: string): string {
   const to = mkdtempSync(join(tmpdir(), `kabi-depmod-${label}-`));
   made.push(to);
   execFileSync('cp', ['-al', `${k.treeRoot}/.`, to]);
+  // A system's /var/cache, where kabi keeps its depmod cache (a root without one gets none).
+  mkdirSync(join(to, 'var/cache'), { recursive: true });
   return to;
 }
 
