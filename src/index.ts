@@ -43,8 +43,10 @@ export type { Verdict, Reason, ReasonKind, Semantics, MissingCrcPolicy, KernelMo
 
 // Linker
 export { planAddModules, planRemoveModules, planAddKernel, planRemoveKernel, type PlanOptions } from './linker/plan.js';
-export { applyPlan, recoverAll } from './linker/apply.js';
-export { postProcess } from './linker/post.js';
+export { applyPlan, recoverAll, recoverRoot, type ApplyOptions, type ApplyResult, type DepmodStep } from './linker/apply.js';
+export { depmodStep } from './linker/post.js';
+export { withRootLock } from './linker/root-lock.js';
+export { runLinker } from './linker/run.js';
 export { weakLinkPath } from './linker/weak-link-name.js';
 export type { Plan, KernelPlan, LinkOp, LinkPolicy, LinkMode } from './linker/types.js';
 

@@ -23,9 +23,10 @@ export function systemPathOf(root: string, host: string): string | undefined {
 
 /**
  * Follow symlinks as the installed system would, without ever leaving the root: an
- * absolute target is taken relative to the root, as in a chroot. A target that already
- * spells the host path under the root (what `weak-modules --basedir` writes) is accepted
- * as is. Returns the host path of the final non-link, or undefined if a link dangles.
+ * absolute target is taken relative to the root, as in a chroot — also one that spells the
+ * host path under the root (what the bash `weak-modules --basedir` writes): the installed
+ * system cannot follow it. Returns the host path of the final non-link, or undefined if a
+ * link dangles.
  */
 export async function resolveInRoot(fs: KabiFs, root: string, host: string, maxLinks = 40): Promise<string | undefined> {
   const rootN = normalize(root).replace(/\/+$/, '') || '/';
@@ -58,8 +59,7 @@ export async function resolveInRoot(fs: KabiFs, root: string, host: string, maxL
     const target = await fs.readlink(hostPath(rootN, next));
     let targetSys: string;
     if (posix.isAbsolute(target)) {
-      const inside = rootN !== '/' && (target === rootN || target.startsWith(rootN + '/')) ? systemPathOf(rootN, target) : undefined;
-      targetSys = inside ?? target;
+      targetSys = target;
       done = '/';
     } else {
       targetSys = target;

@@ -1,96 +1,320 @@
 import { posix } from 'node:path';
+import { hasCommitMarker, recoverInterruptedReplace, withinTransaction } from '../depmod/atomic-write.js';
+import { CACHE_FILE } from '../depmod/cache-file.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
-import { acquireLock } from './lock.js';
-import { recoverInterruptedReplace } from '../depmod/atomic-write.js';
+import { COMMITTED, JOURNAL, JOURNAL_TMP, markCommitted, readJournal, removeIfPresent, safeRelative, staged, syncDir, writeJournal, type Journal, type LinkChange } from './journal.js';
+import type { LockOptions } from './lock.js';
+import { modulesBase, withRootLock } from './root-lock.js';
 import type { KernelPlan, Plan } from './types.js';
-import { readWeakUpdates, type WeakUpdatesState } from './weak-updates-state.js';
+import { readWeakUpdates } from './weak-updates-state.js';
 
-const NEW = 'weak-updates.kabi-new';
-const OLD = 'weak-updates.kabi-old';
-const JOURNAL = '.weak-updates.kabi-journal';
+const WU = 'weak-updates';
+
+/**
+ * What happens to a kernel's depmod files after its links change. `transactional` steps
+ * (kabi's own depmod) write inside the kernel's transaction: links and indexes are replaced
+ * together or not at all. Others (the system's depmod) run after the links are committed.
+ */
+export interface DepmodStep {
+  readonly transactional: boolean;
+  /** Whether depmod runs for this kernel (it may say why not). */
+  wants(release: string): boolean;
+  /** Refresh the kernel's files; false when they could not be (the previous ones are unchanged). */
+  run(release: string): Promise<boolean>;
+}
 
 export interface ApplyOptions {
   fs?: KabiFs;
   /** How long to wait for another run's lock. */
   lockTimeoutMs?: number;
+  onLockWait?: LockOptions['onWait'];
+  /** depmod after the links (default: none, only the links change). */
+  depmod?: DepmodStep;
+  /** Checked between kernels: once aborted, no further kernel is started. */
+  signal?: AbortSignal;
 }
 
-/** Host path of the directory holding all kernels' module dirs (where the lock lives). */
-async function modulesBase(fs: KabiFs, root: string): Promise<string> {
-  for (const p of ['/lib/modules', '/usr/lib/modules']) {
-    const real = await resolveInRoot(fs, root, hostPath(root, p));
-    if (real !== undefined) return real;
-  }
-  throw new KabiError('KERNEL_NOT_FOUND', `no lib/modules under ${root}`);
-}
-
-export async function withLinkerLock<T>(root: string, fs: KabiFs, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
-  const lock = await acquireLock(fs, posix.join(await modulesBase(fs, root), '.kabi.lock'), { ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
-  try {
-    return await fn();
-  } finally {
-    await lock.release();
-  }
+export interface ApplyResult {
+  /** Kernels whose links (and depmod files) were brought to the plan. */
+  readonly done: readonly string[];
+  /** Kernels left wholly as they were, with why. */
+  readonly failed: readonly { release: string; error: Error }[];
+  /** The run stopped at a safe point before these kernels. */
+  readonly notStarted: readonly string[];
 }
 
 /**
- * Apply a plan, one kernel at a time. For each kernel the new weak-updates directory is
- * built beside the old one and swapped in with two renames recorded in a journal, so the
- * directory is always either the old or the new state; an interrupted swap is finished
- * (or undone) by the next run before it does anything else.
+ * Apply a plan under the root's lock, one kernel at a time, each kernel one transaction:
+ * its journal is written first, every new link is made beside its place and every link to
+ * change or go is kept under a second name, then each link is switched with one rename (an
+ * existing link is never missing: it points at its old target or its new one), then the
+ * kernel's depmod files are replaced (see DepmodStep), and only then is the journal marked
+ * done. A failure undoes the kernel's links; a crash is undone (or finished, once the depmod
+ * files are in place) by the next run, which recovers every kernel before it reads anything.
  */
-export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<void> {
+export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const fs = opts.fs ?? nodeFs;
-  await withLinkerLock(
+  return withRootLock(
     plan.root,
-    fs,
     async () => {
+      await recoverRoot(plan.root, { fs });
+      const done: string[] = [];
+      const failed: { release: string; error: Error }[] = [];
+      const notStarted: string[] = [];
       for (const k of plan.kernels) {
-        const moduleDir = await kernelDir(fs, plan.root, k.release);
-        if (moduleDir === undefined) continue;
-        await recoverKernel(fs, moduleDir);
-        if (plan.mode === 'remove-kernel') await swapIn(fs, moduleDir, ...keepFilesOnly(await readState(fs, moduleDir)));
-        else if (k.ops.length > 0) await applyKernel(fs, moduleDir, k);
+        if (opts.signal?.aborted) {
+          notStarted.push(k.release);
+          continue;
+        }
+        try {
+          if (await applyKernel(fs, plan, k, opts.depmod)) done.push(k.release);
+          else failed.push({ release: k.release, error: new KabiError('IO', `depmod could not refresh ${k.release}; its links were left as they were`) });
+        } catch (e) {
+          if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+          failed.push({ release: k.release, error: e as Error });
+        }
       }
+      return { done, failed, notStarted };
     },
-    opts.lockTimeoutMs,
+    { fs, ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}), ...(opts.onLockWait ? { onWait: opts.onLockWait } : {}) },
   );
 }
 
-async function kernelDir(fs: KabiFs, root: string, release: string): Promise<string | undefined> {
+/** One kernel's transaction. Returns false if depmod failed (and the links were put back). */
+async function applyKernel(fs: KabiFs, plan: Plan, k: KernelPlan, depmod: DepmodStep | undefined): Promise<boolean> {
+  const wantsDepmod = k.depmod && depmod !== undefined && depmod.wants(k.release);
+  const moduleDir = await kernelDir(fs, plan.root, k.release);
+  const journal = moduleDir === undefined ? undefined : await journalFor(fs, moduleDir, k, plan.mode === 'remove-kernel' ? 'all' : 'links');
+  if (moduleDir === undefined || journal === undefined) {
+    if (moduleDir !== undefined && plan.mode === 'remove-kernel') await pruneEmpty(fs, moduleDir, undefined);
+    return wantsDepmod ? depmod!.run(k.release) : true;
+  }
+  await switchLinks(fs, moduleDir, journal);
+  if (!wantsDepmod || !depmod!.transactional) {
+    await commit(fs, moduleDir, journal);
+    return wantsDepmod ? depmod!.run(k.release) : true;
+  }
+  let committed = false;
+  const dir = await fs.stat(moduleDir);
+  const tx = {
+    dev: dir.dev,
+    ino: dir.ino,
+    // The depmod outputs join; its cache of summaries is only an aid and does not.
+    joins: (names: readonly string[]) => names.some((n) => n !== CACHE_FILE),
+    committed: async () => {
+      await markCommitted(fs, moduleDir);
+      committed = true;
+    },
+  };
+  let ok: boolean;
+  try {
+    ok = await withinTransaction(tx, () => depmod!.run(k.release));
+  } catch (e) {
+    await settle(fs, moduleDir, journal, committed);
+    throw e;
+  }
+  // Nothing depmod writes changed (a link nothing loads from): the links alone commit.
+  if (ok && !committed) await markCommitted(fs, moduleDir).then(() => (committed = true));
+  await settle(fs, moduleDir, journal, committed);
+  return ok;
+}
+
+/** After depmod: clean up a committed transaction, or undo one that never committed. */
+async function settle(fs: KabiFs, moduleDir: string, j: Journal, committed: boolean): Promise<void> {
+  if (committed) await finish(fs, moduleDir, j);
+  else await rollback(fs, moduleDir, j);
+}
+
+async function commit(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
+  try {
+    await markCommitted(fs, moduleDir);
+  } catch (e) {
+    await rollback(fs, moduleDir, j).catch(() => undefined);
+    throw e;
+  }
+  await finish(fs, moduleDir, j);
+}
+
+export async function kernelDir(fs: KabiFs, root: string, release: string): Promise<string | undefined> {
   for (const base of ['/lib/modules', '/usr/lib/modules']) {
     const real = await resolveInRoot(fs, root, hostPath(root, `${base}/${release}`));
-    if (real !== undefined) return real;
+    if (real === undefined) continue;
+    try {
+      if ((await fs.stat(real)).isDirectory()) return real;
+    } catch {
+      /* not a directory */
+    }
   }
   return undefined;
 }
 
-/** Finish or undo an interrupted swap in every kernel under the root (run before any change). */
-export async function recoverAll(root: string, opts: { fs?: KabiFs } = {}): Promise<string[]> {
-  const fs = opts.fs ?? nodeFs;
-  const recovered: string[] = [];
-  let base: string;
-  try {
-    base = await modulesBase(fs, root);
-  } catch {
-    return recovered;
-  }
-  for (const name of await fs.readdir(base)) {
-    const dir = posix.join(base, name);
-    try {
-      if (!(await fs.lstat(dir)).isDirectory()) continue;
-    } catch {
-      continue;
+/** The journal of a kernel's ops, checked against what weak-updates holds now; undefined when there is nothing to change. */
+async function journalFor(fs: KabiFs, moduleDir: string, k: KernelPlan, prune: Journal['prune']): Promise<Journal | undefined> {
+  if (k.ops.length === 0) return undefined;
+  const state = await readWeakUpdates(fs, '/', moduleDir);
+  const wu = posix.join(moduleDir, WU);
+  const rel = (sys: string) => {
+    const r = sys.replace(/^\/(usr\/)?lib\/modules\/[^/]+\/weak-updates\//, '');
+    if (r === sys || !safeRelative(r)) throw new KabiError('UNSAFE_PATH', `the plan names a link outside weak-updates/: ${sys}`);
+    return r;
+  };
+  const changes: LinkChange[] = [];
+  for (const op of k.ops) {
+    const link = rel(op.link);
+    const now = state.links.get(posix.join(wu, link));
+    const expected = op.kind === 'add' ? undefined : op.previousTarget;
+    if (now !== expected && !(op.kind === 'add' && now === op.target)) {
+      throw new KabiError('IO', `${posix.join(wu, link)} changed since the plan was made (now ${now ?? 'absent'}); nothing was changed for kernel ${k.release}`);
     }
-    if (await recoverKernel(fs, dir)) recovered.push(name);
+    if (op.kind === 'add' && now === op.target) continue;
+    changes.push({ link, from: now ?? null, to: op.kind === 'remove' ? null : op.target! });
   }
-  return recovered;
+  if (changes.length === 0) return undefined;
+  // Directories the new links need: made (recorded first, so a crash removes them again),
+  // never written through when something else is in their place.
+  const made: string[] = [];
+  const known = new Set(state.dirs.map((d) => posix.relative(moduleDir, d)));
+  if (!state.exists) made.push(WU);
+  else known.add(WU);
+  for (const c of changes) {
+    if (c.to === null) continue;
+    const parts = c.link.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const d = posix.join(WU, ...parts.slice(0, i));
+      if (known.has(d) || made.includes(d)) continue;
+      try {
+        await fs.lstat(posix.join(moduleDir, d));
+        throw new KabiError('UNSAFE_PATH', 'is not a directory (refusing to write through it)', { file: posix.join(moduleDir, d) });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      made.push(d);
+    }
+  }
+  return { version: 2, pid: process.pid, changes, made, prune };
 }
 
-async function exists(fs: KabiFs, p: string): Promise<boolean> {
+/** Journal, then every new link and backup made beside its place, then one rename (or unlink) per link. */
+async function switchLinks(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
+  try {
+    await writeJournal(fs, moduleDir, j);
+  } catch (e) {
+    await removeIfPresent(fs, posix.join(moduleDir, JOURNAL_TMP)).catch(() => undefined);
+    throw e;
+  }
+  const wu = posix.join(moduleDir, WU);
+  try {
+    for (const d of j.made) await fs.mkdir(posix.join(moduleDir, d));
+    for (const c of j.changes) {
+      const link = posix.join(wu, c.link);
+      if (c.to !== null) {
+        const neu = staged(link, 'new');
+        await removeIfPresent(fs, neu);
+        await fs.symlink(c.to, neu);
+      }
+      if (c.from !== null) {
+        const old = staged(link, 'old');
+        await removeIfPresent(fs, old);
+        try {
+          await fs.link(link, old);
+        } catch (e) {
+          if (!['EPERM', 'EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(errnoCode(e) ?? '')) throw e;
+          await fs.symlink(c.from, old);
+        }
+      }
+    }
+    // Everything the switch needs exists: from here on only renames and unlinks.
+    for (const c of j.changes) {
+      const link = posix.join(wu, c.link);
+      if (c.to !== null) await fs.rename(staged(link, 'new'), link);
+      else await fs.unlink(link);
+    }
+    for (const d of touchedDirs(wu, j)) await syncDir(fs, d);
+  } catch (e) {
+    await rollback(fs, moduleDir, j).catch(() => undefined);
+    throw e;
+  }
+}
+
+function touchedDirs(wu: string, j: Journal): string[] {
+  return [...new Set(j.changes.map((c) => posix.dirname(posix.join(wu, c.link))))];
+}
+
+/** Put every link back as the journal found it, remove what the transaction made, then the journal. */
+async function rollback(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
+  const wu = posix.join(moduleDir, WU);
+  for (const c of [...j.changes].reverse()) {
+    const link = posix.join(wu, c.link);
+    const old = staged(link, 'old');
+    if (await lexists(fs, old)) {
+      await fs.rename(old, link);
+      // (renaming a hard link onto the same file leaves both names)
+      await removeIfPresent(fs, old);
+    } else if (c.from === null && c.to !== null && (await readLink(fs, link)) === c.to) {
+      await fs.unlink(link);
+    }
+    await removeIfPresent(fs, staged(link, 'new'));
+  }
+  for (const d of [...j.made].reverse()) {
+    try {
+      await fs.rmdir(posix.join(moduleDir, d));
+    } catch (e) {
+      if (!isNotFound(e) && errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
+    }
+  }
+  for (const d of touchedDirs(wu, j)) await syncDir(fs, d).catch(() => undefined);
+  await removeIfPresent(fs, posix.join(moduleDir, JOURNAL));
+  await syncDir(fs, moduleDir).catch(() => undefined);
+}
+
+/** After the commit: the kept previous links go, directories left empty are pruned, then the note. */
+async function finish(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
+  const wu = posix.join(moduleDir, WU);
+  for (const c of j.changes) {
+    const link = posix.join(wu, c.link);
+    await removeIfPresent(fs, staged(link, 'old'));
+    await removeIfPresent(fs, staged(link, 'new'));
+  }
+  await pruneEmpty(fs, moduleDir, j.prune === 'all' ? undefined : j.changes.filter((c) => c.to === null).map((c) => c.link));
+  await removeIfPresent(fs, posix.join(moduleDir, COMMITTED));
+}
+
+/**
+ * Remove directories under weak-updates/ left empty by removed links (weak-modules prunes
+ * them: `rmdir --parents`), or with `removed` undefined every empty one. weak-updates/
+ * itself stays.
+ */
+async function pruneEmpty(fs: KabiFs, moduleDir: string, removed: readonly string[] | undefined): Promise<void> {
+  const wu = posix.join(moduleDir, WU);
+  const rmdir = async (d: string) => {
+    try {
+      await fs.rmdir(d);
+      return true;
+    } catch (e) {
+      if (isNotFound(e) || errnoCode(e) === 'ENOTEMPTY' || errnoCode(e) === 'EEXIST') return false;
+      throw e;
+    }
+  };
+  if (removed !== undefined) {
+    for (const link of removed) {
+      for (let d = posix.dirname(link); d !== '.'; d = posix.dirname(d)) if (!(await rmdir(posix.join(wu, d)))) break;
+    }
+    return;
+  }
+  let state;
+  try {
+    state = await readWeakUpdates(fs, '/', moduleDir);
+  } catch (e) {
+    if (e instanceof KabiError) return;
+    throw e;
+  }
+  for (const d of [...state.dirs].reverse()) await rmdir(d);
+}
+
+async function lexists(fs: KabiFs, p: string): Promise<boolean> {
   try {
     await fs.lstat(p);
     return true;
@@ -100,152 +324,137 @@ async function exists(fs: KabiFs, p: string): Promise<boolean> {
   }
 }
 
-/** Returns true if something had to be repaired. */
-export async function recoverKernel(fs: KabiFs, moduleDir: string): Promise<boolean> {
-  // depmod's outputs are replaced together too; finish or undo that first.
-  const depmodRepaired = await recoverInterruptedReplace(fs, moduleDir);
-  return (await recoverWeakUpdates(fs, moduleDir)) || depmodRepaired;
+async function readLink(fs: KabiFs, p: string): Promise<string | undefined> {
+  try {
+    return await fs.readlink(p);
+  } catch (e) {
+    if (isNotFound(e) || errnoCode(e) === 'EINVAL') return undefined;
+    throw e;
+  }
 }
 
-async function recoverWeakUpdates(fs: KabiFs, moduleDir: string): Promise<boolean> {
-  const cur = posix.join(moduleDir, 'weak-updates');
-  const neu = posix.join(moduleDir, NEW);
-  const old = posix.join(moduleDir, OLD);
-  const journal = posix.join(moduleDir, JOURNAL);
-  const hasJournal = await exists(fs, journal);
-  const hasNew = await exists(fs, neu);
-  const hasOld = await exists(fs, old);
-  const hasJournalTmp = await exists(fs, `${journal}.tmp`);
-  if (!hasJournal && !hasNew && !hasOld && !hasJournalTmp) return false;
-  if (hasJournalTmp) await fs.unlink(`${journal}.tmp`); // never committed
-  if (hasJournal) {
-    const hasCur = await exists(fs, cur);
-    if (!hasCur && hasNew) await fs.rename(neu, cur); // the old one was moved away: roll forward
-    else if (hasNew) await removeTree(fs, neu); // the swap never started: roll back
-    await fs.unlink(journal);
-  } else if (hasNew) {
-    await removeTree(fs, neu); // staging never committed
+export type Recovery = 'none' | 'undone' | 'finished' | 'cleaned';
+
+/**
+ * Finish or undo what a run killed in this kernel left, before anything reads its state (the
+ * caller holds the root's lock). A transaction whose depmod outputs were committed (their
+ * commit marker by the same pid, or the journal already marked done) is finished; any other
+ * is undone: every link back to its previous target, the new depmod files never renamed in.
+ */
+export async function recoverKernel(fs: KabiFs, moduleDir: string): Promise<Recovery> {
+  let names: string[];
+  try {
+    names = await fs.readdir(moduleDir);
+  } catch (e) {
+    if (isNotFound(e)) return 'none';
+    throw e;
   }
-  if (await exists(fs, old)) await removeTree(fs, old);
-  return true;
+  let result: Recovery = 'none';
+  if (names.includes(JOURNAL_TMP)) {
+    await fs.unlink(posix.join(moduleDir, JOURNAL_TMP)); // written, never committed: nothing changed yet
+    result = 'cleaned';
+  }
+  if (names.includes(JOURNAL) && !(await isLegacyJournal(fs, moduleDir))) {
+    const j = (await readJournal(fs, moduleDir, JOURNAL))!;
+    const forward = hasCommitMarker(names, j.pid);
+    await recoverInterruptedReplace(fs, moduleDir, new Set([j.pid]));
+    if (forward) {
+      await redoSwitch(fs, moduleDir, j);
+      await markCommitted(fs, moduleDir);
+      await finish(fs, moduleDir, j);
+      return 'finished';
+    }
+    await rollback(fs, moduleDir, j);
+    return 'undone';
+  }
+  if (names.includes(COMMITTED)) {
+    const j = (await readJournal(fs, moduleDir, COMMITTED))!;
+    await recoverInterruptedReplace(fs, moduleDir, new Set([j.pid]));
+    await finish(fs, moduleDir, j);
+    return 'finished';
+  }
+  if (await legacyRecovery(fs, moduleDir, names)) return 'finished';
+  return (await recoverInterruptedReplace(fs, moduleDir)) ? 'cleaned' : result;
 }
 
-/** Remove a tree we created, never following symlinks inside it. */
-async function removeTree(fs: KabiFs, p: string): Promise<void> {
-  const st = await fs.lstat(p);
-  if (!st.isDirectory()) {
-    await fs.unlink(p);
-    return;
+/** Every link as the journal wants it (they already are when depmod ran; this is only a check that costs nothing). */
+async function redoSwitch(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
+  const wu = posix.join(moduleDir, WU);
+  for (const c of j.changes) {
+    const link = posix.join(wu, c.link);
+    const neu = staged(link, 'new');
+    if (c.to !== null && (await lexists(fs, neu))) await fs.rename(neu, link);
+    else if (c.to === null && (await readLink(fs, link)) === c.from) await fs.unlink(link);
   }
-  await fs.rm(p, { recursive: true, force: true });
 }
 
 /**
- * Removing a kernel drops its links; a regular file someone put in weak-updates/ is data and
- * stays (the bash tool's `rm -rf *` deletes it).
+ * kabi before 0.2 swapped a whole new weak-updates directory in with two renames (journal
+ * `{new, old}`); finish or undo what such a run left.
  */
-function keepFilesOnly(state: WeakUpdatesState): [WeakUpdatesState, Pick<WeakUpdatesState, 'links' | 'files' | 'dirs'>] {
-  const dirs = state.dirs.filter((d) => state.files.some((f) => f.startsWith(d + '/')));
-  return [state, { links: new Map(), files: state.files, dirs }];
+async function legacyRecovery(fs: KabiFs, moduleDir: string, names: readonly string[]): Promise<boolean> {
+  const neu = posix.join(moduleDir, 'weak-updates.kabi-new');
+  const old = posix.join(moduleDir, 'weak-updates.kabi-old');
+  const hasNew = names.includes('weak-updates.kabi-new');
+  const hasOld = names.includes('weak-updates.kabi-old');
+  const legacyJournal = names.includes(JOURNAL) && (await isLegacyJournal(fs, moduleDir));
+  if (!legacyJournal && !hasNew && !hasOld) return false;
+  const cur = posix.join(moduleDir, WU);
+  if (legacyJournal) {
+    if (!(await lexists(fs, cur)) && hasNew) await fs.rename(neu, cur);
+    else if (hasNew) await fs.rm(neu, { recursive: true, force: true });
+    await fs.unlink(posix.join(moduleDir, JOURNAL));
+  } else if (hasNew) {
+    await fs.rm(neu, { recursive: true, force: true });
+  }
+  if (hasOld) {
+    if (!(await lexists(fs, cur))) await fs.rename(old, cur);
+    else await fs.rm(old, { recursive: true, force: true });
+  }
+  return true;
 }
 
-/** The weak-updates content with host paths (moduleDir is already a host path). */
-async function readState(fs: KabiFs, moduleDir: string): Promise<WeakUpdatesState> {
-  return readWeakUpdates(fs, '/', moduleDir);
+async function isLegacyJournal(fs: KabiFs, moduleDir: string): Promise<boolean> {
+  try {
+    const j = JSON.parse(new TextDecoder().decode(await fs.readFile(posix.join(moduleDir, JOURNAL)))) as { new?: unknown; version?: unknown };
+    return j.version === undefined && j.new !== undefined;
+  } catch {
+    return false;
+  }
 }
 
-async function applyKernel(fs: KabiFs, moduleDir: string, k: KernelPlan): Promise<void> {
-  const state = await readState(fs, moduleDir);
-  // Plan paths are system paths (/lib/modules/K/weak-updates/…); moduleDir is this kernel's real directory.
-  const toHost = (sys: string) => posix.join(moduleDir, sys.replace(/^\/(usr\/)?lib\/modules\/[^/]+\//, ''));
-  const links = new Map(state.links);
-  for (const op of k.ops) {
-    const link = toHost(op.link);
-    const now = links.get(link);
-    if ((op.kind === 'add' && now !== undefined && now !== op.target) || (op.kind !== 'add' && now !== op.previousTarget)) {
-      throw new KabiError('IO', `${link} changed since the plan was made (now ${now ?? 'absent'}); nothing was changed for kernel ${k.release}`);
+/**
+ * Recover every kernel directory under the root (the caller holds the root's lock). Returns
+ * what was done per directory that needed anything, and the directories that could not be
+ * recovered, with why (their kernels are then left alone).
+ */
+export async function recoverRoot(root: string, opts: { fs?: KabiFs } = {}): Promise<{ recovered: Map<string, Recovery>; failed: Map<string, Error> }> {
+  const fs = opts.fs ?? nodeFs;
+  const recovered = new Map<string, Recovery>();
+  const failed = new Map<string, Error>();
+  const base = await modulesBase(fs, root);
+  if (base === undefined) return { recovered, failed };
+  for (const name of (await fs.readdir(base)).sort()) {
+    const dir = posix.join(base, name);
+    try {
+      if (!(await fs.lstat(dir)).isDirectory()) continue;
+      const r = await recoverKernel(fs, dir);
+      if (r !== 'none') recovered.set(name, r);
+    } catch (e) {
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      failed.set(name, e as Error);
     }
-    if (op.kind === 'remove') links.delete(link);
-    else links.set(link, op.target!);
   }
-  // Directories left empty by a removal go too (weak-modules prunes them); others stay.
-  const emptyBefore = state.dirs.filter((d) => ![...state.links.keys(), ...state.files].some((f) => f.startsWith(d + '/')));
-  const needed = new Set<string>();
-  for (const f of [...links.keys(), ...state.files]) {
-    for (let d = posix.dirname(f); d.startsWith(state.dir + '/'); d = posix.dirname(d)) needed.add(d);
-  }
-  const dirs = state.dirs.filter((d) => needed.has(d) || emptyBefore.includes(d));
-  for (const d of needed) if (!dirs.includes(d)) dirs.push(d);
-  dirs.sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
-  await swapIn(fs, moduleDir, state, { links, files: state.files, dirs });
+  return { recovered, failed };
 }
 
-/** Build `next` in the staging directory, then swap it in. */
-async function swapIn(fs: KabiFs, moduleDir: string, state: WeakUpdatesState, next: Pick<WeakUpdatesState, 'links' | 'files' | 'dirs'>): Promise<void> {
-  const cur = posix.join(moduleDir, 'weak-updates');
-  const neu = posix.join(moduleDir, NEW);
-  const old = posix.join(moduleDir, OLD);
-  const journal = posix.join(moduleDir, JOURNAL);
-  const rel = (p: string) => posix.relative(cur, p);
-  try {
-    if (await exists(fs, neu)) await removeTree(fs, neu);
-    await fs.mkdir(neu, { mode: state.mode ?? 0o755 });
-    if (state.mode !== undefined) await fs.chmod(neu, state.mode);
-    if (state.uid !== undefined && state.gid !== undefined && process.getuid?.() === 0) await fs.chown(neu, state.uid, state.gid);
-    for (const d of next.dirs) await fs.mkdir(posix.join(neu, rel(d)), { recursive: true });
-    for (const [link, target] of next.links) {
-      const dst = posix.join(neu, rel(link));
-      await fs.mkdir(posix.dirname(dst), { recursive: true });
-      await fs.symlink(target, dst);
-    }
-    for (const f of next.files) {
-      const dst = posix.join(neu, rel(f));
-      await fs.mkdir(posix.dirname(dst), { recursive: true });
-      try {
-        await fs.link(f, dst);
-      } catch (e) {
-        if (errnoCode(e) !== 'EXDEV' && errnoCode(e) !== 'EPERM') throw e;
-        await fs.copyFile(f, dst);
-      }
-    }
-    await syncDir(fs, neu);
-    await writeAtomic(fs, journal, JSON.stringify({ new: NEW, old: OLD, started: new Date().toISOString() }) + '\n');
-  } catch (e) {
-    await recoverKernel(fs, moduleDir).catch(() => undefined);
-    throw e;
+/** recoverRoot under the root's lock, for callers that do not hold it (tests, tools). Returns the kernels repaired. */
+export async function recoverAll(root: string, opts: { fs?: KabiFs; lockTimeoutMs?: number } = {}): Promise<string[]> {
+  const fs = opts.fs ?? nodeFs;
+  const r = await withRootLock(root, () => recoverRoot(root, { fs }), { fs, ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}) });
+  if (r.failed.size > 0) {
+    const [name, e] = [...r.failed][0]!;
+    throw new KabiError('IO', `cannot recover ${name}: ${e.message}`);
   }
-  try {
-    if (state.exists) await fs.rename(cur, old);
-    await fs.rename(neu, cur);
-    await syncDir(fs, moduleDir);
-    await fs.unlink(journal);
-    if (await exists(fs, old)) await removeTree(fs, old);
-  } catch (e) {
-    // Either rename may have happened; the journal tells recovery which way to go.
-    await recoverKernel(fs, moduleDir).catch(() => undefined);
-    throw e;
-  }
-}
-
-async function writeAtomic(fs: KabiFs, path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const h = await fs.open(tmp, 'w', 0o644);
-  try {
-    await h.writeFile(text);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  await fs.rename(tmp, path);
-}
-
-async function syncDir(fs: KabiFs, dir: string): Promise<void> {
-  const h = await fs.open(dir, 'r');
-  try {
-    await h.sync();
-  } catch (e) {
-    if (errnoCode(e) !== 'EINVAL' && errnoCode(e) !== 'EBADF') throw e;
-  } finally {
-    await h.close();
-  }
+  return [...r.recovered.keys()];
 }

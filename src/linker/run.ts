@@ -1,0 +1,79 @@
+import type { KabiFs } from '../fs.js';
+import { nodeFs } from '../fs.js';
+import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
+import { applyPlan, recoverRoot, type ApplyResult, type DepmodStep } from './apply.js';
+import { deferInterruptions } from './interrupt.js';
+import { changedKernels, refreshImages } from './post.js';
+import { withRootLock } from './root-lock.js';
+import type { Plan } from './types.js';
+
+export interface LinkerRunOptions {
+  root: string;
+  fs?: KabiFs;
+  dryRun: boolean;
+  /** Made once the lock is held and every interrupted transaction is recovered. */
+  plan: () => Promise<Plan>;
+  /** Called with the plan before anything changes (the commands print it). */
+  onPlan?: (plan: Plan) => void;
+  depmod: (plan: Plan, kernels: readonly InstalledKernel[]) => DepmodStep | undefined;
+  /** The initramfs step per changed kernel, run after every kernel's transaction (not in a dry run). */
+  initramfs?: (plan: Plan, kernels: readonly InstalledKernel[]) => (release: string) => Promise<void>;
+  warn: (line: string) => void;
+  lockTimeoutMs?: number;
+}
+
+export interface LinkerRun {
+  readonly plan: Plan;
+  readonly result: ApplyResult;
+  /** 128 + signal number when a signal stopped the run at a safe point. */
+  readonly interrupted: number | undefined;
+}
+
+/**
+ * What `weak-modules` and `kabi link` do, in the order that keeps a root consistent: take the
+ * root's lock before reading anything, finish or undo what an interrupted run left, plan,
+ * apply kernel by kernel (links and depmod files as one transaction each), then the
+ * initramfs step, all under the lock. Signals stop the run between kernels. A dry run takes a
+ * reader's lock (waiting for a run in progress), repairs nothing and writes nothing.
+ */
+export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
+  const fs = opts.fs ?? nodeFs;
+  const stops = deferInterruptions();
+  let waited = false;
+  try {
+    return await withRootLock(
+      opts.root,
+      async () => {
+        if (!opts.dryRun) {
+          const r = await recoverRoot(opts.root, { fs });
+          for (const [dir, e] of r.failed) opts.warn(`cannot recover ${dir}: ${e.message}`);
+        }
+        const plan = await opts.plan();
+        opts.onPlan?.(plan);
+        const kernels = await discoverKernels({ root: opts.root, fs });
+        const depmod = opts.depmod(plan, kernels);
+        if (opts.dryRun) {
+          // The lines that would run are printed; nothing runs.
+          for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
+          return { plan, result: { done: [], failed: [], notStarted: [] }, interrupted: undefined };
+        }
+        const result = await applyPlan(plan, { fs, signal: stops.signal, ...(depmod ? { depmod } : {}) });
+        for (const f of result.failed) opts.warn(`kernel ${f.release} left as it was: ${f.error.message}`);
+        if (result.notStarted.length > 0) opts.warn(`interrupted: kernels ${result.notStarted.join(', ')} were not changed; run the command again to finish`);
+        if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
+        return { plan, result, interrupted: stops.status() };
+      },
+      {
+        fs,
+        shared: opts.dryRun,
+        ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}),
+        onWait: (holder) => {
+          if (!waited) opts.warn(`waiting for another run to finish (${holder})`);
+          waited = true;
+        },
+      },
+    );
+  } finally {
+    stops.dispose();
+  }
+}
