@@ -5,7 +5,7 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
-import { COMMITTED, JOURNAL, JOURNAL_TMP, markCommitted, readJournal, removeIfPresent, safeRelative, staged, syncDir, writeJournal, type Journal, type LinkChange } from './journal.js';
+import { COMMITTED, JOURNAL, JOURNAL_TMP, markCommitted, readJournal, removeIfPresent, safeRelative, staged, stagingDir, STAGING_SUFFIX, syncDir, writeJournal, type Journal, type LinkChange } from './journal.js';
 import type { LockOptions } from './lock.js';
 import { modulesBase, withRootLock } from './root-lock.js';
 import type { KernelPlan, Plan } from './types.js';
@@ -197,7 +197,7 @@ async function journalFor(fs: KabiFs, moduleDir: string, k: KernelPlan, prune: J
   return { version: 2, pid: process.pid, changes, made, prune };
 }
 
-/** Journal, then every new link and backup made beside its place, then one rename (or unlink) per link. */
+/** Journal, then every new link and backup made in the staging directory, then one rename (or unlink) per link. */
 async function switchLinks(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
   try {
     await writeJournal(fs, moduleDir, j);
@@ -207,29 +207,27 @@ async function switchLinks(fs: KabiFs, moduleDir: string, j: Journal): Promise<v
   }
   const wu = posix.join(moduleDir, WU);
   try {
+    const stage = stagingDir(moduleDir);
+    await fs.rm(stage, { recursive: true, force: true });
+    await fs.mkdir(stage, { mode: 0o700 });
     for (const d of j.made) await fs.mkdir(posix.join(moduleDir, d));
-    for (const c of j.changes) {
+    for (const [i, c] of j.changes.entries()) {
       const link = posix.join(wu, c.link);
-      if (c.to !== null) {
-        const neu = staged(link, 'new');
-        await removeIfPresent(fs, neu);
-        await fs.symlink(c.to, neu);
-      }
+      if (c.to !== null) await fs.symlink(c.to, staged(moduleDir, i, 'new'));
       if (c.from !== null) {
-        const old = staged(link, 'old');
-        await removeIfPresent(fs, old);
+        // The link itself (a hard link to it: no space needed to put it back), or a copy.
         try {
-          await fs.link(link, old);
+          await fs.link(link, staged(moduleDir, i, 'old'));
         } catch (e) {
           if (!['EPERM', 'EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(errnoCode(e) ?? '')) throw e;
-          await fs.symlink(c.from, old);
+          await fs.symlink(c.from, staged(moduleDir, i, 'old'));
         }
       }
     }
     // Everything the switch needs exists: from here on only renames and unlinks.
-    for (const c of j.changes) {
+    for (const [i, c] of j.changes.entries()) {
       const link = posix.join(wu, c.link);
-      if (c.to !== null) await fs.rename(staged(link, 'new'), link);
+      if (c.to !== null) await fs.rename(staged(moduleDir, i, 'new'), link);
       else await fs.unlink(link);
     }
     for (const d of touchedDirs(wu, j)) await syncDir(fs, d);
@@ -246,17 +244,15 @@ function touchedDirs(wu: string, j: Journal): string[] {
 /** Put every link back as the journal found it, remove what the transaction made, then the journal. */
 async function rollback(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
   const wu = posix.join(moduleDir, WU);
-  for (const c of [...j.changes].reverse()) {
+  for (const [i, c] of [...j.changes.entries()].reverse()) {
     const link = posix.join(wu, c.link);
-    const old = staged(link, 'old');
+    const old = staged(moduleDir, i, 'old');
     if (await lexists(fs, old)) {
+      await fs.mkdir(posix.dirname(link), { recursive: true });
       await fs.rename(old, link);
-      // (renaming a hard link onto the same file leaves both names)
-      await removeIfPresent(fs, old);
     } else if (c.from === null && c.to !== null && (await readLink(fs, link)) === c.to) {
       await fs.unlink(link);
     }
-    await removeIfPresent(fs, staged(link, 'new'));
   }
   for (const d of [...j.made].reverse()) {
     try {
@@ -266,18 +262,14 @@ async function rollback(fs: KabiFs, moduleDir: string, j: Journal): Promise<void
     }
   }
   for (const d of touchedDirs(wu, j)) await syncDir(fs, d).catch(() => undefined);
+  await fs.rm(stagingDir(moduleDir), { recursive: true, force: true });
   await removeIfPresent(fs, posix.join(moduleDir, JOURNAL));
   await syncDir(fs, moduleDir).catch(() => undefined);
 }
 
 /** After the commit: the kept previous links go, directories left empty are pruned, then the note. */
 async function finish(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
-  const wu = posix.join(moduleDir, WU);
-  for (const c of j.changes) {
-    const link = posix.join(wu, c.link);
-    await removeIfPresent(fs, staged(link, 'old'));
-    await removeIfPresent(fs, staged(link, 'new'));
-  }
+  await fs.rm(stagingDir(moduleDir), { recursive: true, force: true });
   await pruneEmpty(fs, moduleDir, j.prune === 'all' ? undefined : j.changes.filter((c) => c.to === null).map((c) => c.link));
   await removeIfPresent(fs, posix.join(moduleDir, COMMITTED));
 }
@@ -377,12 +369,20 @@ export async function recoverKernel(fs: KabiFs, moduleDir: string): Promise<Reco
   return (await recoverInterruptedReplace(fs, moduleDir)) ? 'cleaned' : result;
 }
 
+/** A staging directory no journal refers to (its kernel's journal never written, or gone with the kernel). */
+async function removeOrphanStaging(fs: KabiFs, base: string, name: string): Promise<boolean> {
+  const kernel = posix.join(base, name.slice(1, -STAGING_SUFFIX.length));
+  for (const j of [JOURNAL, COMMITTED]) if (await lexists(fs, posix.join(kernel, j))) return false;
+  await fs.rm(posix.join(base, name), { recursive: true, force: true });
+  return true;
+}
+
 /** Every link as the journal wants it (they already are when depmod ran; this is only a check that costs nothing). */
 async function redoSwitch(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
   const wu = posix.join(moduleDir, WU);
-  for (const c of j.changes) {
+  for (const [i, c] of j.changes.entries()) {
     const link = posix.join(wu, c.link);
-    const neu = staged(link, 'new');
+    const neu = staged(moduleDir, i, 'new');
     if (c.to !== null && (await lexists(fs, neu))) await fs.rename(neu, link);
     else if (c.to === null && (await readLink(fs, link)) === c.from) await fs.unlink(link);
   }
@@ -434,12 +434,24 @@ export async function recoverRoot(root: string, opts: { fs?: KabiFs } = {}): Pro
   const failed = new Map<string, Error>();
   const base = await modulesBase(fs, root);
   if (base === undefined) return { recovered, failed };
-  for (const name of (await fs.readdir(base)).sort()) {
+  const names = (await fs.readdir(base)).sort();
+  for (const name of names) {
+    if (name.startsWith('.')) continue; // not a kernel (staging, kabi preserve's trees)
     const dir = posix.join(base, name);
     try {
       if (!(await fs.lstat(dir)).isDirectory()) continue;
       const r = await recoverKernel(fs, dir);
       if (r !== 'none') recovered.set(name, r);
+    } catch (e) {
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      failed.set(name, e as Error);
+    }
+  }
+  // Last: staging left where no kernel's journal needs it any more.
+  for (const name of names) {
+    if (!name.startsWith('.') || !name.endsWith(STAGING_SUFFIX)) continue;
+    try {
+      if (await removeOrphanStaging(fs, base, name)) recovered.set(name, 'cleaned');
     } catch (e) {
       if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
       failed.set(name, e as Error);

@@ -32,9 +32,20 @@ export const JOURNAL = '.weak-updates.kabi-journal';
 export const COMMITTED = `${JOURNAL}.committed`;
 const TMP = `${JOURNAL}.tmp`;
 
-/** Where a link's new version waits, and where its previous version is kept until the commit (beside it, hidden). */
-export function staged(link: string, kind: 'new' | 'old'): string {
-  return posix.join(posix.dirname(link), `.${posix.basename(link)}.kabi-${kind}`);
+/**
+ * Where a transaction's new links wait and the previous ones are kept until the commit: a
+ * hidden sibling of the kernel's module directory (same file system, so every move is one
+ * rename; outside the tree depmod scans, so no index run ever sees them; skipped by kernel
+ * discovery, which ignores dot entries, as the bash tool's `ls` does).
+ */
+export function stagingDir(moduleDir: string): string {
+  return posix.join(posix.dirname(moduleDir), `.${posix.basename(moduleDir)}${STAGING_SUFFIX}`);
+}
+export const STAGING_SUFFIX = '.kabi-staging';
+
+/** Change number `i`'s new link, or its previous one, in the staging directory. */
+export function staged(moduleDir: string, i: number, kind: 'new' | 'old'): string {
+  return posix.join(stagingDir(moduleDir), `${i}.${kind}`);
 }
 
 export async function writeJournal(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
