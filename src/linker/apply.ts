@@ -40,8 +40,14 @@ export interface ApplyOptions {
 export interface ApplyResult {
   /** Kernels whose links (and depmod files) were brought to the plan. */
   readonly done: readonly string[];
-  /** Kernels left wholly as they were, with why. */
-  readonly failed: readonly { release: string; error: Error }[];
+  /**
+   * Kernels not brought to the plan, with why: `old` ones are wholly as they were; an
+   * `unsettled` one could not even be put back (the file system failing on), and the next
+   * run finishes or undoes it before anything else.
+   */
+  readonly failed: readonly { release: string; error: Error; state: 'old' | 'unsettled' }[];
+  /** Kernels done whose staging could not be removed (the next run removes it). */
+  readonly cleanupLeft: readonly { release: string; error: Error }[];
   /** The run stopped at a safe point before these kernels. */
   readonly notStarted: readonly string[];
 }
@@ -61,81 +67,100 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<Ap
     plan.root,
     async () => {
       await recoverRoot(plan.root, { fs });
-      const done: string[] = [];
-      const failed: { release: string; error: Error }[] = [];
-      const notStarted: string[] = [];
+      const result = { done: [] as string[], failed: [] as ApplyResult['failed'][number][], cleanupLeft: [] as ApplyResult['cleanupLeft'][number][], notStarted: [] as string[] };
       for (const k of plan.kernels) {
         if (opts.signal?.aborted) {
-          notStarted.push(k.release);
+          result.notStarted.push(k.release);
           continue;
         }
+        let o: Outcome;
         try {
-          if (await applyKernel(fs, plan, k, opts.depmod)) done.push(k.release);
-          else failed.push({ release: k.release, error: new KabiError('IO', `depmod could not refresh ${k.release}; its links were left as they were`) });
+          o = await applyKernel(fs, plan, k, opts.depmod);
         } catch (e) {
+          // Before the switch (the plan is stale, weak-updates/ is not a directory…): nothing changed.
           if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
-          failed.push({ release: k.release, error: e as Error });
+          o = { state: 'old', error: e as Error };
         }
+        if (o.state === 'done') result.done.push(k.release);
+        else result.failed.push({ release: k.release, error: o.error, state: o.state });
+        if (o.cleanup) result.cleanupLeft.push({ release: k.release, error: o.cleanup });
       }
-      return { done, failed, notStarted };
+      return result;
     },
     { fs, ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}), ...(opts.onLockWait ? { onWait: opts.onLockWait } : {}) },
   );
 }
 
-/** One kernel's transaction. Returns false if depmod failed (and the links were put back). */
-async function applyKernel(fs: KabiFs, plan: Plan, k: KernelPlan, depmod: DepmodStep | undefined): Promise<boolean> {
+type Outcome = ({ state: 'done' } | { state: 'old' | 'unsettled'; error: Error }) & { cleanup?: Error };
+
+/** One kernel's transaction, and where it ended. */
+async function applyKernel(fs: KabiFs, plan: Plan, k: KernelPlan, depmod: DepmodStep | undefined): Promise<Outcome> {
   const wantsDepmod = k.depmod && depmod !== undefined && depmod.wants(k.release);
+  const depmodFailed = () => new KabiError('IO', `depmod could not refresh ${k.release}`);
   const moduleDir = await kernelDir(fs, plan.root, k.release);
   const journal = moduleDir === undefined ? undefined : await journalFor(fs, moduleDir, k, plan.mode === 'remove-kernel' ? 'all' : 'links');
   if (moduleDir === undefined || journal === undefined) {
+    // No link changes: depmod alone, whose replacement is all or nothing by itself.
     if (moduleDir !== undefined && plan.mode === 'remove-kernel') await pruneEmpty(fs, moduleDir, undefined);
-    return wantsDepmod ? depmod!.run(k.release) : true;
+    return !wantsDepmod || (await depmod!.run(k.release)) ? { state: 'done' } : { state: 'old', error: depmodFailed() };
   }
-  await switchLinks(fs, moduleDir, journal);
-  if (!wantsDepmod || !depmod!.transactional) {
-    await commit(fs, moduleDir, journal);
-    return wantsDepmod ? depmod!.run(k.release) : true;
+  try {
+    await switchLinks(fs, moduleDir, journal);
+  } catch (e) {
+    return { state: (await lexists(fs, posix.join(moduleDir, JOURNAL))) ? 'unsettled' : 'old', error: e as Error };
   }
   let committed = false;
-  const dir = await fs.stat(moduleDir);
-  const tx = {
-    dev: dir.dev,
-    ino: dir.ino,
-    // The depmod outputs join; its cache of summaries is only an aid and does not.
-    joins: (names: readonly string[]) => names.some((n) => n !== CACHE_FILE),
-    committed: async () => {
+  let error: Error | undefined;
+  if (!wantsDepmod || !depmod!.transactional) {
+    // The links alone are the transaction; the system's depmod runs after it.
+    try {
       await markCommitted(fs, moduleDir);
       committed = true;
-    },
-  };
-  let ok: boolean;
-  try {
-    ok = await withinTransaction(tx, () => depmod!.run(k.release));
-  } catch (e) {
-    await settle(fs, moduleDir, journal, committed);
-    throw e;
+    } catch (e) {
+      error = e as Error;
+    }
+  } else {
+    const dir = await fs.stat(moduleDir);
+    const tx = {
+      dev: dir.dev,
+      ino: dir.ino,
+      // The depmod outputs join; its cache of summaries is only an aid and does not.
+      joins: (names: readonly string[]) => names.some((n) => n !== CACHE_FILE),
+      committed: async () => {
+        await markCommitted(fs, moduleDir);
+        committed = true;
+      },
+    };
+    try {
+      if (!(await withinTransaction(tx, () => depmod!.run(k.release)))) error = depmodFailed();
+      // Nothing depmod writes changed (a link nothing loads from): the links alone commit.
+      else if (!committed) {
+        await markCommitted(fs, moduleDir);
+        committed = true;
+      }
+    } catch (e) {
+      error = e as Error;
+    }
   }
-  // Nothing depmod writes changed (a link nothing loads from): the links alone commit.
-  if (ok && !committed) await markCommitted(fs, moduleDir).then(() => (committed = true));
-  await settle(fs, moduleDir, journal, committed);
-  return ok;
-}
-
-/** After depmod: clean up a committed transaction, or undo one that never committed. */
-async function settle(fs: KabiFs, moduleDir: string, j: Journal, committed: boolean): Promise<void> {
-  if (committed) await finish(fs, moduleDir, j);
-  else await rollback(fs, moduleDir, j);
-}
-
-async function commit(fs: KabiFs, moduleDir: string, j: Journal): Promise<void> {
-  try {
-    await markCommitted(fs, moduleDir);
-  } catch (e) {
-    await rollback(fs, moduleDir, j).catch(() => undefined);
-    throw e;
+  if (!committed) {
+    // Whether depmod's outputs got into place decides, exactly as after a crash: finished
+    // forwards if they did (their commit marker by this run), undone otherwise.
+    let r: Recovery;
+    try {
+      r = await recoverKernel(fs, moduleDir);
+    } catch (e) {
+      return { state: 'unsettled', error: e as Error };
+    }
+    if (r !== 'finished') return { state: 'old', error: error ?? depmodFailed() };
+  } else {
+    try {
+      await finish(fs, moduleDir, journal);
+    } catch (e) {
+      return { state: 'done', cleanup: e as Error };
+    }
   }
-  await finish(fs, moduleDir, j);
+  if (wantsDepmod && !depmod!.transactional) await depmod!.run(k.release);
+  return { state: 'done' };
 }
 
 export async function kernelDir(fs: KabiFs, root: string, release: string): Promise<string | undefined> {

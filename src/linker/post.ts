@@ -118,7 +118,7 @@ export function depmodStep(plan: Plan, opts: DepmodStepOptions & { dryRun?: bool
           return true;
         } catch (e) {
           if (!(e instanceof KabiError)) throw e;
-          opts.warn(`depmod: refreshing ${release} failed (${e.message}); its previous files are unchanged`);
+          opts.warn(`depmod: refreshing ${release} failed (${e.message})`);
           return false;
         }
       }

@@ -55,10 +55,14 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (opts.dryRun) {
           // The lines that would run are printed; nothing runs.
           for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
-          return { plan, result: { done: [], failed: [], notStarted: [] }, interrupted: undefined };
+          return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: undefined };
         }
         const result = await applyPlan(plan, { fs, signal: stops.signal, ...(depmod ? { depmod } : {}) });
-        for (const f of result.failed) opts.warn(`kernel ${f.release} left as it was: ${f.error.message}`);
+        for (const f of result.failed) {
+          if (f.state === 'old') opts.warn(`kernel ${f.release} left as it was: ${f.error.message}`);
+          else opts.warn(`kernel ${f.release} could not be put back (${f.error.message}); the next run finishes or undoes its change before anything else`);
+        }
+        for (const c of result.cleanupLeft) opts.warn(`kernel ${c.release} done, but what it staged could not be removed (${c.error.message}); the next run removes it`);
         if (result.notStarted.length > 0) opts.warn(`interrupted: kernels ${result.notStarted.join(', ')} were not changed; run the command again to finish`);
         if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
         return { plan, result, interrupted: stops.status() };

@@ -13,6 +13,9 @@ const require = createRequire(import.meta.url);
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
 const killAt = Number(process.env.KABI_KILL_AT ?? 'Infinity');
+// Or stop for $KABI_PAUSE_MS at write $KABI_PAUSE_AT, having created $KABI_PAUSE_FILE: a run
+// held still in the middle of its transaction while another one starts.
+const pauseAt = Number(process.env.KABI_PAUSE_AT ?? 'Infinity');
 const countFile = process.env.KABI_KILL_COUNT_FILE;
 const writeFileSync = fs.writeFileSync;
 let n = 0;
@@ -24,6 +27,10 @@ const point = (what, path, call) => {
   if (depth > 0) return call();
   if (countFile) trace.push(`${what} ${typeof path === 'string' ? path : typeof path === 'number' ? `fd ${path}` : ''}`);
   if (++n === killAt) process.kill(process.pid, 'SIGKILL');
+  if (n === pauseAt) {
+    writeFileSync(process.env.KABI_PAUSE_FILE, String(process.pid));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(process.env.KABI_PAUSE_MS ?? 1000));
+  }
   depth++;
   try {
     return call();
