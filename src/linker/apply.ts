@@ -3,10 +3,12 @@ import { hasCommitMarker, recoverInterruptedReplace, withinTransaction } from '.
 import { CACHE_FILE } from '../depmod/cache-file.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { errnoCode, isNotFound, nodeFs } from '../fs.js';
+import { errnoCode, isNotFound, lexists, nodeFs } from '../fs.js';
+import { discoverKernels } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { COMMITTED, JOURNAL, JOURNAL_TMP, markCommitted, readJournal, removeIfPresent, safeRelative, staged, stagingDir, STAGING_SUFFIX, syncDir, writeJournal, type Journal, type LinkChange } from './journal.js';
 import type { LockOptions } from './lock.js';
+import { depmodStep } from './post.js';
 import { modulesBase, withRootLock } from './root-lock.js';
 import type { KernelPlan, Plan } from './types.js';
 import { readWeakUpdates } from './weak-updates-state.js';
@@ -31,8 +33,13 @@ export interface ApplyOptions {
   /** How long to wait for another run's lock. */
   lockTimeoutMs?: number;
   onLockWait?: LockOptions['onWait'];
-  /** depmod after the links (default: none, only the links change). */
-  depmod?: DepmodStep;
+  /**
+   * depmod after the links: kabi's own, inside each kernel's transaction (`native`, the
+   * default), none, or a step of the caller's (see depmodStep in post.ts).
+   */
+  depmod?: DepmodStep | 'native' | 'none';
+  /** depmod's warnings, with the default step. */
+  onWarning?: (line: string) => void;
   /** Checked between kernels: once aborted, no further kernel is started. */
   signal?: AbortSignal;
 }
@@ -67,6 +74,12 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<Ap
     plan.root,
     async () => {
       await recoverRoot(plan.root, { fs });
+      const depmod =
+        opts.depmod === 'none'
+          ? undefined
+          : opts.depmod === undefined || opts.depmod === 'native'
+            ? depmodStep(plan, { root: plan.root, fs, kernels: await discoverKernels({ root: plan.root, fs }), requireInstalled: false, log: () => undefined, warn: opts.onWarning ?? (() => undefined) })
+            : opts.depmod;
       const result = { done: [] as string[], failed: [] as ApplyResult['failed'][number][], cleanupLeft: [] as ApplyResult['cleanupLeft'][number][], notStarted: [] as string[] };
       for (const k of plan.kernels) {
         if (opts.signal?.aborted) {
@@ -75,7 +88,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions = {}): Promise<Ap
         }
         let o: Outcome;
         try {
-          o = await applyKernel(fs, plan, k, opts.depmod);
+          o = await applyKernel(fs, plan, k, depmod);
         } catch (e) {
           // Before the switch (the plan is stale, weak-updates/ is not a directory…): nothing changed.
           if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
@@ -329,16 +342,6 @@ async function pruneEmpty(fs: KabiFs, moduleDir: string, removed: readonly strin
     throw e;
   }
   for (const d of [...state.dirs].reverse()) await rmdir(d);
-}
-
-async function lexists(fs: KabiFs, p: string): Promise<boolean> {
-  try {
-    await fs.lstat(p);
-    return true;
-  } catch (e) {
-    if (isNotFound(e)) return false;
-    throw e;
-  }
 }
 
 async function readLink(fs: KabiFs, p: string): Promise<string | undefined> {

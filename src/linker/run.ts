@@ -57,7 +57,7 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
           for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
           return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: undefined };
         }
-        const result = await applyPlan(plan, { fs, signal: stops.signal, ...(depmod ? { depmod } : {}) });
+        const result = await applyPlan(plan, { fs, signal: stops.signal, depmod: depmod ?? 'none' });
         for (const f of result.failed) {
           if (f.state === 'old') opts.warn(`kernel ${f.release} left as it was: ${f.error.message}`);
           else opts.warn(`kernel ${f.release} could not be put back (${f.error.message}); the next run finishes or undoes its change before anything else`);

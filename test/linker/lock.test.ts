@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KabiError } from '../../src/errors.js';
 import { nodeFs } from '../../src/fs.js';
 import { acquireLock } from '../../src/linker/lock.js';
 import { withRootLock } from '../../src/linker/root-lock.js';
+import { errorOf } from '../initramfs/helpers.js';
 
 /** The built lock (npm test builds first): a child process runs it as kabi's bins would. */
 const LOCK_MODULE = join(process.cwd(), 'dist/src/linker/lock.js');
@@ -32,15 +32,6 @@ function holder(path: string, holdMs = 60_000) {
   return { child, ready, kill };
 }
 
-const errorOf = async (p: Promise<unknown>): Promise<KabiError> => {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KabiError) return e;
-    throw e;
-  }
-  throw new Error('expected a KabiError');
-};
 
 describe('the root lock', () => {
   for (const content of ['', 'garbage\n', '1\n', `${process.ppid}\n`]) {
