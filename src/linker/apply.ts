@@ -208,6 +208,8 @@ async function journalFor(fs: KabiFs, moduleDir: string, k: KernelPlan, prune: J
       throw new KabiError('IO', `${posix.join(wu, link)} changed since the plan was made (now ${now ?? 'absent'}); nothing was changed for kernel ${k.release}`);
     }
     if (op.kind === 'add' && now === op.target) continue;
+    // A regular file someone put where the link goes is data: never replaced.
+    if (state.files.includes(posix.join(wu, link))) throw new KabiError('UNSAFE_PATH', 'is a file, not a link kabi made (refusing to replace it)', { file: posix.join(wu, link) });
     changes.push({ link, from: now ?? null, to: op.kind === 'remove' ? null : op.target! });
   }
   if (changes.length === 0) return undefined;

@@ -38,12 +38,13 @@ export interface LinkerRun {
  */
 export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
   const fs = opts.fs ?? nodeFs;
-  const stops = deferInterruptions();
   let waited = false;
-  try {
-    return await withRootLock(
-      opts.root,
-      async () => {
+  return withRootLock(
+    opts.root,
+    async () => {
+      // From here on a signal waits for a safe point (while waiting for the lock it ends the run at once: nothing started).
+      const stops = deferInterruptions();
+      try {
         if (!opts.dryRun) {
           const r = await recoverRoot(opts.root, { fs });
           for (const [dir, e] of r.failed) opts.warn(`cannot recover ${dir}: ${e.message}`);
@@ -55,7 +56,7 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (opts.dryRun) {
           // The lines that would run are printed; nothing runs.
           for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
-          return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: undefined };
+          return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: stops.status() };
         }
         const result = await applyPlan(plan, { fs, signal: stops.signal, depmod: depmod ?? 'none' });
         for (const f of result.failed) {
@@ -66,18 +67,18 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (result.notStarted.length > 0) opts.warn(`interrupted: kernels ${result.notStarted.join(', ')} were not changed; run the command again to finish`);
         if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
         return { plan, result, interrupted: stops.status() };
+      } finally {
+        stops.dispose();
+      }
+    },
+    {
+      fs,
+      shared: opts.dryRun,
+      ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}),
+      onWait: (holder) => {
+        if (!waited) opts.warn(`waiting for another run to finish (${holder})`);
+        waited = true;
       },
-      {
-        fs,
-        shared: opts.dryRun,
-        ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}),
-        onWait: (holder) => {
-          if (!waited) opts.warn(`waiting for another run to finish (${holder})`);
-          waited = true;
-        },
-      },
-    );
-  } finally {
-    stops.dispose();
-  }
+    },
+  );
 }

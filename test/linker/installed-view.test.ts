@@ -92,3 +92,17 @@ describe('links as the installed system sees them', () => {
     expect(weakLinks(fx.root, B)).toEqual({ 'opt/vendor/drv2.ko': '/opt/vendor/drv2.ko' });
   });
 });
+
+describe('what kabi did not make', () => {
+  it('a regular file where a link would go is left alone: that kernel is left as it was (status 1), the others are done', async () => {
+    const { fx, m } = root();
+    addKernel(fx, { release: '5.14.0-300.el9.x86_64', symvers: 'boot-gz', vmlinux: [PRINTK], config: { CONFIG_CC_VERSION_TEXT: '"gcc (GCC) 11"' }, dirs: ['weak-updates'] });
+    const file = fx.path(`/lib/modules/${B}/weak-updates/drv.ko`);
+    writeFileSync(file, 'an admin\'s own copy');
+    const r = await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], `${m}\n`);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain(`weak-modules: kernel ${B} left as it was: ${file}: is a file, not a link kabi made (refusing to replace it)`);
+    expect(readFileSync(file, 'utf8')).toBe('an admin\'s own copy');
+    expect(weakLinks(fx.root, '5.14.0-300.el9.x86_64')).toEqual({ 'drv.ko': `/lib/modules/${A}/extra/drv.ko` });
+  });
+});
