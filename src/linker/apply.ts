@@ -117,6 +117,8 @@ async function applyKernel(fs: KabiFs, plan: Plan, k: KernelPlan, depmod: Depmod
     if (moduleDir !== undefined && plan.mode === 'remove-kernel') await pruneEmpty(fs, moduleDir, undefined);
     return !wantsDepmod || (await depmod!.run(k.release)) ? { state: 'done' } : { state: 'old', error: depmodFailed() };
   }
+  // (the directory's identity, for depmod's outputs to join the transaction: known before anything changes)
+  const dir = await fs.stat(moduleDir);
   try {
     await switchLinks(fs, moduleDir, journal);
   } catch (e) {
@@ -133,7 +135,6 @@ async function applyKernel(fs: KabiFs, plan: Plan, k: KernelPlan, depmod: Depmod
       error = e as Error;
     }
   } else {
-    const dir = await fs.stat(moduleDir);
     const tx = {
       dev: dir.dev,
       ino: dir.ino,
