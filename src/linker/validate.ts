@@ -6,7 +6,7 @@ import type { Candidate, Semantics, Verdict } from '../compat/types.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import type { KabiFs } from '../fs.js';
 import type { InstalledKernel } from '../kernel/discover.js';
-import { resolveInRoot, systemPathOf, hostPath } from '../kernel/paths.js';
+import { resolveInRoot, hostPath } from '../kernel/paths.js';
 import { KabiError } from '../errors.js';
 
 /**
@@ -41,13 +41,14 @@ export interface ValidateContext {
   model?: LoadedKernelModel;
 }
 
-/** Where a link target's bytes are on the host (targets may be system paths or, with --basedir, host paths). */
+/**
+ * Where a link (system path) leads on the host, as the installed system sees it: the target
+ * is followed inside the root, as in a chroot. A target spelling a host path under the root
+ * (what the bash weak-modules writes with --basedir) dangles there, and so it is judged.
+ * Undefined when the link dangles.
+ */
 export async function targetHost(fs: KabiFs, root: string, link: string, target: string): Promise<string | undefined> {
   const sys = isAbsolute(target) ? target : posix.join(posix.dirname(link), target);
-  if (root !== '/' && (sys === root || sys.startsWith(root.replace(/\/+$/, '') + '/'))) {
-    const inside = systemPathOf(root, sys);
-    if (inside !== undefined) return resolveInRoot(fs, root, hostPath(root, inside));
-  }
   return resolveInRoot(fs, root, hostPath(root, sys));
 }
 
@@ -69,7 +70,13 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
   const model = ctx.model ?? (await kernelModelForLinks(kernel, ctx));
   const candidates: Candidate[] = [];
   for (const [link, target] of links) {
-    const host = await targetHost(ctx.fs, kernel.root, link, target);
+    let host: string | undefined;
+    try {
+      host = await targetHost(ctx.fs, kernel.root, link, target);
+    } catch (e) {
+      if (!(e instanceof KabiError)) throw e;
+      continue; // a loop of links: depmod does not see it either
+    }
     if (host === undefined) continue;
     try {
       candidates.push({ path: link, module: await ctx.cache.read(host) });
