@@ -1,10 +1,12 @@
 import { resolve } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { isDirectory, nodeFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { mapPool } from '../util/pool.js';
 import { checkAgainstKernel } from './engine.js';
+import { withInTreeProviders } from './in-tree-providers.js';
 import { loadKernelModel, ModuleCache, type LoadedKernelModel } from './kernel-model.js';
 import type { Candidate, MissingCrcPolicy, Semantics, Verdict } from './types.js';
 
@@ -33,6 +35,7 @@ export interface CheckResult {
 export async function checkModules(modulePaths: readonly string[], opts: CheckModulesOptions = {}): Promise<CheckResult> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
+  if (!(await isDirectory(fs, root))) throw new KabiError('ROOT_NOT_FOUND', 'the system root does not exist or is not a directory', { file: root });
   const cache = new ModuleCache(fs);
   const all = await discoverKernels({ root, fs });
   let kernels = all;
@@ -47,13 +50,14 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
   const verdicts: Verdict[] = [];
   const notes = new Map<string, readonly string[]>();
   for (const k of kernels) {
-    const model: LoadedKernelModel = await loadKernelModel(k, {
+    const loaded = await loadKernelModel(k, {
       fs,
       cache,
       ...(opts.missingCrcPolicy ? { missingCrcPolicy: opts.missingCrcPolicy } : {}),
     });
+    const model: LoadedKernelModel = await withInTreeProviders(loaded, candidates.map((c) => c.module), { cache, fs });
     notes.set(k.release, model.notes);
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }
-  return { verdicts, kernels, notes };
+  return withJsonForm({ verdicts, kernels, notes });
 }

@@ -1,7 +1,7 @@
 import type { KernelModule } from '../module/read-module.js';
 import { DEPMOD_FAKE_SYMBOLS, depmodReasons, type DepmodSymbol } from './depmod.js';
-import { loaderReasons } from './loader.js';
-import type { Candidate, KernelExport, KernelModel, Reason, Semantics, TreeModule, Verdict } from './types.js';
+import { loaderReasons, proprietaryByLicence, type LoaderOutcome, type LoaderSymbols, type ProvidedSymbol } from './loader.js';
+import type { Candidate, KernelModel, Reason, Semantics, TreeModule, Verdict } from './types.js';
 
 export interface CheckOptions {
   semantics?: Semantics;
@@ -53,11 +53,21 @@ export function checkAgainstKernel(candidates: readonly Candidate[], model: Kern
   }
 
   const dropped = new Map<string, { member: Member; reason: string }>();
+  // Loader: which members carry the proprietary taint. It starts from each licence; a member
+  // inherits it from a proprietary provider it uses, so it is settled together with the drops.
+  const taint = new Map(members.map((m) => [m.path, proprietaryByLicence(m.name, m.module.license)]));
   let reasons = new Map<Member, Reason[]>();
-  for (let round = 0; round <= members.length; round++) {
+  for (let round = 0; round <= 2 * members.length; round++) {
     const live = members.filter((m) => !dropped.has(m.path));
-    const evaluate = semantics === 'loader' ? loaderEvaluator(model, inTree, live, dropped) : depmodEvaluator(model, inTree, live, dropped, checkSymvers);
-    reasons = new Map(members.map((m) => [m, evaluate(m)]));
+    const evaluate = semantics === 'loader' ? loaderEvaluator(model, inTree, live, dropped, taint) : depmodEvaluator(model, inTree, live, dropped, checkSymvers);
+    const outcomes = new Map<Member, LoaderOutcome>();
+    reasons = new Map(
+      members.map((m) => {
+        const outcome: LoaderOutcome = { proprietary: taint.get(m.path)! };
+        outcomes.set(m, outcome);
+        return [m, evaluate(m, outcome)];
+      }),
+    );
     let changed = false;
     for (const m of live) {
       const first = reasons.get(m)!.find((r) => r.severity === 'error');
@@ -66,7 +76,17 @@ export function checkAgainstKernel(candidates: readonly Candidate[], model: Kern
         changed = true;
       }
     }
-    if (!changed || !cascade) break;
+    let tainted = false;
+    if (semantics === 'loader') {
+      for (const [m, o] of outcomes) {
+        if (o.proprietary !== taint.get(m.path)) {
+          taint.set(m.path, o.proprietary);
+          tainted = true;
+        }
+      }
+    }
+    // A newly tainted provider changes its users' verdicts even without cascading drops.
+    if (!tainted && (!changed || !cascade)) break;
   }
 
   return members
@@ -85,30 +105,38 @@ function blockedIndex(dropped: Map<string, { member: Member; reason: string }>, 
   return idx;
 }
 
-function loaderEvaluator(model: KernelModel, inTree: readonly TreeModule[], live: readonly Member[], dropped: Map<string, { member: Member; reason: string }>) {
-  const modExports = new Map<string, { exp: KernelExport; providerLicense: string | undefined }>();
+function loaderEvaluator(
+  model: KernelModel,
+  inTree: readonly TreeModule[],
+  live: readonly Member[],
+  dropped: Map<string, { member: Member; reason: string }>,
+  taint: ReadonlyMap<string, boolean>,
+) {
+  const modExports = new Map<string, ProvidedSymbol>();
   for (const tm of inTree) {
-    for (const e of tm.exports) if (!modExports.has(e.symbol)) modExports.set(e.symbol, { exp: e, providerLicense: tm.license });
+    // In-tree providers use only vmlinux and other in-tree modules: their licence is their taint.
+    const proprietary = tm.licenseKnown ? proprietaryByLicence(tm.name, tm.license) : undefined;
+    for (const e of tm.exports) if (!modExports.has(e.symbol)) modExports.set(e.symbol, { exp: e, proprietary });
   }
   for (const m of live) {
     for (const e of m.module.exports) {
       if (!modExports.has(e.symbol)) {
         modExports.set(e.symbol, {
           exp: { symbol: e.symbol, crc: e.crc, gplOnly: e.gplOnly, namespace: e.namespace, owner: m.name, certain: true },
-          providerLicense: m.module.license,
+          proprietary: taint.get(m.path)!,
         });
       }
     }
   }
   const blocked = blockedIndex(dropped, (mod) => mod.exports.map((e) => e.symbol));
-  const symbols = {
+  const symbols: LoaderSymbols = {
     find: (s: string) => {
       const v = model.vmlinux.get(s);
-      return v ? { exp: v, providerLicense: 'GPL' } : modExports.get(s);
+      return v ? { exp: v, proprietary: false } : modExports.get(s);
     },
     blockedProvider: (s: string) => blocked.get(s),
   };
-  return (m: Member) => loaderReasons(m.module, model, symbols);
+  return (m: Member, outcome: LoaderOutcome) => loaderReasons(m.module, model, symbols, outcome);
 }
 
 function depmodEvaluator(

@@ -5,11 +5,37 @@ import type { KernelExport, KernelModel, Reason } from './types.js';
 
 const ET_REL = 1;
 
+/**
+ * The owner of an export as the loader sees it: whether it carries the proprietary taint
+ * (TAINT_PROPRIETARY_MODULE, from its licence or inherited), undefined when that is not known.
+ */
+export interface ProvidedSymbol {
+  readonly exp: KernelExport;
+  readonly proprietary: boolean | undefined;
+}
+
 /** Who provides a symbol right now (vmlinux or a loadable module), and who would but cannot load. */
 export interface LoaderSymbols {
-  find(symbol: string): { exp: KernelExport; providerLicense: string | undefined } | undefined;
+  find(symbol: string): ProvidedSymbol | undefined;
   /** A module that exports the symbol but was itself found unloadable on this kernel. */
   blockedProvider(symbol: string): { name: string; reason: string } | undefined;
+}
+
+/**
+ * Modules the kernel taints proprietary by name whatever their licence says
+ * (module_augment_kernel_taints / module_license_taint_check).
+ */
+const PROPRIETARY_BY_NAME = new Set(['driverloader', 'lve']);
+
+/** Whether a module carries TAINT_PROPRIETARY_MODULE from its own modinfo. */
+export function proprietaryByLicence(name: string, license: string | undefined): boolean {
+  return !isGplCompatible(license) || PROPRIETARY_BY_NAME.has(name);
+}
+
+/** What judging one module found besides its reasons. */
+export interface LoaderOutcome {
+  /** The module ends up proprietary-tainted: by its licence, or inherited from a provider it uses. */
+  proprietary: boolean;
 }
 
 export function atLeast(model: KernelModel, major: number, minor: number): boolean {
@@ -22,7 +48,7 @@ export function atLeast(model: KernelModel, major: number, minor: number): boole
  * (kernel-module-abi.md §2.1, §7). All failures are collected, as the kernel reports
  * every unknown symbol before giving up.
  */
-export function loaderReasons(mod: KernelModule, model: KernelModel, symbols: LoaderSymbols): Reason[] {
+export function loaderReasons(mod: KernelModule, model: KernelModel, symbols: LoaderSymbols, outcome?: LoaderOutcome): Reason[] {
   const out: Reason[] = [];
   const name = mod.name;
   const cfg = model.config;
@@ -115,13 +141,17 @@ export function loaderReasons(mod: KernelModule, model: KernelModel, symbols: Lo
     err({ kind: 'common-symbol', symbol: c, message: `${name}: please compile with -fno-common (common symbol ${c})` });
   }
 
-  // 8. every undefined symbol (simplify_symbols → resolve_symbol)
-  const gplOk = isGplCompatible(mod.license);
-  let usedGplOnly = false;
+  // 8. every undefined symbol (simplify_symbols → resolve_symbol). The proprietary taint can
+  // grow while symbols resolve (inherit_taint, ≥5.12), and GPL-only exports vanish for the
+  // symbols after that: `proprietary` is read afresh for each symbol, as fsa.gplok is.
+  const ownLicenceProprietary = proprietaryByLicence(name, mod.license);
+  let proprietary = ownLicenceProprietary;
+  let usingGplOnly = false;
+  const inheritsTaint = model.version === undefined || atLeast(model, 5, 12);
   for (const u of mod.undefinedSymbols) {
     if (u.name === '_GLOBAL_OFFSET_TABLE_' && model.elf?.machine === 62) continue; // x86 ignore_undef_symbol
     const hit = symbols.find(u.name);
-    if (hit === undefined || (hit.exp.gplOnly && !gplOk)) {
+    if (hit === undefined || (hit.exp.gplOnly && proprietary)) {
       if (u.weak) continue;
       if (hit) {
         err({
@@ -146,15 +176,26 @@ export function loaderReasons(mod: KernelModule, model: KernelModel, symbols: Lo
       continue;
     }
     const exp = hit.exp;
-    if (exp.owner !== 'vmlinux' && !isGplCompatible(hit.providerLicense) && usedGplOnly) {
-      err({
-        kind: 'gpl-taint-inherit',
-        symbol: u.name,
-        message: `${name}: module using GPL-only symbols uses symbols ${u.name} from proprietary module ${exp.owner}.`,
-      });
-      continue;
+    // resolve_symbol(): using_gplonly_symbols is set before inherit_taint() looks at the owner.
+    if (exp.gplOnly) usingGplOnly = true;
+    if (exp.owner !== 'vmlinux' && inheritsTaint) {
+      if (hit.proprietary === undefined) {
+        warn({
+          kind: 'unprovable',
+          symbol: u.name,
+          message: `${name}: the licence of ${exp.owner} (which provides ${u.name}) could not be read; taken as GPL-compatible`,
+        });
+      } else if (hit.proprietary && usingGplOnly) {
+        const message = `${name}: module using GPL-only symbols uses symbols ${u.name} from proprietary module ${exp.owner}.`;
+        // The symbol is left unresolved, which a weak reference survives (simplify_symbols).
+        if (u.weak) warn({ kind: 'gpl-taint-inherit', symbol: u.name, message });
+        else err({ kind: 'gpl-taint-inherit', symbol: u.name, message });
+        continue;
+      } else if (hit.proprietary && !proprietary) {
+        warn({ kind: 'taint', symbol: u.name, message: `${name}: module uses symbols ${u.name} from proprietary module ${exp.owner}, inheriting taint.` });
+        proprietary = true;
+      }
     }
-    if (exp.gplOnly) usedGplOnly = true;
     if (model.modversions && exp.crc !== undefined) {
       if (!table) {
         forceLoad('no-modversions', u.name, 'module has no symbol versions (no __versions section) and the kernel cannot force-load it');
@@ -189,7 +230,8 @@ export function loaderReasons(mod: KernelModule, model: KernelModel, symbols: Lo
   if (mod.modinfo.get('intree') === undefined) {
     warn({ kind: 'taint', message: `${name}: loading out-of-tree module taints kernel.` });
   }
-  if (!gplOk) warn({ kind: 'taint', message: `${name}: module license '${mod.license ?? 'unspecified'}' taints kernel.` });
+  if (!isGplCompatible(mod.license)) warn({ kind: 'taint', message: `${name}: module license '${mod.license ?? 'unspecified'}' taints kernel.` });
+  if (outcome) outcome.proprietary = proprietary;
   return out;
 
   /** check_version(): true when the symbol may be used. */

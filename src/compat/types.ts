@@ -8,6 +8,7 @@ export type Semantics = 'loader' | 'depmod';
 /** Debian's kernels refuse a symbol with no CRC entry; upstream accepts it with a warning. */
 export type MissingCrcPolicy = 'reject' | 'warn';
 
+/** A symbol a kernel exports (from vmlinux or one of its modules), as the loader resolves it. */
 export interface KernelExport {
   readonly symbol: string;
   /** undefined: the exporter carries no CRC (the loader then accepts any). */
@@ -31,7 +32,14 @@ export interface TreeModule {
   readonly exports: readonly KernelExport[];
   /** kmod's view: `__crc_` symbols, or `__ksymtab_strings` with CRC 0 when it has none. */
   readonly depmodExports: readonly { readonly symbol: string; readonly crc: bigint }[];
+  /** The first `license=` of its modinfo (undefined: it has none, which the kernel calls proprietary). */
   readonly license: string | undefined;
+  /**
+   * False while only Module.symvers was read for this module: symvers carries no licence, so
+   * whether the module is proprietary is not known until its own modinfo is read
+   * (see withProviderLicences).
+   */
+  readonly licenseKnown: boolean;
   /** Parsed module, for modules that are themselves checked (out-of-tree ones). */
   readonly module: KernelModule | undefined;
 }
@@ -61,6 +69,7 @@ export interface KernelModel {
   readonly notes: readonly string[];
 }
 
+/** What a Reason is about; the README lists what each means. */
 export type ReasonKind =
   | 'signature-malformed'
   | 'signature-required'
@@ -87,6 +96,7 @@ export type ReasonKind =
   | 'taint'
   | 'unprovable';
 
+/** One thing the loader (or depmod) would say about a module on a kernel. */
 export interface Reason {
   readonly kind: ReasonKind;
   /** 'error' makes the module unloadable; 'warning' is printed by the kernel (or is a caveat) but loads. */
@@ -98,16 +108,22 @@ export interface Reason {
   readonly provider?: string;
 }
 
+/** A module being judged: the path it was given by, and its parsed contents. */
 export interface Candidate {
   /** Path as given by the user (for reports). */
   readonly path: string;
   readonly module: KernelModule;
 }
 
+/** Whether one module can load on one kernel, and why (not). */
 export interface Verdict {
+  /** The module's path, as given. */
   readonly module: string;
+  /** The module's name (modinfo name=). */
   readonly name: string;
+  /** The kernel's release. */
   readonly kernel: string;
+  /** No reason of severity 'error'. */
   readonly compatible: boolean;
   readonly reasons: readonly Reason[];
 }

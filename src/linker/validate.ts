@@ -1,11 +1,12 @@
 import { isAbsolute, posix } from 'node:path';
 import { checkAgainstKernel } from '../compat/engine.js';
+import { withInTreeProviders } from '../compat/in-tree-providers.js';
 import { loadKernelModel, type LoadedKernelModel, type ModuleCache } from '../compat/kernel-model.js';
 import type { Candidate, Semantics, Verdict } from '../compat/types.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import type { KabiFs } from '../fs.js';
 import type { InstalledKernel } from '../kernel/discover.js';
-import { resolveInRoot, systemPathOf, hostPath } from '../kernel/paths.js';
+import { resolveInRoot, hostPath } from '../kernel/paths.js';
 import { KabiError } from '../errors.js';
 
 /**
@@ -40,13 +41,14 @@ export interface ValidateContext {
   model?: LoadedKernelModel;
 }
 
-/** Where a link target's bytes are on the host (targets may be system paths or, with --basedir, host paths). */
+/**
+ * Where a link (system path) leads on the host, as the installed system sees it: the target
+ * is followed inside the root, as in a chroot. A target spelling a host path under the root
+ * (what the bash weak-modules writes with --basedir) dangles there, and so it is judged.
+ * Undefined when the link dangles.
+ */
 export async function targetHost(fs: KabiFs, root: string, link: string, target: string): Promise<string | undefined> {
   const sys = isAbsolute(target) ? target : posix.join(posix.dirname(link), target);
-  if (root !== '/' && (sys === root || sys.startsWith(root.replace(/\/+$/, '') + '/'))) {
-    const inside = systemPathOf(root, sys);
-    if (inside !== undefined) return resolveInRoot(fs, root, hostPath(root, inside));
-  }
   return resolveInRoot(fs, root, hostPath(root, sys));
 }
 
@@ -68,7 +70,13 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
   const model = ctx.model ?? (await kernelModelForLinks(kernel, ctx));
   const candidates: Candidate[] = [];
   for (const [link, target] of links) {
-    const host = await targetHost(ctx.fs, kernel.root, link, target);
+    let host: string | undefined;
+    try {
+      host = await targetHost(ctx.fs, kernel.root, link, target);
+    } catch (e) {
+      if (!(e instanceof KabiError)) throw e;
+      continue; // a loop of links: depmod does not see it either
+    }
     if (host === undefined) continue;
     try {
       candidates.push({ path: link, module: await ctx.cache.read(host) });
@@ -77,7 +85,8 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
       // An unreadable module behind a link is left alone; depmod would only complain about it.
     }
   }
-  const verdicts = checkAgainstKernel(candidates, model, { semantics: ctx.semantics, fixedTree: true, cascade: true });
+  const judged = await withInTreeProviders(model, candidates.map((c) => c.module), { cache: ctx.cache, fs: ctx.fs });
+  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true });
   const byLink = new Map(verdicts.map((v) => [v.module, v]));
   const kept = new Map(links);
   const dropped: ValidationResult['dropped'] = [];

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { withInTreeProviders } from '../compat/in-tree-providers.js';
 import { loadKernelModel, ModuleCache, type LoadedKernelModel } from '../compat/kernel-model.js';
 import type { Semantics } from '../compat/types.js';
 import { KabiError } from '../errors.js';
@@ -144,6 +145,8 @@ export async function collectStatus(opts: StatusOptions = {}): Promise<StatusRes
       for (const it of items) m.set(it.name, [...(m.get(it.name) ?? []), it]);
       return m;
     };
+    // Every copy may be judged here, so every in-tree provider one of them uses is read.
+    pk.model = await withInTreeProviders(pk.model, copies.flatMap((c) => (c.module ? [c.module] : [])), { cache, fs });
     const cells = kernelCells({
       release,
       model: pk.model,

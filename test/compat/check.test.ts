@@ -272,6 +272,110 @@ describe('loader verdicts, one reason kind at a time', () => {
   });
 });
 
+describe('providers’ licences, as the loader takes them (inherit_taint)', () => {
+  // An in-tree provider's exports come from Module.symvers, which has no licence column.
+  const GPL_PROVIDER = { path: 'kernel/drivers/media/v4l2-core/videodev', spec: { exports: [{ symbol: 'video_register_fn', crc: 0x55555555, gpl: true }] } };
+  const PROP_IN_TREE = { path: 'kernel/drivers/misc/blobdrv', spec: { license: 'Proprietary', exports: [{ symbol: 'blob_fn', crc: 0x66666666 }] } };
+  const fx = makeRoot();
+  addKernel(fx, kernel(K, { modules: [BASE, USB_STORAGE, GPL_PROVIDER, PROP_IN_TREE] }));
+
+  it('a GPL module that used a GPL-only symbol may use an in-tree GPL module’s symbols (v4l2loopback on videodev)', async () => {
+    const p = mod(fx, 'loopback.ko', K, {
+      name: 'v4l2loopback',
+      versions: [LAYOUT, v('gpl_only_fn', 0x22222222), v('video_register_fn', 0x55555555)],
+      undefinedSymbols: ['gpl_only_fn', 'video_register_fn'],
+    });
+    const r = await verdict(fx, p, { kernels: [K] });
+    expect(errors(r)).toEqual([]);
+    expect(r.compatible).toBe(true);
+    expect(r.reasons.filter((x) => x.kind === 'unprovable')).toEqual([]);
+  });
+
+  it('the same module is refused when the in-tree provider’s own modinfo says it is proprietary', async () => {
+    const p = mod(fx, 'gplblob.ko', K, {
+      name: 'gplblob',
+      versions: [LAYOUT, v('gpl_only_fn', 0x22222222), v('blob_fn', 0x66666666)],
+      undefinedSymbols: ['gpl_only_fn', 'blob_fn'],
+    });
+    expect(errors(await verdict(fx, p, { kernels: [K] }))).toEqual([
+      { kind: 'gpl-taint-inherit', severity: 'error', symbol: 'blob_fn', message: 'gplblob: module using GPL-only symbols uses symbols blob_fn from proprietary module blobdrv.' },
+    ]);
+  });
+
+  it('using a proprietary module first inherits its taint: a later GPL-only symbol is then unknown', async () => {
+    const p = mod(fx, 'inherit.ko', K, {
+      name: 'inheritor',
+      versions: [LAYOUT, v('blob_fn', 0x66666666), v('gpl_only_fn', 0x22222222)],
+      undefinedSymbols: ['blob_fn', 'gpl_only_fn'],
+    });
+    const r = await verdict(fx, p, { kernels: [K] });
+    expect(errors(r)).toEqual([{ kind: 'gpl-only', severity: 'error', symbol: 'gpl_only_fn', message: 'inheritor: Unknown symbol gpl_only_fn (err -2)' }]);
+    expect(r.reasons).toContainEqual({
+      kind: 'taint',
+      severity: 'warning',
+      symbol: 'blob_fn',
+      message: 'inheritor: module uses symbols blob_fn from proprietary module blobdrv, inheriting taint.',
+    });
+  });
+
+  it('a GPL-only export of a proprietary module counts as used before the owner is looked at', async () => {
+    const fy = makeRoot();
+    addKernel(fy, kernel(K));
+    const prov = mod(fy, 'propgpl.ko', K, { name: 'propgpl', license: 'Proprietary', versions: [LAYOUT], exports: [{ symbol: 'prop_gpl_fn', crc: 0x78, gpl: true }] });
+    const user = mod(fy, 'firstuse.ko', K, { name: 'firstuse', versions: [LAYOUT, v('prop_gpl_fn', 0x78)], undefinedSymbols: ['prop_gpl_fn'] });
+    const r = await checkModules([prov, user], { root: fy.root });
+    expect(errors(r.verdicts.find((x) => x.name === 'firstuse')!).map((x) => x.kind)).toEqual(['gpl-taint-inherit']);
+  });
+
+  it('a weak reference survives the refusal (the symbol stays unresolved), with the kernel’s message as a warning', async () => {
+    const p = mod(fx, 'weakblob.ko', K, {
+      name: 'weakblob',
+      versions: [LAYOUT, v('gpl_only_fn', 0x22222222), v('blob_fn', 0x66666666)],
+      undefinedSymbols: ['gpl_only_fn', { name: 'blob_fn', weak: true }],
+    });
+    const r = await verdict(fx, p, { kernels: [K] });
+    expect(r.compatible).toBe(true);
+    expect(r.reasons.find((x) => x.kind === 'gpl-taint-inherit')?.severity).toBe('warning');
+  });
+
+  it('taint passes along a chain: a GPL module using a module that inherited the taint is refused after a GPL-only use', async () => {
+    const fy = makeRoot();
+    addKernel(fy, kernel(K, { modules: [BASE, PROP_IN_TREE] }));
+    // middle is GPL but uses blobdrv first, so it is tainted when it loads.
+    const middle = mod(fy, 'middle.ko', K, { name: 'middle', versions: [LAYOUT, v('blob_fn', 0x66666666)], undefinedSymbols: ['blob_fn'], exports: [{ symbol: 'middle_fn', crc: 0x79 }] });
+    const top = mod(fy, 'top.ko', K, { name: 'top', versions: [LAYOUT, v('gpl_only_fn', 0x22222222), v('middle_fn', 0x79)], undefinedSymbols: ['gpl_only_fn', 'middle_fn'] });
+    const r = await checkModules([middle, top], { root: fy.root });
+    expect(r.verdicts.find((x) => x.name === 'middle')!.compatible).toBe(true);
+    expect(errors(r.verdicts.find((x) => x.name === 'top')!)).toEqual([
+      { kind: 'gpl-taint-inherit', severity: 'error', symbol: 'middle_fn', message: 'top: module using GPL-only symbols uses symbols middle_fn from proprietary module middle.' },
+    ]);
+  });
+
+  it('an in-tree module Module.symvers does not list is found through the installed modules.symbols', async () => {
+    const fy = makeRoot();
+    addKernel(fy, kernel(K));
+    // Added to kernel/ after the build: not in the headers' Module.symvers.
+    fy.write(
+      `/lib/modules/${K}/kernel/drivers/misc/late.ko`,
+      buildModuleBytes({
+        name: 'late',
+        intree: true,
+        vermagic: `${K} SMP preempt mod_unload modversions `,
+        versions: [LAYOUT],
+        thisModuleSize: 0x380,
+        exports: [{ symbol: 'late_fn', crc: 0x7a }],
+      }),
+    );
+    const p = mod(fy, 'uselate.ko', K, { name: 'uselate', versions: [LAYOUT, v('late_fn', 0x7a)], undefinedSymbols: ['late_fn'] });
+    expect(errors(await verdict(fy, p, { kernels: [K] })).map((x) => x.kind)).toEqual(['unknown-symbol']);
+    fy.write(`/lib/modules/${K}/modules.symbols`, '# Aliases for symbols, used by symbol_request().\nalias symbol:late_fn late\n');
+    const r = await verdict(fy, p, { kernels: [K] });
+    expect(errors(r)).toEqual([]);
+    // depmod semantics reads the module as kmod would, too.
+    expect((await verdict(fy, p, { kernels: [K], semantics: 'depmod' })).compatible).toBe(true);
+  });
+});
+
 describe('chains of out-of-tree modules', () => {
   const fx = makeRoot();
   addKernel(fx, kernel(K));
