@@ -1,8 +1,7 @@
 import { decompressSegment, detectCompression, type Compression } from '../../native-bindings/index.js';
-import { constants } from 'node:fs';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { errnoCode } from '../fs.js';
+import { readRegularFile } from '../fs.js';
 import { readCpioArchive, readCpioStream, type CpioEntry, type CpioStream } from './cpio.js';
 import { Budget, resolveLimits, type ImageLimits } from './limits.js';
 
@@ -78,7 +77,7 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
       seg = await decompressSegment(bytes, at, { file, maxOutputBytes: limit.bytes });
     } catch (e) {
       if (e instanceof KabiError && e.code === 'COMPRESSION' && e.detail.includes('exceed')) {
-        throw new KabiError('INITRAMFS_FORMAT', `${label}: decompressed contents exceed the ${limit.bound} (a cpio bomb?)`, {
+        throw new KabiError('LIMIT', `${label}: decompressed contents exceed the ${limit.bound} (a cpio bomb?)`, {
           file,
           offset: at,
           cause: e,
@@ -100,52 +99,19 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
 /**
  * Read and parse an image file through `fs` (which may be a fault-injecting test double).
  * Only a regular file is read, and only up to the size limit: a FIFO, a device such as
- * /dev/zero or a directory is refused before any byte is read (opened non-blocking, so a
- * FIFO without a writer cannot hang the open), and a link swapped in since the caller
- * resolved the path is not followed.
+ * /dev/zero or a directory is refused before any byte is read (NOT_A_FILE; opened
+ * non-blocking, so a FIFO without a writer cannot hang the open), a larger file too (LIMIT).
  */
 export async function readImageFile(fs: KabiFs, path: string, opts: Omit<ReadImageOptions, 'file'> = {}): Promise<InitramfsImage> {
   const limits = resolveLimits(opts.limits);
-  return parseImage(await readRegularFile(fs, path, limits.maxImageBytes, 'the image'), { ...opts, file: path });
-}
-
-/** The bytes of a regular file of at most `maxBytes`, read through one descriptor. */
-export async function readRegularFile(fs: KabiFs, path: string, maxBytes: number, what: string): Promise<Uint8Array> {
-  let fh: Awaited<ReturnType<KabiFs['open']>>;
+  let bytes: Uint8Array;
   try {
-    fh = await fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-  } catch (e) {
-    if (errnoCode(e) === 'ELOOP') throw new KabiError('UNSAFE_PATH', `${what} is a symbolic link; kabi reads only the file it resolved`, { file: path });
-    throw new KabiError('IO', `cannot read ${what}: ${(e as Error).message}`, { file: path, cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new KabiError('UNSAFE_PATH', `${what} is not a regular file (${fileKind(st)}); kabi reads only regular files`, { file: path });
-    if (st.size > maxBytes) throw new KabiError('INITRAMFS_FORMAT', `${what} is ${st.size} bytes, over the ${maxBytes}-byte limit`, { file: path });
-    // Read what the size says and no more: a file that grows meanwhile is not followed.
-    const bytes = new Uint8Array(st.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const { bytesRead } = await fh.read(bytes, at, bytes.length - at, at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-    }
-    return at === bytes.length ? bytes : bytes.subarray(0, at);
+    bytes = await readRegularFile(fs, path, { what: 'boot image', maxBytes: limits.maxImageBytes });
   } catch (e) {
     if (e instanceof KabiError) throw e;
-    throw new KabiError('IO', `cannot read ${what}: ${(e as Error).message}`, { file: path, cause: e });
-  } finally {
-    await fh.close().catch(() => undefined);
+    throw new KabiError('IO', `cannot read the image: ${(e as Error).message}`, { file: path, cause: e });
   }
-}
-
-function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'a special file';
+  return parseImage(bytes, { ...opts, file: path });
 }
 
 export interface LocatedEntry {

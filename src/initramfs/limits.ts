@@ -59,13 +59,13 @@ export class Budget {
 
   addEntry(offset: number): void {
     if (++this.entries > this.limits.maxEntries) {
-      throw new KabiError('INITRAMFS_FORMAT', `more than ${this.limits.maxEntries} cpio entries (a cpio bomb?)`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `more than ${this.limits.maxEntries} cpio entries (a cpio bomb?)`, { file: this.file, offset });
     }
   }
 
   addSegment(offset: number): void {
     if (++this.segments > this.limits.maxSegments) {
-      throw new KabiError('INITRAMFS_FORMAT', `more than ${this.limits.maxSegments} segments`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `more than ${this.limits.maxSegments} segments`, { file: this.file, offset });
     }
   }
 
@@ -89,7 +89,7 @@ export class Budget {
   addBytes(n: number, offset: number): void {
     this.bytes += n;
     if (this.bytes > this.limits.maxTotalBytes) {
-      throw new KabiError('INITRAMFS_FORMAT', `decompressed contents exceed ${this.limits.maxTotalBytes} bytes (a cpio bomb?)`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `decompressed contents exceed ${this.limits.maxTotalBytes} bytes (a cpio bomb?)`, { file: this.file, offset });
     }
   }
 }

@@ -162,17 +162,21 @@ export function memoryFs(tree: MemoryTree): KabiFs {
       lookup(path, true, 'access');
     },
     async open(path: string, flags?: unknown) {
-      if (flags !== undefined && flags !== 'r' && flags !== 0) throw fsError('EROFS', 'open', String(path));
+      // Only for reading: 'r', or numeric flags whose access mode is O_RDONLY (O_NONBLOCK and the like allowed).
+      if (!(flags === undefined || flags === 'r' || (typeof flags === 'number' && (flags & 3) === 0))) throw fsError('EROFS', 'open', String(path));
       const n = lookup(path, true, 'open');
       if (n.kind !== 'file') throw fsError('EISDIR', 'open', String(path));
       const data = n.data;
+      let cursor = 0;
       return {
         fd: -1,
-        stat: async () => statOf(n, false),
+        stat: async (o?: { bigint?: boolean }) => statOf(n, o?.bigint === true),
         readFile: async () => Buffer.from(data),
-        read: async (buf: Uint8Array, off: number, len: number, pos: number) => {
-          const part = data.subarray(pos, pos + len);
+        read: async (buf: Uint8Array, off: number, len: number, pos: number | null) => {
+          const from = pos ?? cursor;
+          const part = data.subarray(from, from + len);
           buf.set(part, off);
+          if (pos === null || pos === undefined) cursor += part.length;
           return { bytesRead: part.length, buffer: buf };
         },
         close: async () => {},

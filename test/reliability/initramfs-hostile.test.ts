@@ -8,12 +8,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addKernel, makeRoot } from '../../corpus/fixtures/system-root.js';
 import { cleanupTemps, tempDir } from '../initramfs/helpers.js';
-import { runBin } from './bin.js';
+import { expectBounded, runBin } from './hostile-helpers.js';
 
 afterAll(cleanupTemps);
-
-const TEN_SECONDS = 10_000;
-const HALF_GIB = 512 * 1024 * 1024;
 
 /**
  * A zstd frame holding one cpio archive with a single member "zero" of `size` NUL bytes,
@@ -41,13 +38,6 @@ export function zeroBombZstd(size: number): Uint8Array {
   return Buffer.concat(parts);
 }
 
-function expectBounded(r: ReturnType<typeof runBin>): void {
-  expect(r.signal, r.stderr).toBeNull();
-  expect(r.ms).toBeLessThan(TEN_SECONDS);
-  expect(r.maxRss).toBeLessThan(HALF_GIB);
-  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-}
-
 describe('kabi initramfs ls on what is not an image', () => {
   it('the zero bomb is a real zstd stream: zstd itself inflates it to the member it claims', () => {
     const head = execFileSync('sh', ['-c', 'zstd -dc | head -c 200000 | wc -c'], { input: zeroBombZstd(8 * 1024 * 1024) });
@@ -60,24 +50,24 @@ describe('kabi initramfs ls on what is not an image', () => {
     const file = join(tempDir(), 'bomb.img');
     writeFileSync(file, bomb);
     const r = runBin('kabi', ['initramfs', 'ls', file]);
-    expectBounded(r);
+    expectBounded(r, 'a 1.9 GiB zero file in a 63 KB cpio.zst');
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(file);
     expect(r.stderr).toMatch(/zstd.*exceed.*limit.*cpio bomb/);
   });
 
   it.each([
-    ['/dev/zero', () => '/dev/zero', /not a regular file \(a character device\)/],
+    ['/dev/zero', () => '/dev/zero', /refusing to read a character device as a boot image/],
     ['a FIFO nobody writes to', () => {
       const f = join(tempDir(), 'fifo.img');
       execFileSync('mkfifo', [f]);
       return f;
-    }, /not a regular file \(a FIFO\)/],
-    ['a directory', () => tempDir(), /not a regular file \(a directory\)/],
-  ])('%s: refused before a byte is read', (_what, make, message) => {
+    }, /refusing to read a FIFO as a boot image/],
+    ['a directory', () => tempDir(), /refusing to read a directory as a boot image/],
+  ])('%s: refused before a byte is read', (what, make, message) => {
     const file = make();
     const r = runBin('kabi', ['initramfs', 'ls', file]);
-    expectBounded(r);
+    expectBounded(r, `kabi initramfs ls on ${what}`);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(file);
     expect(r.stderr).toMatch(message);
@@ -89,7 +79,7 @@ describe('a kernel whose image is hostile', () => {
     ['a FIFO', (p: string) => execFileSync('mkfifo', [p])],
     ['/dev/zero itself (a character device node)', (p: string) => execFileSync('mknod', [p, 'c', '1', '5'])],
     ['a zero bomb', (p: string) => writeFileSync(p, zeroBombZstd(0x79999999))],
-  ])('%s: check and update stop with a typed error, write nothing and leave nothing', (_what, make) => {
+  ])('%s: check and update stop with a typed error, write nothing and leave nothing', (what, make) => {
     const fx = makeRoot('kabi-hostile-');
     addKernel(fx, { release: '6.1.0-90-amd64', modules: [{ path: 'kernel/lib/kabi_base', spec: {} }], initramfs: 'dracut' });
     const image = fx.path('/boot/initramfs-6.1.0-90-amd64.img');
@@ -98,7 +88,7 @@ describe('a kernel whose image is hostile', () => {
     const before = readdirSync(join(fx.root, 'boot')).sort();
     for (const args of [['check'], ['update']]) {
       const r = runBin('kabi', ['initramfs', ...args, '--root', fx.root, '6.1.0-90-amd64']);
-      expectBounded(r);
+      expectBounded(r, `kabi initramfs ${args[0]} with ${what} as the image`);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toContain(image);
     }
