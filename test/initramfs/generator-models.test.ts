@@ -68,6 +68,17 @@ describe('the shell evaluator', () => {
     expect(run(`for m in a b; do rec $m; done`).map((c) => [c.args[0], c.certain])).toEqual([['a', true], ['b', true]]);
     expect(run(`for m in /sys/class/x/*; do rec $m; done`).map((c) => [c.args[0], c.certain])).toEqual([['?$m', false]]);
   });
+
+  it('an argument computed at run time keeps the text every value of it starts with', () => {
+    const prefixes = (text: string) => {
+      const ev = new ShellEval({ record: new Set(['rec']) });
+      ev.set('list', { known: false, why: 'the running system' });
+      ev.run(text);
+      return ev.calls[0]!.args.map((a) => (a.known ? a.text : `?${a.prefix ?? ''}`));
+    };
+    expect(prefixes(`k=crypto; rec "$k-$(probe)" "\${list[@]/#/fs-}" "$(probe)" 'x'`)).toEqual(['?crypto-', '?fs-', '?', 'x']);
+    expect(prefixes(`rec nls_$(probe)*`)).toEqual(['?nls_']);
+  });
 });
 
 const hasDracut = existsSync('/usr/lib/dracut/modules.d/90kernel-modules/module-setup.sh');

@@ -243,7 +243,9 @@ export function installkernelRules(dirName: string, script: string, s: EvalSetti
   ev.set('DRACUT_ARCH', '');
   ev.set('no_kernel', '');
   // What dracut learns from the running system before the modules run.
-  for (const v of ['host_fs_types', 'host_devs', 'root_devs', 'swap_devs', 'mount_needs', 'fstab_lines', 'user_devs']) ev.set(v, { known: false, why: `${v} (the running system's devices)` });
+  // Set only while dracut checks the modules of --mount options, never while installing.
+  ev.set('mount_needs', '');
+  for (const v of ['host_fs_types', 'host_devs', 'root_devs', 'swap_devs', 'fstab_lines', 'user_devs']) ev.set(v, { known: false, why: `${v} (the running system's devices)` });
   ev.load(script);
   ev.callFunction('installkernel');
   const rules: Rule[] = [];
@@ -317,7 +319,7 @@ async function match(r: Rule, file: ModuleFile, installed: InstalledModules, hos
   } else {
     for (const a of r.args) {
       if (!a.known) {
-        if (reached === undefined && (r.anyModule || (await host.couldBeNamedByHost(file)))) {
+        if (reached === undefined && (r.anyModule || (await host.couldBeNamed(file, a.prefix)))) {
           reached = 'maybe';
           how = a.raw;
         }

@@ -164,7 +164,7 @@ async function matchSource(s: Source, file: ModuleFile, installed: InstalledModu
     certain ? { include: true, rule: `${s.origin} (${how})` } : { include: undefined, why: `${s.origin} (${how}) runs only if ${because.join(' and ')}` };
   switch (s.kind) {
     case 'name':
-      if (!s.arg.known) return (await host.couldBeNamedByHost(file)) ? { include: undefined, why: `${s.origin} adds modules named at run time (${s.arg.raw})` } : NO;
+      if (!s.arg.known) return (await host.couldBeNamed(file, s.arg.prefix)) ? { include: undefined, why: `${s.origin} adds modules named at run time (${s.arg.raw})` } : NO;
       return (await installed.reaches(s.arg.text, file)) ? certainly(`${s.arg.text}`, s.certain, s.because) : NO;
     case 'dir': {
       const prefix = s.dir.replace(/\/+$/, '') + '/';
@@ -174,7 +174,7 @@ async function matchSource(s: Source, file: ModuleFile, installed: InstalledModu
     case 'loaded':
       return globMatch(s.pattern, file.name) && (await host.has(file)) ? { include: true, rule: `${s.origin} (add_loaded_modules '${s.pattern}')` } : NO;
     case 'host':
-      return (await host.couldBeNamedByHost(file)) ? { include: undefined, why: `${s.origin} (${s.what}) adds modules the running system names` } : NO;
+      return (await host.couldBeNamed(file, undefined)) ? { include: undefined, why: `${s.origin} (${s.what}) adds modules the running system names` } : NO;
   }
 }
 

@@ -87,7 +87,7 @@ async function matchCall(s: Source, file: ModuleFile, ctx: ModelContext, host: H
   const unknownArg = args.find((a) => !a.known);
   if (call.command === 'add_module' || call.command === 'map') {
     for (const a of args) if (a.known && (await ctx.installed.reaches(a.text.replace(/\?$/, ''), file))) return maybe(origin, a.text, call);
-    if (unknownArg && (await host.couldBeNamedByHost(file))) return { include: undefined, why: `${origin} adds modules named at run time` };
+    if (unknownArg && (await host.couldBeNamed(file, unknownArg.known ? undefined : unknownArg.prefix))) return { include: undefined, why: `${origin} adds modules named at run time` };
     return NO;
   }
   // add_checked_modules / add_all_modules [-f FILTER] PATTERN...
@@ -105,7 +105,7 @@ async function matchCall(s: Source, file: ModuleFile, ctx: ModelContext, host: H
       if (re) patterns.push(re);
     }
   }
-  if (unknownArg) return (await host.couldBeNamedByHost(file)) ? { include: undefined, why: `${origin} adds modules matched at run time` } : NO;
+  if (unknownArg) return (await host.couldBeNamed(file, undefined)) ? { include: undefined, why: `${origin} adds modules matched at run time` } : NO;
   const hit = ctx.installed.filesNamed(file.name).find((f) => f.relPath !== undefined && f.relPath.startsWith('kernel/') && patterns.some((p) => p.test('/' + f.relPath)) && !filter?.test('/' + f.relPath));
   if (!hit) return NO;
   if (call.command === 'add_checked_modules' && s.checked && !(await host.has(file))) return NO;

@@ -91,14 +91,17 @@ export class HostModules {
   }
 
   /**
-   * Could a rule that installs modules the running system names (the driver of a disk, a
-   * watchdog, the cipher of a mapped device) pick this one? Only a loaded module, one bound
-   * to a device, or one reached through an alias of the kinds such rules ask for can be.
+   * Could an argument computed at run time name this module? When the code says what every
+   * value starts with (`crypto-$cipher`), only a module whose name or an alias starts so. Else
+   * such arguments are what the running system names (the driver of a disk, a watchdog, a
+   * loaded module): only a module it uses, loaded or bound to one of its devices.
    */
-  async couldBeNamedByHost(file: ModuleFile): Promise<boolean> {
-    if (await this.has(file)) return true;
-    const facts = await this.installed.factsOf(file);
-    return facts.aliases.some((a) => /^(crypto|fs|net-pf|char-major|block-major|devname|nls|binfmt|tcp|iptable|ip6table|nf|netdev|rtnl)-/.test(a));
+  async couldBeNamed(file: ModuleFile, prefix: string | undefined): Promise<boolean> {
+    if (prefix) {
+      const p = normalizeAlias(prefix);
+      return file.name.startsWith(p) || (await this.installed.factsOf(file)).aliases.some((a) => normalizeAlias(a).startsWith(p));
+    }
+    return this.has(file);
   }
 }
 

@@ -11,7 +11,8 @@ import { literal, parseShell, tokenize, type AndOr, type Command, type List, typ
 /** A value as far as the text tells it. */
 export type Value = { readonly known: true; readonly text: string; readonly items?: readonly string[] } | { readonly known: false; readonly why: string };
 
-export type Arg = { readonly known: true; readonly text: string } | { readonly known: false; readonly raw: string };
+/** An argument; one computed at run time keeps the text every value of it starts with, when the code says. */
+export type Arg = { readonly known: true; readonly text: string } | { readonly known: false; readonly raw: string; readonly prefix?: string };
 
 /** true: certainly; false: certainly not; undefined: cannot be told from files. */
 export type Tri = boolean | undefined;
@@ -424,7 +425,8 @@ export class ShellEval {
         parts.push({ text: v.text, split: !p.quoted });
       }
       if (unknown) {
-        out.push({ known: false, raw: w.raw });
+        const prefix = this.knownPrefix(w);
+        out.push(prefix ? { known: false, raw: w.raw, prefix } : { known: false, raw: w.raw });
         continue;
       }
       if (arrayItems !== undefined) {
@@ -452,6 +454,29 @@ export class ShellEval {
       for (const f of fields) out.push({ known: true, text: f });
     }
     return out;
+  }
+
+  /**
+   * The text every value of a word computed at run time starts with: its leading literal and
+   * known parts, or what a ${list[@]/#/PREFIX} expansion puts before each item.
+   */
+  private knownPrefix(w: Word): string {
+    let prefix = '';
+    for (const p of w.pieces) {
+      if (p.kind === 'lit') {
+        if (!p.quoted && /[*?[]/.test(p.text)) return prefix + p.text.slice(0, p.text.search(/[*?[]/));
+        prefix += p.text;
+        continue;
+      }
+      const v = p.kind === 'param' ? this.param(p.expr) : this.substitution(p.text);
+      if (v.known) {
+        prefix += v.text;
+        continue;
+      }
+      const m = p.kind === 'param' ? /^[A-Za-z_]\w*(?:\[[@*]\])?\/#\/(.*)$/s.exec(p.expr) : null;
+      return m && prefix === '' ? m[1]! : prefix;
+    }
+    return prefix;
   }
 
   /** One word's value, without field splitting. */
