@@ -2,6 +2,7 @@
 // machine's dracut (its modules.d) and initramfs-tools (its hook-functions) copied into
 // fixture roots, asked about fixture modules placed where each rule does (or does not) reach.
 
+import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
@@ -119,6 +120,20 @@ describe.runIf(hasDracut)("dracut, with this machine's dracut modules", () => {
     // system's devices (record_block_dev_drv, the watchdog, drm) may take it, which only a
     // run can tell.
     expect(v).toMatchObject({ kblk: false, plainblk: false, named: true, bound: undefined, hidthing: true, myfs: false, omitme: false });
+  });
+
+  it('a module named at run time with a known prefix (crypto-$cipher) is undecided only if its name or an alias starts so; one without a prefix only if the running system uses it', async () => {
+    const { fx } = dracutRoot('');
+    fx.write('/lib/modules/' + K + '/extra/mycipher.ko', externalModule(K, { name: 'mycipher', intree: true, modinfo: [['alias', 'crypto-mycipher']] }));
+    fx.write('/lib/modules/' + K + '/extra/plainer.ko', externalModule(K, { name: 'plainer', intree: true }));
+    fx.write('/usr/lib/dracut/modules.d/90kabicrypt/module-setup.sh', 'installkernel() {\n    instmods "crypto-$(cipher_of_root)" $(other_probe)\n}\n');
+    execFileSync('depmod', ['-b', fx.root, K]);
+    const host = fixedHostView({ loaded: ['used'] });
+    fx.write('/lib/modules/' + K + '/extra/used.ko', externalModule(K, { name: 'used', intree: true }));
+    fx.write('/lib/modules/' + K + '/extra/otherfs.ko', externalModule(K, { name: 'otherfs', intree: true, modinfo: [['alias', 'fs-otherfs']] }));
+    execFileSync('depmod', ['-b', fx.root, K]);
+    const v = await verdicts(fx, load(fx, ['kernel-modules', 'kabicrypt'], host), ['mycipher', 'plainer', 'otherfs', 'used', 'named']);
+    expect(v).toEqual({ mycipher: undefined, plainer: false, otherfs: false, used: undefined, named: false });
   });
 
   it('drivers="…" replaces the generic selection; a value computed at run time leaves every module undecided', async () => {
