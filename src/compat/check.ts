@@ -3,6 +3,9 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
+import { KernelPackages } from '../package/kernel-packages.js';
+import type { PackageLimits } from '../package/limits.js';
+import { isPackageFile, readPackagedModules } from '../package/module-packages.js';
 import { mapPool } from '../util/pool.js';
 import { checkAgainstKernel } from './engine.js';
 import { withInTreeProviders } from './in-tree-providers.js';
@@ -21,6 +24,13 @@ export interface CheckModulesOptions {
   cascade?: boolean;
   /** Base for relative module paths. */
   cwd?: string;
+  /**
+   * Kernel packages (.deb, .rpm) to judge against as if they were installed under the root,
+   * read without unpacking anything; the kernels default to the ones they hold.
+   */
+  kernelPackages?: readonly string[];
+  /** Budgets for reading packages (kernel packages, and module packages given as modules). */
+  packageLimits?: Partial<PackageLimits>;
 }
 
 export interface CheckResult {
@@ -32,6 +42,7 @@ export interface CheckResult {
 
 /** Read the candidate modules, model each kernel once, and judge every (module, kernel) pair. */
 export async function checkModules(modulePaths: readonly string[], opts: CheckModulesOptions = {}): Promise<CheckResult> {
+  if (opts.kernelPackages && opts.kernelPackages.length > 0) return checkAgainstPackages(modulePaths, opts, opts.kernelPackages);
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const cache = new ModuleCache(fs);
@@ -44,7 +55,14 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
       return found;
     });
   }
-  const candidates: Candidate[] = await mapPool(modulePaths, 16, async (p) => ({ path: p, module: await cache.read(resolve(opts.cwd ?? process.cwd(), p)) }));
+  const candidates: Candidate[] = (
+    await mapPool(modulePaths, 16, async (p): Promise<Candidate[]> => {
+      const host = resolve(opts.cwd ?? process.cwd(), p);
+      // A module package stands for the modules it would install.
+      if (await isPackageFile(fs, host)) return readPackagedModules(fs, host, p, opts.packageLimits);
+      return [{ path: p, module: await cache.read(host) }];
+    })
+  ).flat();
   const verdicts: Verdict[] = [];
   const notes = new Map<string, readonly string[]>();
   for (const k of kernels) {
@@ -58,4 +76,22 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }
   return { verdicts, kernels, notes };
+}
+
+/** The kernels of some packages, judged as installed under the root (see KernelPackages.view). */
+async function checkAgainstPackages(modulePaths: readonly string[], opts: CheckModulesOptions, files: readonly string[]): Promise<CheckResult> {
+  const root = opts.root ?? '/';
+  const base = opts.fs ?? nodeFs;
+  const cwd = opts.cwd ?? process.cwd();
+  const pkgs = await KernelPackages.open(
+    files.map((f) => resolve(cwd, f)),
+    { fs: base, ...(opts.packageLimits ? { limits: opts.packageLimits } : {}) },
+  );
+  try {
+    if (pkgs.kernels.length === 0) throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${files.join(', ')})`);
+    const kernels = opts.kernels && opts.kernels.length > 0 ? opts.kernels : pkgs.kernels;
+    return await checkModules(modulePaths, { ...opts, kernelPackages: undefined, fs: await pkgs.view(base, root), kernels });
+  } finally {
+    await pkgs.close();
+  }
 }
