@@ -31,6 +31,19 @@ export interface CheckModulesOptions {
   kernelPackages?: readonly string[];
   /** Budgets for reading packages (kernel packages, and module packages given as modules). */
   packageLimits?: Partial<PackageLimits>;
+  /**
+   * Judge only shard `index` (1-based) of `count`: a contiguous run of the kernels in release
+   * order, so the shards' verdicts, concatenated in shard order, are one whole run's.
+   */
+  shard?: { readonly index: number; readonly count: number };
+}
+
+/** The contiguous part of `items` that shard `index` of `count` takes. */
+export function shardSlice<T>(items: readonly T[], shard: { readonly index: number; readonly count: number }): T[] {
+  if (!Number.isInteger(shard.count) || shard.count < 1 || !Number.isInteger(shard.index) || shard.index < 1 || shard.index > shard.count) {
+    throw new KabiError('USAGE', `shard must be I/N with 1 <= I <= N, got ${shard.index}/${shard.count}`);
+  }
+  return items.slice(Math.floor(((shard.index - 1) * items.length) / shard.count), Math.floor((shard.index * items.length) / shard.count));
 }
 
 export interface CheckResult {
@@ -55,6 +68,7 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
       return found;
     });
   }
+  if (opts.shard) kernels = shardSlice(kernels, opts.shard);
   const candidates: Candidate[] = (
     await mapPool(modulePaths, 16, async (p): Promise<Candidate[]> => {
       const host = resolve(opts.cwd ?? process.cwd(), p);
@@ -83,14 +97,24 @@ async function checkAgainstPackages(modulePaths: readonly string[], opts: CheckM
   const root = opts.root ?? '/';
   const base = opts.fs ?? nodeFs;
   const cwd = opts.cwd ?? process.cwd();
+  const shard = opts.shard;
+  if (shard && opts.kernels && opts.kernels.length > 0) throw new KabiError('USAGE', 'a shard takes its kernels from the packages: --kernel cannot be combined with --shard');
   const pkgs = await KernelPackages.open(
     files.map((f) => resolve(cwd, f)),
-    { fs: base, ...(opts.packageLimits ? { limits: opts.packageLimits } : {}) },
+    {
+      fs: base,
+      ...(opts.packageLimits ? { limits: opts.packageLimits } : {}),
+      ...(shard ? { select: (ks: readonly string[]) => shardSlice(ks, shard), requireFileLists: true } : {}),
+    },
   );
   try {
-    if (pkgs.kernels.length === 0) throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${files.join(', ')})`);
+    if (pkgs.kernels.length === 0) {
+      // A shard may get no kernel when there are more shards than kernels.
+      if (shard) return { verdicts: [], kernels: [], notes: new Map() };
+      throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${files.join(', ')})`);
+    }
     const kernels = opts.kernels && opts.kernels.length > 0 ? opts.kernels : pkgs.kernels;
-    return await checkModules(modulePaths, { ...opts, kernelPackages: undefined, fs: await pkgs.view(base, root), kernels });
+    return await checkModules(modulePaths, { ...opts, kernelPackages: undefined, shard: undefined, fs: await pkgs.view(base, root), kernels });
   } finally {
     await pkgs.close();
   }

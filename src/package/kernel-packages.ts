@@ -53,6 +53,25 @@ export interface KernelPackageOptions {
   limits?: Partial<PackageLimits>;
   /** Called as each package is read. */
   onProgress?: (label: string, done: number, total: number) => void;
+  /**
+   * Pick the kernels to read, from those the packages' file lists name (oldest first); the
+   * packages that hold none of them are not decompressed. A package without a file list is
+   * read whatever is picked.
+   */
+  select?: (kernels: readonly string[]) => readonly string[];
+  /** Refuse a kernel-related package that does not list its files (a shard must know its kernels without reading them). */
+  requireFileLists?: boolean;
+}
+
+/** Kernel releases a package's file list names (undefined when the package has no list). */
+export function listedKernels(meta: PackageMeta): Set<string> | undefined {
+  if (meta.listedFiles === undefined) return undefined;
+  const out = new Set<string>();
+  for (const f of meta.listedFiles) {
+    const k = kernelReleaseOf(f);
+    if (k !== undefined) out.add(k);
+  }
+  return out;
 }
 
 export class KernelPackages {
@@ -71,7 +90,22 @@ export class KernelPackages {
     const all: PackageArchive[] = [];
     try {
       for (const f of files) all.push(await PackageArchive.open(f, { ...(opts.fs ? { fs: opts.fs } : {}), ...(opts.limits ? { limits: opts.limits } : {}) }));
-      const used = all.filter((a) => a.meta.listedFiles === undefined || a.meta.listedFiles.some(isKernelFile));
+      let used = all.filter((a) => a.meta.listedFiles === undefined || a.meta.listedFiles.some(isKernelFile));
+      const unlisted = used.find((a) => a.meta.listedFiles === undefined);
+      if (opts.requireFileLists && unlisted) {
+        throw new KabiError('PACKAGE_FORMAT', 'the package does not list its files (no md5sums), so its kernel is not known before it is read; it cannot be given to a shard', { file: unlisted.meta.file });
+      }
+      let picked: Set<string> | undefined;
+      if (opts.select) {
+        const named = new Set<string>();
+        for (const a of used) for (const k of listedKernels(a.meta) ?? []) named.add(k);
+        const chosen = (picked = new Set(opts.select([...named].sort(rpmvercmp))));
+        // Packages of no kernel at all (a depmod.d snippet) still shape every kernel's tree.
+        used = used.filter((a) => {
+          const ks = listedKernels(a.meta);
+          return ks === undefined || ks.size === 0 || [...ks].some((k) => chosen.has(k));
+        });
+      }
       let done = 0;
       for (const a of used) {
         opts.onProgress?.(`reading ${posix.basename(a.meta.file)}`, done++, used.length);
@@ -88,7 +122,7 @@ export class KernelPackages {
         for (const k of mine) sources.set(k, [...(sources.get(k) ?? []), a.meta.file]);
       }
       for (const a of all) if (!used.includes(a)) await a.close();
-      const kernels = [...sources.keys()].sort(rpmvercmp);
+      const kernels = [...sources.keys()].filter((k) => picked === undefined || picked.has(k)).sort(rpmvercmp);
       return new KernelPackages(
         all.map((a) => a.meta),
         used,
