@@ -89,7 +89,8 @@ export class PackageArchive {
       if (head[0] === 0xed && head[1] === 0xab && head[2] === 0xee && head[3] === 0xdb) {
         const r = await readRpm(src, limits);
         const payloadHead = await src.read(r.payloadOffset, Math.min(8, src.size - r.payloadOffset), 'RPM payload');
-        const compression = sniffCompression(payloadHead) ?? (r.compressor === 'none' || r.compressor === '' ? 'none' : undefined);
+        // rpm leaves the compressor tag at its default when the payload is stored uncompressed: the bytes say.
+        const compression = sniffCompression(payloadHead) ?? (new TextDecoder('latin1').decode(payloadHead.subarray(0, 5)) === '07070' ? 'none' : undefined);
         if (compression === undefined) throw new KabiError('PACKAGE_FORMAT', `RPM payload compressor "${r.compressor}" is not supported or does not match the payload`, { file, offset: r.payloadOffset });
         return new PackageArchive(
           { file, format: 'rpm', name: r.name, version: r.version, arch: r.arch, listedFiles: r.payloadPaths },
@@ -143,15 +144,18 @@ export class PackageArchive {
 
   /** Contents of a regular file of the payload. */
   readFile(path: string): Promise<Uint8Array> {
-    const e = this.byPath.get(path);
+    let e = this.byPath.get(path);
+    // A hard link reads as the file it links to.
+    if (e?.type === 'hardlink') e = this.byPath.get(e.linkTarget!);
     if (!e || e.type !== 'file') return Promise.reject(new KabiError('IO', `no regular file ${path} in the package`, { file: this.meta.file }));
-    const kept = this.retained.get(path);
+    const kept = this.retained.get(e.path);
     if (kept) return Promise.resolve(kept);
     if (e.size === 0) return Promise.resolve(new Uint8Array(0));
+    const entry = e;
     return new Promise((resolve, reject) => {
-      const p = this.pending.get(path);
+      const p = this.pending.get(entry.path);
       if (p) p.waiters.push({ resolve, reject });
-      else this.pending.set(path, { entry: e, waiters: [{ resolve, reject }] });
+      else this.pending.set(entry.path, { entry, waiters: [{ resolve, reject }] });
       this.scheduleFlush();
     });
   }
@@ -193,7 +197,7 @@ export class PackageArchive {
       const want = new Set(batch.keys());
       await this.pass(
         {
-          entry: (e) => (e.type === 'file' && want.has(e.path) && this.byPath.get(e.path) === e ? collector(e, (b) => got.set(e.path, b)) : undefined),
+          entry: (e) => (e.type === 'file' && want.has(e.path) && this.byPath.get(e.path)?.dataOffset === e.dataOffset ? collector(e, (b) => got.set(e.path, b)) : undefined),
         },
         () => got.size === want.size,
       );
