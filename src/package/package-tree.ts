@@ -54,16 +54,20 @@ export class PackageTree {
     for (const a of archives) {
       for (const e of a.list()) {
         if (e.path === '/') continue;
+        if (e.type === 'dir') {
+          // A directory the system has as a symlink to a directory is installed through, never replaced.
+          const at = await canonDir(e.path);
+          if (at === '/') continue;
+          const parent = t.ensureDir(posix.dirname(at));
+          const old = parent.children!.get(posix.basename(at));
+          parent.children!.set(posix.basename(at), old?.kind === 'dir' ? { ...old, mode: S_IFDIR | (e.mode & 0o7777), mtime: e.mtime, owner: a } : t.dirNode(e.mode, e.mtime, a));
+          continue;
+        }
         const dir = await canonDir(posix.dirname(e.path));
         const name = posix.basename(e.path);
         const parent = t.ensureDir(dir);
-        const old = parent.children!.get(name);
         let node: TreeNode;
         switch (e.type) {
-          case 'dir':
-            // A directory listed again keeps what is already inside it.
-            node = old?.kind === 'dir' ? { ...old, mode: e.mode, mtime: e.mtime, owner: a } : t.dirNode(e.mode, e.mtime, a);
-            break;
           case 'file':
             node = { kind: 'file', mode: e.mode, size: e.size, mtime: e.mtime, ino: t.nextIno++, source: { archive: a, path: e.path }, owner: a };
             break;
