@@ -119,10 +119,14 @@ export interface RpmOptions {
 
 /** An RPM of `items`, built by rpmbuild from a prepared buildroot. */
 export function buildRpm(dir: string, items: readonly TreeItem[], opts: RpmOptions = {}): string {
-  const top = tempDir('kabi-rpmtop-');
-  const src = join(top, 'tree');
-  mkdirSync(src);
+  const src = tempDir('kabi-rpmsrc-');
   writeTree(src, items);
+  return buildRpmFromTree(dir, src, opts);
+}
+
+/** An RPM of every file under `src` (as installed under /), built by rpmbuild. */
+export function buildRpmFromTree(dir: string, src: string, opts: RpmOptions = {}): string {
+  const top = tempDir('kabi-rpmtop-');
   for (const g of opts.ghosts ?? []) mkdirSync(dirname(join(src, g)), { recursive: true });
   const name = opts.name ?? 'kabi-test';
   const files = listForSpec(src);
