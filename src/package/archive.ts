@@ -56,7 +56,8 @@ const BLOCK_CACHE = 4;
 export class PackageArchive {
   private entries: PayloadEntry[] | undefined;
   private byPath = new Map<string, PayloadEntry>();
-  private readonly retained = new Map<string, Uint8Array>();
+  /** Kept contents: the decoder's own output chunks (views into them), joined when first read. */
+  private readonly retained = new Map<string, Uint8Array | Uint8Array[]>();
   private retainedBytes = 0;
   private blocks: XzBlock[] | undefined | null = null;
   private readonly blockCache = new Map<number, Promise<Uint8Array>>();
@@ -131,7 +132,9 @@ export class PackageArchive {
         this.byPath.set(e.path, e);
         if (e.type !== 'file' || !retain(e) || this.retainedBytes + e.size > this.limits.retainBytes) return undefined;
         this.retainedBytes += e.size;
-        return collector(e, (b) => this.retained.set(e.path, b));
+        const parts: Uint8Array[] = [];
+        this.retained.set(e.path, parts);
+        return (chunk) => void parts.push(chunk);
       },
     });
     this.entries = entries;
@@ -149,7 +152,14 @@ export class PackageArchive {
     if (e?.type === 'hardlink') e = this.byPath.get(e.linkTarget!);
     if (!e || e.type !== 'file') return Promise.reject(new KabiError('IO', `no regular file ${path} in the package`, { file: this.meta.file }));
     const kept = this.retained.get(e.path);
-    if (kept) return Promise.resolve(kept);
+    if (kept) {
+      if (Array.isArray(kept)) {
+        const joined = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+        this.retained.set(e.path, joined);
+        return Promise.resolve(joined);
+      }
+      return Promise.resolve(kept);
+    }
     if (e.size === 0) return Promise.resolve(new Uint8Array(0));
     const entry = e;
     return new Promise((resolve, reject) => {
@@ -255,7 +265,7 @@ export class PackageArchive {
     const deadline = new Deadline(this.limits.timeoutMs, this.meta.file);
     const where: PayloadWhere = { file: this.meta.file, label: pl.label, base: pl.offset };
     const parser = pl.headerFiles ? new CpioReader(visitor, where, this.limits, pl.headerFiles) : new TarReader(visitor, where, this.limits);
-    const stream = decodeStream(pl.compression, this.src.chunks(pl.offset, pl.length), {
+    const stream = decodeStream(pl.compression, { source: this.src, start: pl.offset, length: pl.length }, {
       limit: this.limits.maxPayloadBytes,
       deadline,
       file: this.meta.file,

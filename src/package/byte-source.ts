@@ -39,25 +39,33 @@ export class ByteSource {
     if (offset + length > this.size) {
       throw new KabiError('PACKAGE_FORMAT', `truncated ${what}: needs ${length} bytes, the file ends ${Math.max(0, this.size - offset)} bytes later`, { file: this.file, offset });
     }
-    const buf = Buffer.allocUnsafe(length);
+    return this.readInto(Buffer.allocUnsafe(length), offset);
+  }
+
+  /**
+   * The bytes of [start, start+length) as a stream of chunks. With `reuse`, two buffers take
+   * turns: a chunk is overwritten two chunks later, so the consumer must be done with it by
+   * then (a payload of hundreds of megabytes then costs the garbage collector nothing).
+   */
+  async *chunks(start: number, length: number, reuse = false): AsyncGenerator<Uint8Array> {
+    let at = start;
+    const end = start + length;
+    const ring = reuse ? [Buffer.allocUnsafe(Math.min(CHUNK, length)), Buffer.allocUnsafe(Math.min(CHUNK, length))] : undefined;
+    for (let i = 0; at < end; i++) {
+      const n = Math.min(CHUNK, end - at);
+      yield ring ? await this.readInto(ring[i % 2]!.subarray(0, n), at) : await this.read(at, n, 'payload');
+      at += n;
+    }
+  }
+
+  private async readInto(buf: Buffer, offset: number): Promise<Buffer> {
     let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.handle.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new KabiError('PACKAGE_FORMAT', `truncated ${what}: the file changed while it was read`, { file: this.file, offset: offset + done });
+    while (done < buf.length) {
+      const { bytesRead } = await this.handle.read(buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) throw new KabiError('PACKAGE_FORMAT', 'truncated payload: the file changed while it was read', { file: this.file, offset: offset + done });
       done += bytesRead;
     }
     return buf;
-  }
-
-  /** The bytes of [start, start+length) as a stream of chunks. */
-  async *chunks(start: number, length: number): AsyncGenerator<Uint8Array> {
-    let at = start;
-    const end = start + length;
-    while (at < end) {
-      const n = Math.min(CHUNK, end - at);
-      yield await this.read(at, n, 'payload');
-      at += n;
-    }
   }
 
   close(): Promise<void> {

@@ -83,7 +83,7 @@ async function readControlFiles(src: ByteSource, m: ArMember, limits: PackageLim
     limits,
   );
   const compression = await memberCompression(src, m);
-  for await (const chunk of decodeStream(compression, src.chunks(m.offset, m.size), { limit: limits.maxMetadataBytes, deadline, file: src.file, label, offset: m.offset })) tar.push(chunk);
+  for await (const chunk of decodeStream(compression, { source: src, start: m.offset, length: m.size }, { limit: limits.maxMetadataBytes, deadline, file: src.file, label, offset: m.offset })) tar.push(chunk);
   tar.end();
   return out;
 }

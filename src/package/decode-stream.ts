@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { findTool } from '../../native-bindings/cli.js';
 import { xzDecompress, zstdNapi } from '../../native-bindings/native.js';
 import { KabiError } from '../errors.js';
+import type { ByteSource } from './byte-source.js';
 import type { Deadline } from './limits.js';
 
 /*
- * Streaming decompression of a package payload. The one-shot codecs of native-bindings take a
+ * Streaming decompression of a package payload. Every chunk yielded is the caller's to keep
+ * (no decoder reuses one), so contents can be kept as views into them without a copy. The one-shot codecs of native-bindings take a
  * whole buffer, which for a kernel package means holding 100-400 MB twice; here output comes
  * out as the input goes in, and is counted against the payload limit as it appears.
  *
@@ -45,7 +46,10 @@ function inProcessOnly(): boolean {
   return process.env['KABI_PACKAGE_DECODER'] === 'js';
 }
 
-export async function* decodeStream(format: PayloadCompression, input: AsyncIterable<Uint8Array>, opts: DecodeOptions): AsyncGenerator<Uint8Array> {
+/** Compressed bytes: a range of a package file, or chunks from elsewhere. */
+export type DecodeInput = { readonly source: ByteSource; readonly start: number; readonly length: number } | AsyncIterable<Uint8Array>;
+
+export async function* decodeStream(format: PayloadCompression, input: DecodeInput, opts: DecodeOptions): AsyncGenerator<Uint8Array> {
   let total = 0;
   const inner = decoder(format, input, opts);
   for await (const chunk of inner) {
@@ -58,21 +62,23 @@ export async function* decodeStream(format: PayloadCompression, input: AsyncIter
   }
 }
 
-function decoder(format: PayloadCompression, input: AsyncIterable<Uint8Array>, opts: DecodeOptions): AsyncIterable<Uint8Array> {
+function decoder(format: PayloadCompression, from: DecodeInput, opts: DecodeOptions): AsyncIterable<Uint8Array> {
+  // In-process decoders may hold on to input chunks: they get chunks of their own.
+  const input = 'source' in from ? from.source.chunks(from.start, from.length) : from;
   switch (format) {
     case 'none':
       return input;
     case 'gzip':
       return nodeStream(input, zlib.createGunzip({ chunkSize: 256 * 1024 }), opts);
     case 'xz':
-      if (!inProcessOnly() && findTool('xz')) return program('xz', ['-dc', '-T0', '-q'], input, opts);
+      if (!inProcessOnly() && findTool('xz')) return program('xz', ['-dc', '-T0', '-q'], from, opts);
       return wasmXz(input, opts);
     case 'zstd':
       return zstd(input, opts);
     case 'bzip2':
-      return program('bzip2', ['-dc'], input, opts);
+      return program('bzip2', ['-dc'], from, opts);
     case 'lzma':
-      return program('xz', ['--format=lzma', '-dc', '-q'], input, opts);
+      return program('xz', ['--format=lzma', '-dc', '-q'], from, opts);
   }
 }
 
@@ -99,7 +105,7 @@ async function* nodeStream(input: AsyncIterable<Uint8Array>, t: zlib.Gunzip, opt
  * Pipe the input through a decompressing program. The program is killed when the reader stops
  * early, fails, or the deadline passes; its own stderr is the best description of bad data.
  */
-async function* program(tool: string, args: string[], input: AsyncIterable<Uint8Array>, opts: DecodeOptions): AsyncGenerator<Uint8Array> {
+async function* program(tool: string, args: string[], from: DecodeInput, opts: DecodeOptions): AsyncGenerator<Uint8Array> {
   if (!findTool(tool)) throw new KabiError('UNSUPPORTED_COMPRESSION', `${opts.label} needs the '${tool}' program to decompress, which is not installed`, { file: opts.file, offset: opts.offset });
   const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   let stderr = '';
@@ -116,12 +122,18 @@ async function* program(tool: string, args: string[], input: AsyncIterable<Uint8
   }, opts.deadline.remainingMs);
   // A program that stops reading (bad data, killed) makes the writes fail with EPIPE; its exit status says why.
   child.stdin.on('error', () => undefined);
+  // A range of the package is read into two buffers in turn: each is written out before it is reused.
+  const input = 'source' in from ? from.source.chunks(from.start, from.length, true) : from;
   const feeding = (async () => {
+    let previous: Promise<unknown> = Promise.resolve();
     try {
       for await (const c of input) {
-        if (!child.stdin.write(c)) await Promise.race([once(child.stdin, 'drain'), exited]);
+        const written = new Promise<void>((resolve) => child.stdin.write(c, () => resolve()));
+        await Promise.race([previous, exited]);
+        previous = written;
         if (child.exitCode !== null || child.signalCode !== null) break;
       }
+      await Promise.race([previous, exited]);
     } finally {
       child.stdin.end();
     }
@@ -162,7 +174,8 @@ async function* wasmXz(input: AsyncIterable<Uint8Array>, opts: DecodeOptions): A
         throw corrupt(opts, (e as Error).message ?? String(e), e);
       }
       if (r.done) break;
-      yield r.value;
+      // Copied: the WASM decoder's chunks may be views into its own memory.
+      yield r.value.slice();
     }
     done = true;
   } finally {
@@ -207,7 +220,7 @@ async function* fzstdStream(input: AsyncIterable<Uint8Array>, opts: DecodeOption
   const { Decompress } = await import('fzstd');
   const queue: Uint8Array[] = [];
   const d = new Decompress((chunk) => {
-    if (chunk.length > 0) queue.push(chunk);
+    if (chunk.length > 0) queue.push(chunk.slice());
   });
   let prev: Uint8Array | undefined;
   const push = (c: Uint8Array, final: boolean) => {

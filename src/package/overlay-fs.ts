@@ -114,18 +114,35 @@ export function packageOverlayFs(base: KabiFs, root: string, tree: PackageTree, 
     return false;
   };
 
+  /**
+   * Directories of the package tree the root does not have: nothing below them is in the root
+   * either, so a module tree of thousands of files costs one lookup in the root per directory.
+   */
+  const absentFromBase = new Set<string>();
+  const knownAbsent = (sys: string): boolean => {
+    for (let d = sys; ; d = posix.dirname(d)) {
+      if (absentFromBase.has(d)) return true;
+      if (d === '/') return false;
+    }
+  };
+  /** The root's own entry at a canonical system path, or undefined. */
+  const baseLstat = async (sys: string): Promise<Stats | undefined> => {
+    if (knownAbsent(sys)) return undefined;
+    try {
+      return (await base.lstat(hostPath(rootN, sys))) as Stats;
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      if (tree.get(sys)?.kind === 'dir') absentFromBase.add(sys);
+      return undefined;
+    }
+  };
+
   /** The entry at a canonical system path (no symlinks in its directories), without following it. */
   const lstatAt = async (sys: string): Promise<Found | undefined> => {
     const node = tree.get(sys);
     if (node) return { layer: 'pkg', node, sys };
     if (baseHidden(sys)) return undefined;
-    try {
-      await base.lstat(hostPath(rootN, sys));
-      return { layer: 'base', sys };
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    return (await baseLstat(sys)) ? { layer: 'base', sys } : undefined;
   };
 
   const isLink = async (f: Found): Promise<boolean> => (f.layer === 'pkg' ? f.node.kind === 'symlink' : (await base.lstat(hostPath(rootN, f.sys))).isSymbolicLink());
@@ -205,8 +222,8 @@ export function packageOverlayFs(base: KabiFs, root: string, tree: PackageTree, 
       }
     }
     try {
-      const st = await base.lstat(hostPath(rootN, f.sys));
-      if (st.isDirectory()) {
+      const st = await baseLstat(f.sys);
+      if (st?.isDirectory()) {
         const d = await base.opendir(hostPath(rootN, f.sys));
         for await (const de of d) {
           if (seen.has(de.name) || baseHidden(posix.join(f.sys, de.name))) continue;
