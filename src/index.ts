@@ -36,10 +36,13 @@ export { loadDepmodConfig, parseDepmodConfig, type DepmodConfig } from './depmod
 export { updateDepmod, runDepmod } from './depmod/index.js';
 
 // Verdicts
-export { checkModules, type CheckModulesOptions, type CheckResult } from './compat/check.js';
+export { checkModules, shardSlice, type CheckModulesOptions, type CheckResult } from './compat/check.js';
 export { checkAgainstKernel, type CheckOptions } from './compat/engine.js';
 export { loadKernelModel, ModuleCache, type LoadedKernelModel } from './compat/kernel-model.js';
 export type { Verdict, Reason, ReasonKind, Semantics, MissingCrcPolicy, KernelModel, Candidate } from './compat/types.js';
+
+// Packages not installed yet
+export { PackageArchive, KernelPackages, readPackagedModules, DEFAULT_PACKAGE_LIMITS, type PackageMeta, type PackageLimits, type PayloadEntry } from './package/index.js';
 
 // Linker
 export { planAddModules, planRemoveModules, planAddKernel, planRemoveKernel, type PlanOptions } from './linker/plan.js';

@@ -1,4 +1,5 @@
-import type { Dirent, Stats } from 'node:fs';
+import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
 import { isNotFound } from '../fs.js';
@@ -98,6 +99,50 @@ function dirent(name: string, parentPath: string, kind: 'dir' | 'file' | 'symlin
     isFIFO: () => false,
     isSocket: () => false,
   } as unknown as Dirent;
+}
+
+const WRITE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_APPEND;
+
+function readOnlyFlags(flags: unknown): boolean {
+  if (flags === undefined || flags === null) return true;
+  if (typeof flags === 'number') return (flags & WRITE_FLAGS) === 0;
+  return flags === 'r' || flags === 'rs' || flags === 'sr';
+}
+
+/**
+ * An open package file, for the FileHandle calls readers make: stat, sequential or positioned
+ * reads, close. The contents are fetched from the archive on the first read.
+ */
+function packageHandle(node: TreeNode, path: string): FileHandle {
+  let bytes: Uint8Array | undefined;
+  let at = 0;
+  const contents = async (): Promise<Uint8Array> => {
+    if (node.kind === 'dir') throw fsError('EISDIR', 'read', path);
+    if (node.kind !== 'file') throw fsError('EINVAL', 'read', path);
+    return (bytes ??= await node.source!.archive.readFile(node.source!.path));
+  };
+  const h = {
+    fd: -1,
+    async stat(o?: { bigint?: boolean }) {
+      return stats(node, o?.bigint === true);
+    },
+    async read(buffer: Uint8Array, offset = 0, length = buffer.length - offset, position: number | null = null) {
+      const b = await contents();
+      const from = position === null || position === undefined ? at : position;
+      const n = Math.max(0, Math.min(length, b.length - from));
+      buffer.set(b.subarray(from, from + n), offset);
+      if (position === null || position === undefined) at += n;
+      return { bytesRead: n, buffer };
+    },
+    async readFile(o?: unknown) {
+      const b = await contents();
+      const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+      const enc = (typeof o === 'string' ? o : (o as { encoding?: BufferEncoding } | undefined)?.encoding) as BufferEncoding | undefined;
+      return enc ? buf.toString(enc) : buf;
+    },
+    async close() {},
+  };
+  return h as unknown as FileHandle;
 }
 
 export function packageOverlayFs(base: KabiFs, root: string, tree: PackageTree, opts: OverlayOptions = {}): KabiFs {
@@ -324,12 +369,12 @@ export function packageOverlayFs(base: KabiFs, root: string, tree: PackageTree, 
     },
     async open(p: unknown, flags?: unknown, mode?: unknown) {
       const path = String(p);
-      const f = inRoot(path) === undefined ? undefined : await resolve(inRoot(path)!, true, 'open', path);
-      if (f === undefined || f.layer === 'base') {
-        if (flags !== undefined && flags !== 'r') throw fsError('EROFS', 'open', path);
-        return base.open(f ? hostPath(rootN, f.sys) : path, 'r', mode as never);
-      }
-      throw fsError('EROFS', 'open', path);
+      if (!readOnlyFlags(flags)) throw fsError('EROFS', 'open', path);
+      const sys = inRoot(path);
+      const f = sys === undefined ? undefined : await resolve(sys, true, 'open', path);
+      if (sys !== undefined && f === undefined) throw fsError('ENOENT', 'open', path);
+      if (f === undefined || f.layer === 'base') return base.open(f ? hostPath(rootN, f.sys) : path, flags as never, mode as never);
+      return packageHandle(f.node, path);
     },
     writeFile: readonly('open'),
     symlink: readonly('symlink'),

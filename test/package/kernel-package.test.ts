@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildModuleBytes } from '../../corpus/fixtures/module-builder.js';
@@ -157,6 +157,19 @@ describe('judging against kernel packages', () => {
       // The headers' absolute link resolves inside the root.
       expect(String(await fs.readFile(base.path(`/lib/modules/${NEW}/build/Module.symvers`)))).toMatch(/\tprintk\tvmlinux\t/);
       expect((await fs.stat(base.path(`/lib/modules/${NEW}/extra/addon.ko`))).isFile()).toBe(true);
+      // Opened for reading as readers open files (O_NONBLOCK: never wait on a FIFO), read in pieces.
+      const h = await fs.open(base.path(`/lib/modules/${NEW}/modules.order`), constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        expect((await h.stat()).isFile()).toBe(true);
+        const buf = Buffer.alloc(256);
+        const first = await h.read(buf, 0, 7, null);
+        const rest = await h.read(buf, 7, 249, null);
+        expect(buf.subarray(0, first.bytesRead + rest.bytesRead).toString()).toBe(readFileSync(installed.path(`/lib/modules/${NEW}/modules.order`), 'utf8'));
+      } finally {
+        await h.close();
+      }
+      await expect(fs.open(base.path(`/lib/modules/${NEW}/modules.order`), 'r+')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.open(base.path(`/lib/modules/${NEW}/nothing`), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
       await expect(fs.writeFile(base.path('/etc/x'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
       await expect(fs.mkdir(base.path(`/lib/modules/${NEW}/weak-updates`))).rejects.toMatchObject({ code: 'EROFS' });
       // The base root is untouched.
