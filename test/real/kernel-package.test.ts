@@ -1,11 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkModules } from '../../src/compat/check.js';
 import type { Verdict } from '../../src/compat/types.js';
 import { KernelPackages } from '../../src/package/kernel-packages.js';
+import { REPO } from '../integrations/host.js';
+import { buildDeb } from '../package/helpers.js';
 import { loadCorpus, TEST_MODULES } from './corpus.js';
 import { ensurePackagedKernel } from './kernel-package-corpus.js';
 
@@ -92,3 +94,46 @@ describe('verdicts from kernel packages equal verdicts after installing them', (
     });
   }
 });
+
+describe('fleet runs: module packages × kernel packages, sharded', () => {
+  it('--shard I/N runs concatenated are one unsharded --json-lines run, and --merge reads them back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kabi-fleet-'));
+    try {
+      // Two vendor module packages of modules built for the newest 6.1 kernel (installed together: kabi_consumer needs kabi_provider).
+      const b = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'newest' })[0]!;
+      const items = (names: readonly string[]) => names.map((n) => ({ path: `lib/modules/${b.krel}/updates/${n}.ko`, data: readFileSync(corpus.builtModule(b, n as (typeof TEST_MODULES)[number])) }));
+      const kmods = [
+        buildDeb(dir, items(['kabi_provider', 'kabi_consumer']), { name: 'kabi-provider-modules', arch: 'amd64' }),
+        buildDeb(dir, items(['kabi_minimal', 'kabi_nongpl', 'kabi_ns_missing', 'kabi_ns_ok']), { name: 'kabi-misc-modules', arch: 'amd64' }),
+      ];
+      const kernels = cases.filter((c) => c.label.startsWith('bookworm'));
+      const pk = kernels.flatMap((c) => c.files.flatMap((f) => ['--kernel-package', f]));
+      const whole = kabiRun(['check', '--root', dir, '--json-lines', ...pk, ...kmods]);
+      expect(whole.status, whole.stderr).toBe(1);
+      const lines = whole.stdout.trim().split('\n');
+      expect(lines).toHaveLength(kernels.length * TEST_MODULES.length);
+      expect(new Set(lines.map((l) => (JSON.parse(l) as { kernel: string }).kernel))).toEqual(new Set(kernels.map((c) => c.release)));
+      for (const n of [2, 3]) {
+        let joined = '';
+        for (let i = 1; i <= n; i++) {
+          const s = kabiRun(['check', '--root', dir, '--shard', `${i}/${n}`, ...pk, ...kmods]);
+          expect(s.status, s.stderr).not.toBe(2);
+          joined += s.stdout;
+        }
+        expect(joined, `${n} shards`).toBe(whole.stdout);
+      }
+      const merged = kabiRun(['check', '--merge', '-'], whole.stdout);
+      expect(merged.status).toBe(1);
+      expect(merged.stdout).toMatch(/^module +6\.1\.0-47-amd64 +6\.1\.0-57-amd64 +6\.12\.\S+ *\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The built kabi bin as a process, with a timeout (a command that never ends is the worst failure). */
+function kabiRun(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'dist/bin/kabi.js'), ...args], { encoding: 'utf8', input, timeout: 900_000, maxBuffer: 1 << 28 });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
