@@ -1,5 +1,5 @@
 import type { PackageLimits } from './limits.js';
-import { normaliseMemberPath, payloadError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type EntryType, type EntryVisitor, type PayloadEntry, type PayloadWhere } from './entry.js';
+import { MemberBody, normaliseMemberPath, payloadError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type EntryType, type EntryVisitor, type PayloadEntry, type PayloadWhere } from './entry.js';
 
 /*
  * A streaming reader of an RPM payload: cpio "newc" (070701), or rpm's "stripped" form
@@ -48,8 +48,7 @@ export class CpioReader {
   private fill = 0;
   private need = 6;
   private member: Member | undefined;
-  private remaining = 0;
-  private padding = 0;
+  private readonly body = new MemberBody();
   private consumer: ((chunk: Uint8Array) => void) | undefined;
   private symlinkParts: Uint8Array[] | undefined;
   private entries = 0;
@@ -84,26 +83,15 @@ export class CpioReader {
         if (this.fill === this.need) this.step();
         continue;
       }
-      if (this.remaining > 0) {
-        const n = Math.min(this.remaining, chunk.length - p);
-        const piece = chunk.subarray(p, p + n);
+      const before = p;
+      p = this.body.take(chunk, p, (piece) => {
         if (this.symlinkParts) this.symlinkParts.push(piece.slice());
         else this.consumer?.(piece);
-        this.remaining -= n;
-        p += n;
-        this.pos += n;
-        if (this.remaining > 0) continue;
-      }
-      if (this.padding > 0) {
-        const n = Math.min(this.padding, chunk.length - p);
-        this.padding -= n;
-        p += n;
-        this.pos += n;
-        if (this.padding > 0) continue;
-      }
-      this.finishMember();
+      });
+      this.pos += p - before;
+      if (this.body.done) this.finishMember();
     }
-    if (this.state === 'content' && this.remaining === 0 && this.padding === 0) this.finishMember();
+    if (this.state === 'content' && this.body.done) this.finishMember();
   }
 
   end(): void {
@@ -188,8 +176,7 @@ export class CpioReader {
       this.consumer = this.emit(m, kind === S_IFREG ? 'file' : kind === S_IFDIR ? 'dir' : 'other');
       if (kind === S_IFREG && m.nlink > 1) this.releaseLinks(m);
     }
-    this.remaining = m.size;
-    this.padding = pad4(m.size);
+    this.body.start(m.size, pad4(m.size));
     this.state = 'content';
   }
 

@@ -59,6 +59,38 @@ export function normaliseMemberPath(name: string, where: PayloadWhere, at: numbe
   return '/' + out.join('/');
 }
 
+/**
+ * The rest of the member being read in an archive stream: its contents, then the padding to
+ * the format's alignment. Shared by the tar and cpio readers, which differ only in headers.
+ */
+export class MemberBody {
+  private remaining = 0;
+  private padding = 0;
+
+  start(contents: number, padding: number): void {
+    this.remaining = contents;
+    this.padding = padding;
+  }
+
+  get done(): boolean {
+    return this.remaining === 0 && this.padding === 0;
+  }
+
+  /** Takes what it can of the member from chunk[p...], handing contents to `onData`; returns the new p. */
+  take(chunk: Uint8Array, p: number, onData: (piece: Uint8Array) => void): number {
+    if (this.remaining > 0) {
+      const n = Math.min(this.remaining, chunk.length - p);
+      onData(chunk.subarray(p, p + n));
+      this.remaining -= n;
+      p += n;
+      if (this.remaining > 0) return p;
+    }
+    const n = Math.min(this.padding, chunk.length - p);
+    this.padding -= n;
+    return p + n;
+  }
+}
+
 const MODULE_NAME = /\.ko(\.(xz|gz|zst))?$/;
 
 /** A kernel module file name (what kmod scans for). */

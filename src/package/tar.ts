@@ -1,5 +1,5 @@
 import type { PackageLimits } from './limits.js';
-import { normaliseMemberPath, payloadError, S_IFDIR, S_IFLNK, S_IFREG, type EntryType, type EntryVisitor, type PayloadWhere } from './entry.js';
+import { MemberBody, normaliseMemberPath, payloadError, S_IFDIR, S_IFLNK, S_IFREG, type EntryType, type EntryVisitor, type PayloadWhere } from './entry.js';
 
 /*
  * A streaming reader of the tar archives in a .deb (data.tar, control.tar): POSIX ustar with
@@ -31,9 +31,7 @@ export class TarReader {
   private pos = 0;
   private readonly block = new Uint8Array(BLOCK);
   private blockFill = 0;
-  /** Content (or padding) bytes still to come for the current member. */
-  private remaining = 0;
-  private padding = 0;
+  private readonly body = new MemberBody();
   private consumer: ((chunk: Uint8Array) => void) | undefined;
   private extended: { kind: 'L' | 'K' | 'x' | 'g'; parts: Uint8Array[]; size: number; at: number } | undefined;
   private pending: Pending = {};
@@ -67,36 +65,22 @@ export class TarReader {
         continue;
       }
       // content or extended data, then its padding
-      if (this.remaining > 0) {
-        const n = Math.min(this.remaining, chunk.length - p);
-        const piece = chunk.subarray(p, p + n);
-        if (this.state === 'extended') {
-          this.extended!.parts.push(piece.slice());
-        } else {
-          this.consumer?.(piece);
-        }
-        this.remaining -= n;
-        p += n;
-        this.pos += n;
-        if (this.remaining > 0) continue;
-      }
-      if (this.padding > 0) {
-        const n = Math.min(this.padding, chunk.length - p);
-        this.padding -= n;
-        p += n;
-        this.pos += n;
-        if (this.padding > 0) continue;
-      }
-      if (this.state === 'extended') this.finishExtended();
-      this.consumer = undefined;
-      this.state = 'header';
+      const before = p;
+      p = this.body.take(chunk, p, (piece) => {
+        if (this.state === 'extended') this.extended!.parts.push(piece.slice());
+        else this.consumer?.(piece);
+      });
+      this.pos += p - before;
+      if (this.body.done) this.finishMember();
     }
     // A member whose content and padding are empty ends here, not on the next push.
-    if (this.state !== 'header' && this.state !== 'end' && this.remaining === 0 && this.padding === 0) {
-      if (this.state === 'extended') this.finishExtended();
-      this.consumer = undefined;
-      this.state = 'header';
-    }
+    if (this.state !== 'header' && this.state !== 'end' && this.body.done) this.finishMember();
+  }
+
+  private finishMember(): void {
+    if (this.state === 'extended') this.finishExtended();
+    this.consumer = undefined;
+    this.state = 'header';
   }
 
   /** The stream ended: anything but a complete archive is truncated. */
@@ -122,8 +106,7 @@ export class TarReader {
       const cap = type === 'x' || type === 'g' ? MAX_EXTENDED : this.limits.maxPathBytes + 1;
       if (size > cap) throw payloadError(this.where, at, `${type === 'x' || type === 'g' ? 'pax header' : 'GNU long name'} of ${size} bytes (limit ${cap})`);
       this.extended = { kind: type, parts: [], size, at };
-      this.remaining = size;
-      this.padding = pad(size);
+      this.body.start(size, pad(size));
       this.state = 'extended';
       return;
     }
@@ -182,10 +165,8 @@ export class TarReader {
       dataOffset,
     });
     this.consumer = et === 'file' ? consumer : undefined;
-    this.remaining = contentSize;
-    this.padding = pad(contentSize);
-    this.state = 'content';
-    if (contentSize === 0) this.state = 'header';
+    this.body.start(contentSize, pad(contentSize));
+    this.state = contentSize === 0 ? 'header' : 'content';
   }
 
   private finishExtended(): void {

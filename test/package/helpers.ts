@@ -1,32 +1,25 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, linkSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, linkSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createHash } from 'node:crypto';
+import { writeTree as writePlainTree, type TreeItem as PlainItem } from '../initramfs/helpers.js';
 
 /** Packages for the reader tests, built by the real tools (dpkg-deb, ar, tar, xz, rpmbuild). */
 
-export type TreeItem =
-  | { path: string; data: string | Uint8Array; mode?: number }
-  | { path: string; link: string }
-  | { path: string; hardlink: string }
-  | { path: string; dir: true };
+/** The initramfs tests' tree items, and hard links (a package can hold those). */
+export type TreeItem = PlainItem | { path: string; hardlink: string };
 
 export function tempDir(prefix = 'kabi-pkg-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
 export function writeTree(root: string, items: readonly TreeItem[]): void {
+  writePlainTree(root, items.filter((it): it is PlainItem => !('hardlink' in it)));
   for (const it of items) {
-    const p = join(root, it.path);
-    mkdirSync(dirname(p), { recursive: true });
-    if ('dir' in it) mkdirSync(p, { recursive: true });
-    else if ('link' in it) symlinkSync(it.link, p);
-    else if ('hardlink' in it) linkSync(join(root, it.hardlink), p);
-    else {
-      writeFileSync(p, it.data);
-      if (it.mode !== undefined) chmodSync(p, it.mode);
-    }
+    if (!('hardlink' in it)) continue;
+    mkdirSync(dirname(join(root, it.path)), { recursive: true });
+    linkSync(join(root, it.hardlink), join(root, it.path));
   }
 }
 

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { KabiError } from '../../src/errors.js';
 import { CpioReader, type HeaderFile } from '../../src/package/cpio-stream.js';
-import type { PayloadEntry } from '../../src/package/entry.js';
+import type { EntryVisitor, PayloadEntry } from '../../src/package/entry.js';
 import { TarReader } from '../../src/package/tar.js';
 import { tarOf, tempDir, writeTree, type TreeItem } from './helpers.js';
 
@@ -26,25 +26,22 @@ function feed(parser: { push(c: Uint8Array): void; end(): void }, bytes: Uint8Ar
   parser.end();
 }
 
-function readTar(bytes: Uint8Array, chunk = 1 << 20): Seen[] {
+/** Every entry a reader reports, with the contents of regular files. */
+function parse(make: (v: EntryVisitor) => { push(c: Uint8Array): void; end(): void }, bytes: Uint8Array, chunk: number): Seen[] {
   const seen: Seen[] = [];
-  feed(
-    new TarReader(
-      {
-        entry(e) {
-          const s: Seen = { entry: e };
-          seen.push(s);
-          if (e.type !== 'file') return undefined;
-          return collect(s);
-        },
-      },
-      WHERE,
-      LIMITS,
-    ),
-    bytes,
-    chunk,
-  );
+  const visitor: EntryVisitor = {
+    entry(e) {
+      const s: Seen = { entry: e };
+      seen.push(s);
+      return e.type === 'file' ? collect(s) : undefined;
+    },
+  };
+  feed(make(visitor), bytes, chunk);
   return seen;
+}
+
+function readTar(bytes: Uint8Array, chunk = 1 << 20): Seen[] {
+  return parse((v) => new TarReader(v, WHERE, LIMITS), bytes, chunk);
 }
 
 function errorOf(fn: () => unknown): KabiError {
@@ -141,25 +138,7 @@ function fixChecksum(h: Buffer): void {
 }
 
 function readCpio(bytes: Uint8Array, chunk = 1 << 20, headerFiles?: HeaderFile[]): Seen[] {
-  const seen: Seen[] = [];
-  feed(
-    new CpioReader(
-      {
-        entry(e) {
-          const s: Seen = { entry: e };
-          seen.push(s);
-          if (e.type !== 'file') return undefined;
-          return collect(s);
-        },
-      },
-      { ...WHERE, label: 'RPM payload' },
-      LIMITS,
-      headerFiles,
-    ),
-    bytes,
-    chunk,
-  );
-  return seen;
+  return parse((v) => new CpioReader(v, { ...WHERE, label: 'RPM payload' }, LIMITS, headerFiles), bytes, chunk);
 }
 
 describe('cpio reader', () => {
