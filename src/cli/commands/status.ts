@@ -83,28 +83,27 @@ export const statusCommand: Command = {
           { fs: io.fs, onProgress: (label, done, total) => progress.update(label, done, total) },
         )
       : undefined;
-    if (pkgs && pkgs.kernels.length === 0 && !values.incoming) {
-      await pkgs.close();
-      throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${values['kernel-package']!.join(', ')})`);
-    }
-    const opts = {
-      root,
-      fs: pkgs ? await pkgs.view(io.fs, root) : io.fs,
-      semantics: semantics as 'loader' | 'depmod',
-      stores,
-      ...(values['dkms-tree'] ? { dkmsTree: values['dkms-tree'] } : {}),
-      ...(root !== '/' && io.env.KABI_KERNEL ? { running: io.env.KABI_KERNEL } : {}),
-      onProgress: (label: string, done: number, total: number) => progress.update(label, done, total),
-    };
     try {
+      if (pkgs && pkgs.kernels.length === 0) {
+        // Packages none of which holds a kernel: for a hook, nothing to say.
+        if (values.incoming) return 0;
+        throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${values['kernel-package']!.join(', ')})`);
+      }
+      const opts = {
+        root,
+        fs: pkgs ? await pkgs.view(io.fs, root) : io.fs,
+        semantics: semantics as 'loader' | 'depmod',
+        stores,
+        ...(values['dkms-tree'] ? { dkmsTree: values['dkms-tree'] } : {}),
+        ...(root !== '/' && io.env.KABI_KERNEL ? { running: io.env.KABI_KERNEL } : {}),
+        onProgress: (label: string, done: number, total: number) => progress.update(label, done, total),
+      };
       if (values.why !== undefined) {
         const e = await explainCell({ ...opts, module: values.why, kernel: values.kernel! });
         progress.clear();
         io.stdout(values.json ? JSON.stringify(explanationJson(e), null, 2) + '\n' : renderExplanation(e, io.stdoutIsTTY));
         return 0;
       }
-      // An incoming kernel none of whose packages holds anything kabi reads: nothing to say.
-      if (values.incoming && pkgs!.kernels.length === 0) return 0;
       const report = await statusReport(opts);
       progress.clear();
       if (values.incoming) {
