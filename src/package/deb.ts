@@ -70,6 +70,8 @@ async function readControlFiles(src: ByteSource, m: ArMember, limits: PackageLim
     {
       entry(e) {
         if (e.type !== 'file' || !want.has(e.path)) return undefined;
+        // Checked before anything is allocated: the size is only what the header claims.
+        if (e.size > limits.maxMetadataBytes) throw new KabiError('PACKAGE_FORMAT', `${label}: ${e.path.slice(1)} claims ${e.size} bytes, over the ${limits.maxMetadataBytes}-byte limit`, { file: src.file, offset: m.offset });
         const buf = new Uint8Array(e.size);
         let at = 0;
         out.set(e.path, buf);

@@ -29,6 +29,11 @@ const MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
 const FOOTER_MAGIC = [0x59, 0x5a];
 /** An index this large belongs to a hostile file, not to a package (4,000 blocks would be 100 GB). */
 const MAX_INDEX = 1 << 20;
+/**
+ * A block is decoded into memory whole when a file in it is read: blocks larger than this
+ * (threaded xz makes 3 × the dictionary, 24 MiB at -6, 192 MiB at -9e) are read by a pass instead.
+ */
+const MAX_BLOCK = 256 * 1024 * 1024;
 
 function u32le(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
@@ -72,7 +77,7 @@ export async function readXzBlocks(src: ByteSource, start: number, length: numbe
     for (let i = 0; i < count; i++) {
       const unpadded = vli(index, at);
       const uncompressed = vli(index, at);
-      if (unpadded === undefined || uncompressed === undefined || unpadded < 5) return undefined;
+      if (unpadded === undefined || uncompressed === undefined || unpadded < 5 || uncompressed > MAX_BLOCK) return undefined;
       records.push({ unpadded, uncompressed });
     }
     const blocksBytes = records.reduce((n, r) => n + roundUp4(r.unpadded), 0);

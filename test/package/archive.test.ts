@@ -146,6 +146,23 @@ describe('.deb packages', () => {
     expect(e2.offset).toBeGreaterThan(0);
   });
 
+  it('refuses a control file that claims more than the metadata limit before allocating it', async () => {
+    const h = Buffer.from(tarOf([{ path: 'control', data: 'Package: x\n' }]));
+    // The member header of ./control: its size field claims 8 GiB.
+    const at = h.indexOf('./control');
+    h.write('100000000000', at + 124, 'latin1');
+    h.fill(0x20, at + 148, at + 156);
+    let sum = 0;
+    for (let i = at; i < at + 512; i++) sum += h[i]!;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', at + 148, 'latin1');
+    const f = assembleDeb(tempDir(), 'big-control.deb', [
+      { name: 'debian-binary', data: Buffer.from('2.0\n') },
+      { name: 'control.tar.xz', data: xz(h) },
+      { name: 'data.tar.xz', data: xz(tarOf([{ path: 'x', data: 'x' }])) },
+    ]);
+    expect((await errorOf(PackageArchive.open(f))).message).toMatch(/control\.tar\.xz: control claims 8589934592 bytes, over the \d+-byte limit/);
+  });
+
   it('stops a decompression bomb at the payload limit and a slow read at the deadline', async () => {
     const zeros = Buffer.alloc(64 * 1024 * 1024);
     const bomb = assembleDeb(tempDir(), 'bomb.deb', [
