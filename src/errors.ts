@@ -16,12 +16,15 @@ export type KabiErrorCode =
   | 'DEPMOD_CONFIG'
   | 'DEPMOD_FORMAT'
   | 'KERNEL_NOT_FOUND'
+  /** The root directory given (`root`, `--root`) does not exist or is not a directory. */
+  | 'ROOT_NOT_FOUND'
   | 'IO'
   | 'USAGE'
   | 'LOCKED'
   | 'UNSAFE_PATH'
   | 'EXTERNAL_TOOL';
 
+/** Where a KabiError happened: the file, and the byte offset or line in it. */
 export interface KabiErrorOptions {
   file?: string | undefined;
   offset?: number | undefined;
@@ -29,6 +32,11 @@ export interface KabiErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * The error kabi throws for bad input, a missing kernel or root, a lock held by another run, an
+ * unsafe path or a failed tool. `code` says which; `file`, `offset` and `line` say where, and
+ * the message reads `file: at offset 0x…: detail`.
+ */
 export class KabiError extends Error {
   readonly code: KabiErrorCode;
   readonly file: string | undefined;
@@ -63,6 +71,7 @@ function formatMessage(detail: string, opts: KabiErrorOptions): string {
   return where ? `${where}: ${detail}` : detail;
 }
 
+/** Whether `e` is a KabiError (rather than a bug or an error from Node itself). */
 export function isKabiError(e: unknown): e is KabiError {
   return e instanceof KabiError;
 }

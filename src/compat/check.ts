@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { isDirectory, nodeFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { KernelPackages } from '../package/kernel-packages.js';
 import type { PackageLimits } from '../package/limits.js';
@@ -58,6 +59,7 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
   if (opts.kernelPackages && opts.kernelPackages.length > 0) return checkAgainstPackages(modulePaths, opts, opts.kernelPackages);
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
+  if (!(await isDirectory(fs, root))) throw new KabiError('ROOT_NOT_FOUND', 'the system root does not exist or is not a directory', { file: root });
   const cache = new ModuleCache(fs);
   const all = await discoverKernels({ root, fs });
   let kernels = all;
@@ -89,7 +91,7 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
     notes.set(k.release, model.notes);
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }
-  return { verdicts, kernels, notes };
+  return withJsonForm({ verdicts, kernels, notes });
 }
 
 /** The kernels of some packages, judged as installed under the root (see KernelPackages.view). */
@@ -99,6 +101,8 @@ async function checkAgainstPackages(modulePaths: readonly string[], opts: CheckM
   const cwd = opts.cwd ?? process.cwd();
   const shard = opts.shard;
   if (shard && opts.kernels && opts.kernels.length > 0) throw new KabiError('USAGE', 'a shard takes its kernels from the packages: --kernel cannot be combined with --shard');
+  // Checked on the root itself: the view over it would show the packages' directories anyway.
+  if (!(await isDirectory(base, root))) throw new KabiError('ROOT_NOT_FOUND', 'the system root does not exist or is not a directory', { file: root });
   const pkgs = await KernelPackages.open(
     files.map((f) => resolve(cwd, f)),
     {
@@ -110,7 +114,7 @@ async function checkAgainstPackages(modulePaths: readonly string[], opts: CheckM
   try {
     if (pkgs.kernels.length === 0) {
       // A shard may get no kernel when there are more shards than kernels.
-      if (shard) return { verdicts: [], kernels: [], notes: new Map() };
+      if (shard) return withJsonForm({ verdicts: [], kernels: [], notes: new Map<string, readonly string[]>() });
       throw new KabiError('KERNEL_NOT_FOUND', `no kernel in the packages given (${files.join(', ')})`);
     }
     const kernels = opts.kernels && opts.kernels.length > 0 ? opts.kernels : pkgs.kernels;

@@ -46,7 +46,7 @@ import { nodeFs } from '../fs.js';
 import type { KabiFs } from '../fs.js';
 import type { DepmodMessage } from './compute.js';
 import type { KmodFlavor } from './kmod-flavor.js';
-import { runDepmod, type DepmodChange, type DepmodResult, type KernelSymbolSource } from './run.js';
+import { runDepmod, type DepmodChange, type DepmodOptions, type DepmodResult, type KernelSymbolSource } from './run.js';
 
 export { runDepmod, formatDepmodMessage, type DepmodOptions, type DepmodResult, type DepmodChange, type KernelSymbolSource, type DepmodStats } from './run.js';
 export { computeDepmod, allDependencies, type DepmodModel, type DepmodMessage, type ModuleEntry } from './compute.js';
@@ -73,6 +73,8 @@ export interface UpdateDepmodOptions {
   readonly kmod?: KmodFlavor;
   /** Use modules.kabi-cache (default true). */
   readonly cache?: boolean;
+  /** Reader threads kept across several updates (see DepmodOptions.readers). */
+  readonly readers?: DepmodOptions['readers'];
 }
 
 export interface UpdateDepmodResult {
@@ -94,6 +96,7 @@ export async function updateDepmod(opts: UpdateDepmodOptions): Promise<UpdateDep
     ...(opts.systemMap ? { systemMap: opts.systemMap } : {}),
     ...(opts.kmod ? { kmod: opts.kmod } : {}),
     cache: opts.cache !== false,
+    ...(opts.readers ? { readers: opts.readers } : {}),
   });
   return { status: r.status, written: r.written, warnings: r.messages, stats: r.stats };
 }

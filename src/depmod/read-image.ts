@@ -13,8 +13,20 @@ import { nodeFs } from '../fs.js';
  */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
   if (fs !== nodeFs) return fs.readFile(path);
-  return readFileSync(path);
+  const t = performance.now();
+  try {
+    return readFileSync(path);
+  } finally {
+    readClock.readMs += performance.now() - t;
+  }
 }
+
+/**
+ * Where this thread's time reading module files went (milliseconds, added up since it
+ * started): reading bytes, and decompressing them (module-summary.ts). A batch reader
+ * reports the difference over its batch, for a run's stats.
+ */
+export const readClock = { readMs: 0, decompressMs: 0 };
 
 /**
  * Read the parts of an uncompressed ELF module (node:fs only) into a scratch buffer and hand
@@ -22,13 +34,16 @@ export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Ar
  * keeps. Returns undefined, having called nothing, when the file is not a plain ELF.
  */
 export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
+  const t = performance.now();
   const fd = openSync(path, 'r');
+  let image: Buffer | undefined;
   try {
-    const image = readParts(fd);
-    return image === undefined ? undefined : use(image);
+    image = readParts(fd);
   } finally {
     closeSync(fd);
+    readClock.readMs += performance.now() - t;
   }
+  return image === undefined ? undefined : use(image);
 }
 
 let scratch = Buffer.alloc(1 << 20);

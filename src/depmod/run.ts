@@ -15,15 +15,16 @@ import { indexTables } from './index-patch.js';
 import { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
 import { HOST_ENDIAN } from './kmod-hash.js';
-import { summaryFromKernelModule, type ModuleSummary } from './module-summary.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
+import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
-import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
+import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText } from './run-io.js';
+import { emptyClock, readInBatches, type ReadClock } from './read-batch.js';
 import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
 import { fromListings, isModuleItem, itemHost, moduleFileAt, staleLinkDirs, toListings } from './scan-tree.js';
-import { NO_IDENTITY, SummaryStore, type FileIdentity } from './summary-store.js';
+import { NO_IDENTITY, SummaryStore } from './summary-store.js';
 import { readingFs } from './sync-fs.js';
 
 /** Where depmod -E / -F read the kernel's symbols from: a host path, or the contents. */
@@ -71,10 +72,14 @@ export interface DepmodOptions {
    * the tree is scanned in full and every file's identity checked against the cache.
    */
   readonly changes?: readonly DepmodChange[];
+  /**
+   * Reader threads kept by the caller across runs (a caller refreshing several kernels keeps
+   * their code warm); the run does not close them. Without it, a run starts its own threads
+   * when it has enough to read, and ends them.
+   */
+  readonly readers?: DepmodReaderThreads;
   /** How messages name the module directory (kmod's "<basedir>/lib/modules/<release>"). */
   readonly messageDir?: string;
-  /** How many module files are read at once. */
-  readonly concurrency?: number;
 }
 
 export interface DepmodStats {
@@ -134,10 +139,16 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   const messages: DepmodMessage[] = [];
   const timings: Record<string, number> = {};
   let t = performance.now();
+  // CPU time too (of the whole process, reader threads included): on a shared machine the
+  // wall time of a phase says as much about the other processes as about this one.
+  let cpu = process.cpuUsage();
   const lap = (name: string) => {
     const now = performance.now();
+    const c = process.cpuUsage(cpu);
     timings[name] = (timings[name] ?? 0) + now - t;
+    timings[`cpu.${name}`] = (timings[`cpu.${name}`] ?? 0) + (c.user + c.system) / 1000;
     t = now;
+    cpu = process.cpuUsage();
   };
   const fatal = (text: string): never => {
     messages.push({ level: 'FATAL', text });
@@ -154,6 +165,12 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   });
 
   let frames: CacheFrames | undefined;
+  let pool: ModuleReaderPool | undefined;
+  const startReaders = () => (opts.readers !== undefined ? readerPoolOf(opts.readers) : ModuleReaderPool.create());
+  const endReaders = () => {
+    if (opts.readers === undefined) pool?.close();
+    pool = undefined;
+  };
   try {
     // 1. The kernel's symbols (-E wins over -F), as depmod loads them first.
     let kernelSymbols: KernelSymbols | undefined;
@@ -205,6 +222,12 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const incremental = state !== undefined && opts.changes !== undefined;
     const changedDirs = incremental ? dirsToReread(opts.changes!, moduleDir) : undefined;
     const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
+    // A run with nothing cached reads every module: its reader threads start while the tree
+    // is scanned, when modules.order says the tree is big enough to be worth them.
+    if (!incremental && fs === nodeFs && (store === undefined || store.size === 0)) {
+      const order = await fs.stat(posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
+      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = startReaders();
+    }
     const externalRoot = opts.externalRoot ?? root;
     const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
     const encodeState = async (next: RunState, files: readonly RenderedFile[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files, state) });
@@ -275,46 +298,33 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     // Not links: where they lead changes without their directory changing.
     const vouched = new Map<string, number>();
     if (incremental) state.modules.item.forEach((x, j) => !moduleFileAt(state.tree, x, moduleDir).isLink && vouched.set(itemHost(state.tree, x), state.modules.rec[j]!));
-    // Decompressing is most of a cold run over a .ko.xz tree: many of them go to the module
-    // reader's worker threads (one per core), when it has been built.
-    const compressed = (f: ModuleFile) => /\.ko\.(xz|zst|gz)$/.test(f.host);
-    const poolWorthIt = fs === nodeFs && !incremental && [...chosen.values()].filter(compressed).length > 64;
-    let pool: ModuleReaderPool | null | undefined;
-    const getPool = () => (pool === undefined ? (pool = (poolWorthIt && ModuleReaderPool.create()) || null) : pool);
-    const work = [...chosen.values()].map((file) => async () => {
-      let summary: ModuleSummary | undefined;
+    const toRead: ModuleFile[] = [];
+    for (const file of chosen.values()) {
       let rec: number | undefined;
       // Files in directories that had to be listed again are checked like in a full run.
       if (incremental && !changedPaths.has(file.path) && !relisted.has(posix.dirname(file.path))) rec = vouched.get(file.host);
-      if (rec !== undefined) summary = store!.summary(rec);
-      else {
-        let id: FileIdentity | undefined;
+      if (rec === undefined && store !== undefined && store.size > 0) {
         try {
-          id = await identityOf(fs, file.host);
+          rec = store.find(file.host, await identityOf(fs, file.host));
         } catch {
-          id = undefined;
+          /* read below, which says what kmod makes of it */
         }
-        if (store !== undefined && id !== undefined) rec = store.find(file.host, id);
-        if (rec !== undefined) summary = store!.summary(rec);
-        const workers = summary === undefined && compressed(file) ? getPool() : null;
-        if (summary === undefined && workers) {
-          try {
-            summary = summaryFromKernelModule(await workers.read(file.host), strings);
-            parsed++;
-          } catch {
-            // The reader is stricter than kmod: let depmod's own reading decide.
-          }
-        }
-        if (summary === undefined) {
-          summary = await readSummary(fs, file, strings);
-          parsed++;
-        }
-        if (rec === undefined && store !== undefined) rec = store.add(file.host, id ?? NO_IDENTITY, summary);
       }
-      if (rec !== undefined) recOf.set(file, rec);
+      if (rec === undefined) toRead.push(file);
+      else {
+        recOf.set(file, rec);
+        entries.push({ file, summary: store!.summary(rec) });
+      }
+    }
+    if (pool === undefined && fs === nodeFs && toRead.length > POOL_THRESHOLD) pool = startReaders();
+    const clock: ReadClock = { ...emptyClock(), mergeMs: 0, threads: 0 };
+    await readInBatches(fs, toRead, strings, pool, (file, { id, summary }) => {
+      parsed++;
+      if (store !== undefined) recOf.set(file, store.add(file.host, id ?? NO_IDENTITY, summary));
       entries.push({ file, summary });
-    });
-    await runPool(work, opts.concurrency ?? 16);
+    }, clock);
+    endReaders();
+    for (const [k, v] of Object.entries(clock)) timings[`read.${k}`] = v;
     if (store?.damage !== undefined) throw store.damage;
     lap('read');
 
@@ -418,6 +428,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     throw e;
   } finally {
     frames?.close();
+    endReaders();
   }
 }
 
@@ -493,13 +504,10 @@ async function identities(fs: KabiFs, dirHost: string, files: readonly RenderedF
   return out;
 }
 
-async function runPool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
-  let i = 0;
-  const worker = async () => {
-    while (i < tasks.length) await tasks[i++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
-}
+/** Fewer module files than this to read are read in-process: starting threads costs tens of milliseconds. */
+const POOL_THRESHOLD = 64;
+/** A modules.order this big (some hundred modules) starts the reader threads before the scan. */
+const EARLY_POOL_ORDER_BYTES = 8192;
 
 /** depmod -b and -C/-E/-F paths are taken relative to the working directory. */
 export function absoluteFrom(cwd: string, p: string): string {

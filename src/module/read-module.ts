@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
 import { nodeFs, type KabiFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { SHF_ALLOC, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, STB_WEAK, STT_SPARC_REGISTER, machineName } from '../elf/constants.js';
 import { ElfFile } from '../elf/reader.js';
 import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
@@ -10,12 +11,14 @@ import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.j
 import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
+/** A symbol the module needs from the kernel or another module. */
 export interface UndefinedSymbol {
   readonly name: string;
   /** STB_WEAK: the loader lets it stay unresolved; depmod never reports it. */
   readonly weak: boolean;
 }
 
+/** The module's `.gnu.linkonce.this_module` section (its `struct module`). */
 export interface ThisModuleInfo {
   /** Number of `.gnu.linkonce.this_module` sections (the loader wants exactly one). */
   readonly count: number;
@@ -40,6 +43,7 @@ export interface LoaderFacts {
   readonly commonSymbols: readonly string[];
 }
 
+/** The ELF header fields the loader compares with the kernel's own. */
 export interface ElfIdentity {
   readonly class: 32 | 64;
   readonly endian: 'little' | 'big';
@@ -84,7 +88,9 @@ export interface KernelModule {
   readonly loader: LoaderFacts;
 }
 
+/** Options of readModule and readModuleBytes. */
 export interface ReadModuleOptions {
+  /** The file the bytes came from: named in errors and kept as KernelModule.file. */
   file?: string;
 }
 
@@ -99,7 +105,9 @@ export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions
   return attributeTo(opts.file, () => parseModule(data, opts.file, format));
 }
 
+/** Options of readModuleFile. */
 export interface ReadModuleFileOptions {
+  /** The filesystem to read through (default node:fs). */
   fs?: KabiFs;
 }
 
@@ -164,7 +172,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
   const fileBase = file ? moduleNameFromPath(file) : undefined;
   const name = modinfo.get('name') || thisModule?.name || fileBase || '';
 
-  return {
+  return withJsonForm({
     file,
     name,
     compression,
@@ -201,7 +209,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
       hasObsoleteKsymtabGpl: elf.section('__ksymtab_gpl') !== undefined,
       commonSymbols,
     },
-  };
+  });
 }
 
 function splitDepends(v: string | undefined): string[] {
@@ -218,6 +226,7 @@ export function moduleNameFromPath(path: string): string {
 /** The module file extensions kmod recognises (kmod ≥28 with zstd). */
 export const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
 
+/** Whether a file name ends in one of MODULE_EXTENSIONS. */
 export function isModuleFileName(name: string): boolean {
   return MODULE_EXTENSIONS.some((ext) => name.endsWith(ext));
 }

@@ -11,6 +11,7 @@ import { readRpm } from './rpm.js';
 import { TarReader } from './tar.js';
 import { readXzBlocks, standaloneBlock, type XzBlock } from './xz-blocks.js';
 
+/** The container of a package: Debian's ar archive or an RPM. */
 export type PackageFormat = 'deb' | 'rpm';
 
 /** What a package says about itself before its payload is read. */
@@ -27,6 +28,7 @@ export interface PackageMeta {
   readonly listedFiles: readonly string[] | undefined;
 }
 
+/** Options of PackageArchive.open: the filesystem the package file is read from, and budgets. */
 export interface OpenPackageOptions {
   fs?: KabiFs;
   limits?: Partial<PackageLimits>;

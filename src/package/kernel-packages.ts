@@ -47,6 +47,7 @@ export function kernelReleaseOf(path: string): string | undefined {
   return m?.[1];
 }
 
+/** Options of KernelPackages.open. */
 export interface KernelPackageOptions {
   /** Where the package files are read (default node:fs). */
   fs?: KabiFs;
@@ -74,12 +75,16 @@ export function listedKernels(meta: PackageMeta): Set<string> | undefined {
   return out;
 }
 
+const opened = new WeakMap<KernelPackages, readonly PackageArchive[]>();
+
+/**
+ * The kernels in a set of package files, read without unpacking them (open), and the system
+ * root as it would be with them installed (view).
+ */
 export class KernelPackages {
   private constructor(
     /** Every package given, in the order given. */
     readonly packages: readonly PackageMeta[],
-    /** The packages that hold kernel files (read). */
-    readonly archives: readonly PackageArchive[],
     /** Kernel releases the packages provide, oldest first. */
     readonly kernels: readonly string[],
     /** Which packages provide each release. */
@@ -123,12 +128,13 @@ export class KernelPackages {
       }
       for (const a of all) if (!used.includes(a)) await a.close();
       const kernels = [...sources.keys()].filter((k) => picked === undefined || picked.has(k)).sort(rpmvercmp);
-      return new KernelPackages(
+      const set = new KernelPackages(
         all.map((a) => a.meta),
-        used,
         kernels,
         sources,
       );
+      opened.set(set, used);
+      return set;
     } catch (e) {
       await Promise.all(all.map((a) => a.close().catch(() => undefined)));
       throw e;
@@ -140,6 +146,22 @@ export class KernelPackages {
    * directories land where the root's own symlinks send them (merged /usr), and a package's
    * module tree replaces the root's kernel/ and depmod files of the same release.
    */
+  /** The archives read (kept off the instance: they are not part of the API). */
+  private get archives(): readonly PackageArchive[] {
+    return opened.get(this) ?? [];
+  }
+
+  /** The packages that hold kernel files: the ones read. */
+  get read(): readonly PackageMeta[] {
+    return this.archives.map((a) => a.meta);
+  }
+
+  /** Whether a package read installs anything under this system path. */
+  installsUnder(dir: string): boolean {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    return this.archives.some((a) => a.list().some((e) => e.path.startsWith(prefix)));
+  }
+
   async view(base: KabiFs = nodeFs, root = '/'): Promise<KabiFs> {
     const place = async (parent: string, name: string): Promise<string> => {
       const sys = posix.join(parent, name);

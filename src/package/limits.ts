@@ -24,6 +24,7 @@ export interface PackageLimits {
   readonly timeoutMs: number;
 }
 
+/** The budgets a package is read within unless told otherwise (see PackageLimits). */
 export const DEFAULT_PACKAGE_LIMITS: PackageLimits = {
   maxPackageBytes: 8 * 1024 ** 3,
   maxPayloadBytes: 16 * 1024 ** 3,

@@ -264,7 +264,7 @@ describe('judging against kernel packages', () => {
     const doc = buildDeb(dir, [{ path: 'usr/share/doc/x/README', data: 'x' }], { name: 'docs-only' });
     const pkgs = await KernelPackages.open([doc, ...debs]);
     try {
-      expect(pkgs.archives.map((a) => a.meta.name)).toEqual([`linux-image-${NEW}`, `linux-headers-${NEW}`]);
+      expect(pkgs.read.map((m) => m.name)).toEqual([`linux-image-${NEW}`, `linux-headers-${NEW}`]);
     } finally {
       await pkgs.close();
     }

@@ -63,7 +63,7 @@ describe('verdicts from kernel packages equal verdicts after installing them', (
       const pkgs = await KernelPackages.open(c.files);
       try {
         expect(pkgs.kernels).toEqual([c.release]);
-        const mergedUsr = pkgs.archives.some((a) => a.list().some((e) => e.path.startsWith('/usr/lib/modules/')));
+        const mergedUsr = pkgs.installsUnder('/usr/lib/modules');
         const installed = systemRoot(mergedUsr);
         const bare = systemRoot(mergedUsr);
         try {
