@@ -197,12 +197,15 @@ export class PackageArchive {
     };
     try {
       if (this.blocks) {
-        const results = await Promise.allSettled([...batch.values()].map(async ({ entry }) => ({ path: entry.path, bytes: await this.readFromBlocks(entry) })));
-        results.forEach((r, i) => {
-          const path = [...batch.keys()][i]!;
-          if (r.status === 'fulfilled') settle(path, r.value.bytes);
-          else settle(path, undefined, r.reason);
-        });
+        // In archive order, so the burst walks the blocks forward and each is decoded once.
+        const wanted = [...batch.values()].map((b) => b.entry).sort((a, b) => a.dataOffset - b.dataOffset);
+        for (const e of wanted) {
+          try {
+            settle(e.path, await this.readFromBlocks(e));
+          } catch (err) {
+            settle(e.path, undefined, err);
+          }
+        }
         return;
       }
       const got = new Map<string, Uint8Array>();
