@@ -8,7 +8,8 @@
 // built for each kernel in the chroot of the kernel's own release (bookworm: gcc-12, dkms 3.0;
 // trixie and 7.x: gcc-14, dkms 3.2), where /lib/modules/K/build points at the corpus's header set:
 // `dkms add` + `dkms build -k K` in a throw-away overlay, so the modules come out as dkms makes
-// them (compressed as the kernel's config says, signed with a throw-away MOK key if dkms signs).
+// them (signed with a throw-away MOK key where dkms signs; uncompressed: only `dkms install`
+// compresses).
 //
 // Which builds must succeed: a package is expected to build for the kernels of the release it
 // was uploaded to (bookworm → bookworm 6.1; bookworm-backports → bookworm 6.1 and 6.12; trixie →

@@ -171,8 +171,8 @@ describe.each(built.map((k) => [k.krel, k] as const))('test modules built agains
 
     const versions = (n: TestModuleName) => sh('modprobe', ['--dump-modversions', ko(n)]);
     if (!k.modversions) {
-      // 7.x: no __versions at all, and the vermagic says so.
-      for (const n of TEST_MODULES) expect(versions(n), n).toBe('');
+      // 7.x: no __versions section at all, and the vermagic says so.
+      for (const n of TEST_MODULES) expect(sh('readelf', ['-SW', ko(n)]), n).not.toMatch(/__versions/);
       expect(modinfoField(ko('kabi_minimal'), 'vermagic')).not.toMatch(/modversions/);
     } else {
       expect(versions('kabi_nongpl')).toMatch(/^0x[0-9a-f]{8}\tktime_get_mono_fast_ns$/m);
@@ -210,8 +210,8 @@ describe('DKMS packages built against the corpus kernels', () => {
       expect(Object.keys(d.modules).length).toBeGreaterThan(0);
       for (const [name, file] of Object.entries(d.modules)) {
         expect(fs.existsSync(file), file).toBe(true);
-        // dkms compresses as the kernel's config says.
-        expect(file.endsWith('.ko.xz'), file).toBe(k.compression === 'xz');
+        // dkms build leaves them uncompressed (only dkms install compresses).
+        expect(file.endsWith('.ko'), file).toBe(true);
         expect(modinfoField(file, 'vermagic').split(/\s+/)[0], file).toBe(k.krel);
         expect(modinfoField(file, 'name').replace(/-/g, '_'), file).toBe(name.replace(/-/g, '_'));
       }
