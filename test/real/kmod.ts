@@ -4,7 +4,7 @@
 // bookworm's kernels, kmod 34 in the trixie chroot (corpus/debian/toolchains.mjs) for trixie's
 // and 7.x. Many runs go through one process (a shell loop), so a chroot costs one start.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { TOOLCHAINS, toolchainRun, type Toolchain } from '../../corpus/debian/toolchains.mjs';
 import type { CorpusKernel } from './corpus.js';
@@ -28,21 +28,17 @@ export interface KmodRun {
 export async function kmodRuns(tool: Toolchain, work: string, runs: readonly ((at: (hostPath: string) => string) => string[])[]): Promise<KmodRun[]> {
   const out = join(work, '.kmod-out');
   mkdirSync(out, { recursive: true });
-  const r = await toolchainRun(
-    tool,
-    (d) => {
-      const at = (p: string) => join(d.work!, relative(work, p));
-      const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-      const lines = runs.map((argv, i) => {
-        const o = join(d.work!, '.kmod-out', String(i));
-        return `${argv(at).map(q).join(' ')} >${q(`${o}.out`)} 2>${q(`${o}.err`)}; echo $? >${q(`${o}.rc`)}`;
-      });
-      return ['sh', '-c', lines.join('\n')];
-    },
-    { dirs: { work }, env: { LC_ALL: 'C' }, timeoutMs: 1_800_000 },
-  );
-  if (r.status !== 0) throw new Error(`kmod runs (${tool.name}) failed: ${r.stderr}`);
+  // The script goes in a file: one argument may not exceed 128 KiB.
   const inside = tool.name === 'host' ? work : '/mnt/kabi/work';
+  const at = (p: string) => join(inside, relative(work, p));
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const lines = runs.map((argv, i) => {
+    const o = join(inside, '.kmod-out', String(i));
+    return `${argv(at).map(q).join(' ')} >${q(`${o}.out`)} 2>${q(`${o}.err`)}; echo $? >${q(`${o}.rc`)}`;
+  });
+  writeFileSync(join(out, 'script'), `${lines.join('\n')}\n`);
+  const r = await toolchainRun(tool, (d) => ['sh', join(d.work!, '.kmod-out', 'script')], { dirs: { work }, env: { LC_ALL: 'C' }, timeoutMs: 1_800_000 });
+  if (r.status !== 0) throw new Error(`kmod runs (${tool.name}) failed: ${r.stderr}`);
   return runs.map((_, i) => {
     const read = (ext: string) => readFileSync(join(out, `${i}.${ext}`), 'latin1');
     return { status: Number(read('rc').trim()), stdout: read('out').split(inside).join(work), stderr: read('err').split(inside).join(work) };
