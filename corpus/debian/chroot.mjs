@@ -23,12 +23,13 @@
 // with a `.kabi-chroot-complete` stamp written last: a half-built chroot is never used.
 // Needs root, debootstrap, unshare and mount (util-linux): .ci/run installs debootstrap.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnAsync } from './util.mjs';
 
 /** Bump to rebuild every cached chroot (the recipe below changed). */
 const RECIPE = 1;
@@ -183,28 +184,7 @@ export function runInChroot(dir, argv, { env = {}, input, timeoutMs = 600_000, b
 /** runInChroot without blocking the event loop (builds run side by side). */
 export function runInChrootAsync(dir, argv, { env = {}, timeoutMs = 600_000, binds = {}, overlay = false, cwd = '/' } = {}) {
   const { script, cleanup } = chrootScript(dir, argv, { env, binds, overlay, cwd });
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', [...UNSHARE, script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      cleanup();
-      reject(new Error(`unshare/chroot: ${e.message}`));
-    });
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      cleanup();
-      resolve({ status, signal, timedOut, stdout, stderr });
-    });
-  });
+  return spawnAsync('unshare', [...UNSHARE, script], { timeoutMs }).finally(cleanup);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -11,9 +11,9 @@
 // The chroots are debootstrapped once and cached (corpus/debian/chroot.mjs); commands run in a
 // throw-away overlay of them, with the directories they work on bind-mounted under /mnt/kabi/.
 
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ensureChroot, runInChrootAsync } from './chroot.mjs';
+import { spawnAsync } from './util.mjs';
 
 const BUILD_PACKAGES = ['make', 'libc6-dev', 'binutils', 'bc', 'kmod', 'dkms', 'openssl', 'patch', 'xz-utils', 'zstd', 'zlib1g'];
 
@@ -52,26 +52,7 @@ export function toolchainRun(tc, argv, { dirs = {}, cwd, env = {}, hostEnv, time
   const root = toolchainRoot(tc);
   if (!root) {
     const args = argv(dirs);
-    return new Promise((resolve, reject) => {
-      const child = spawn(args[0], args.slice(1), { cwd: cwd ? cwd(dirs) : undefined, env: hostEnv ?? { ...process.env, LC_ALL: 'C', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      child.on('close', (status, signal) => {
-        clearTimeout(timer);
-        resolve({ status, signal, timedOut, stdout, stderr });
-      });
-    });
+    return spawnAsync(args[0], args.slice(1), { cwd: cwd ? cwd(dirs) : undefined, env: hostEnv ?? { ...process.env, LC_ALL: 'C', ...env }, timeoutMs });
   }
   const inside = Object.fromEntries(Object.keys(dirs).map((k) => [k, `/mnt/kabi/${k}`]));
   const binds = Object.fromEntries(Object.entries(dirs).map(([k, host]) => [host, inside[k]]));

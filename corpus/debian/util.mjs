@@ -3,7 +3,7 @@
 // Small helpers shared by the corpus scripts (fetch.mjs, dkms.mjs, qemu.mjs): processes, files,
 // hashes and Debian version order. Plain Node (>= 20), no npm dependencies.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,6 +57,33 @@ export function run(cmd, args, opts = {}) {
     throw new CorpusError(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}\n${out}`);
   }
   return r;
+}
+
+/**
+ * Run a command without blocking the event loop, collecting its output; killed after
+ * `timeoutMs`. Resolves to { status, signal, timedOut, stdout, stderr }.
+ */
+export function spawnAsync(cmd, args, { env, cwd, timeoutMs = 600_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${cmd}: ${e.message}`));
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, timedOut, stdout, stderr });
+    });
+  });
 }
 
 export function readJson(file) {
