@@ -12,7 +12,7 @@ const corpus = loadCorpus();
 const newest = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'newest' })[0]!;
 const twin = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'twin' })[0]!;
 const oldest = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'oldest' })[0]!;
-const k612 = corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })[0]!;
+const k612 = corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.12', role: 'newest' })[0]!;
 const kernels = [oldest, twin, newest, k612];
 const MODULES = ['kabi_provider', 'kabi_consumer', 'kabi_minimal', 'kabi_ns_ok'] as const;
 
