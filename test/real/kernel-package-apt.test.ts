@@ -51,7 +51,7 @@ beforeAll(() => {
   // Building initramfs images is not what is tested here, and takes minutes.
   const divert = sh('dpkg-divert --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true /usr/sbin/update-initramfs');
   expect(divert.status, divert.stdout).toBe(0);
-  const old = sh(`dpkg -i /debs/${OLD.packages.image.file}`);
+  const old = sh(`dpkg -i /debs/${OLD.packages.image!.file}`);
   expect(old.status, old.stdout).toBe(0);
   const extra = join(root, 'lib/modules', OLD.krel, 'extra');
   mkdirSync(extra, { recursive: true });
@@ -65,14 +65,14 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-const install = (extraOpts = '') => `apt-get install -y --no-install-recommends ${extraOpts} /debs/${NEW.packages.image.file}`;
-const installedVersion = () => sh(`dpkg-query -W -f '\${Status}' ${NEW.packages.image.name} || true`).stdout;
+const install = (extraOpts = '') => `apt-get install -y --no-install-recommends ${extraOpts} /debs/${NEW.packages.image!.file}`;
+const installedVersion = () => sh(`dpkg-query -W -f '\${Status}' ${NEW.packages.image!.name} || true`).stdout;
 
 describe('apt upgrade to a kernel where a module of the system cannot load', () => {
   it('with Kabi::Refuse-Incompatible: the hook names the module and why, and apt stops before unpacking', () => {
     const r = sh(install('-o Kabi::Refuse-Incompatible=true'));
     expect(r.status, r.stdout).not.toBe(0);
-    expect(r.stdout).toContain(`kabi: after installing ${NEW.packages.image.name}: 1 out-of-tree module will not load on ${NEW.krel}:`);
+    expect(r.stdout).toContain(`kabi: after installing ${NEW.packages.image!.name}: 1 out-of-tree module will not load on ${NEW.krel}:`);
     expect(r.stdout).toContain(`kabi:   kabi_minimal (/lib/modules/${OLD.krel}/extra/kabi_minimal.ko, built for ${OLD.krel})`);
     expect(r.stdout).toContain('kabi:     kabi_minimal: disagrees about version of symbol module_layout');
     expect(r.stdout).not.toContain('kabi_provider');
@@ -87,7 +87,7 @@ describe('apt upgrade to a kernel where a module of the system cannot load', () 
     const r = sh(install());
     expect(r.status, r.stdout).toBe(0);
     const warning = r.stdout.indexOf('kabi:     kabi_minimal: disagrees about version of symbol module_layout');
-    const unpacking = r.stdout.indexOf(`Unpacking ${NEW.packages.image.name}`);
+    const unpacking = r.stdout.indexOf(`Unpacking ${NEW.packages.image!.name}`);
     expect(warning, r.stdout).toBeGreaterThan(-1);
     expect(unpacking, r.stdout).toBeGreaterThan(warning);
     expect(r.stdout).toContain('kabi: going ahead; apt-get -o Kabi::Refuse-Incompatible=true stops here instead');

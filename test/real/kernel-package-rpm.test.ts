@@ -18,8 +18,8 @@ import { loadCorpus, TEST_MODULES } from './corpus.js';
  */
 
 const corpus = loadCorpus();
-const built = corpus.kernels({ built: true, arch: 'amd64' });
-const K = corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })[0]!;
+const built = corpus.kernels({ built: true, arch: 'amd64', suite: 'bookworm' });
+const K = corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.12', role: 'newest' })[0]!;
 
 /** RHEL's kernel-core keeps these directories of the tree; kernel-modules has the rest. */
 const CORE = ['kernel/arch', 'kernel/crypto', 'kernel/fs', 'kernel/lib', 'kernel/drivers/usb', 'kernel/net/ipv4'];

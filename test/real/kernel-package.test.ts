@@ -19,7 +19,7 @@ import { ensurePackagedKernel } from './kernel-package-corpus.js';
  */
 
 const corpus = loadCorpus();
-const built = corpus.kernels({ built: true, arch: 'amd64' });
+const built = corpus.kernels({ built: true, arch: 'amd64', suite: 'bookworm' });
 
 interface Case {
   label: string;
@@ -31,7 +31,7 @@ const debs = (f: string) => join(corpus.manifest.cacheDir, 'debs', f);
 const cases: Case[] = [
   // Both 6.1 ABIs (their module_layout differs) and the newest 6.12; the twin and the older 6.12
   // add time, not cases.
-  ...[...corpus.kernels({ arch: 'amd64', series: '6.1', built: true }), ...corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })].map((k) => ({ label: `bookworm ${k.krel} (${k.role})`, release: k.krel, files: [debs(k.packages.image.file), debs(k.packages.headers.file)] })),
+  ...[...corpus.kernels({ arch: 'amd64', series: '6.1', built: true }), ...corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.12', role: 'newest' })].map((k) => ({ label: `bookworm ${k.krel} (${k.role})`, release: k.krel, files: [debs(k.packages.image!.file), debs(k.packages.headers.file)] })),
   ...(['trixie', 'sid'] as const).map((suite) => {
     const k = ensurePackagedKernel(suite);
     return { label: `${suite} ${k.release} (${k.names.map((n) => n.replace(/-\d.*/, '')).join(', ')})`, release: k.release, files: k.files };
