@@ -373,6 +373,12 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
   if (loc === undefined) return;
   await removeCache(fs, root, release);
   await pruneCaches(fs, root, loc);
+  try {
+    // The directory is kabi's too: gone with the last kernel's cache.
+    await fs.rmdir(loc.dir);
+  } catch {
+    /* other kernels' caches are still there */
+  }
 }
 
 /** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */

@@ -307,6 +307,9 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
     expect(existsSync(cache(B))).toBe(false);
     expect(existsSync(cache(A))).toBe(true);
+    // The last kernel's removal leaves no directory of kabi's behind.
+    for (const k of [A, C]) expect((await wm(['--basedir', fx.root, '--remove-kernel', k])).status).toBe(0);
+    expect(existsSync(join(fx.root, 'var/cache/kabi/depmod'))).toBe(false);
   });
 });
 
