@@ -76,8 +76,10 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 640 kB, unpacked ≤ 2.4 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(640 * 1024);
+  // The generators' models (initramfs/generator/, bundled into each bin) took the tarball to 660 kB;
+  // a bundle of tests or fixtures would add megabytes.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 704 kB, unpacked ≤ 2.4 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(704 * 1024);
     expect(packed.unpackedSize).toBeLessThanOrEqual(2.4 * 1024 * 1024);
   });
 
