@@ -429,7 +429,7 @@ async function addKernelOps(k: InstalledKernel, ctx: Ctx, opts: PlanOptions): Pr
       const found = (await sourceModules(ctx, s)).filter((p) => !seen.has(p));
       for (const p of found) seen.add(p);
       if (found.length === 0) continue;
-      inputs = (await readInputs(await Promise.all(found.map((p) => inRoot(ctx, p))), opts, ctx.cache, 'source', ctx.warnings)).filter((m) => m.module !== undefined);
+      inputs = (await readInputs(found.map((p) => hostPath(ctx.root, p)), opts, ctx.cache, 'source', ctx.warnings)).filter((m) => m.module !== undefined);
     } catch (e) {
       // One kernel's tree that cannot be read gives no modules; the others still do.
       if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;

@@ -1,5 +1,7 @@
 import { forgetCache as forgetDepmodCache } from '../depmod/cache-file.js';
+import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
+import { confinedPath } from '../kernel/paths.js';
 import { nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { applyPlan, recoverRoot, type ApplyResult, type DepmodStep } from './apply.js';
@@ -27,6 +29,12 @@ export interface LinkerRunOptions {
    * the links, under the lock), since the host's removal path does not know that file.
    */
   forgetKernel?: string;
+  /**
+   * With forgetKernel: also remove that kernel's weak-updates/ when it is left empty (kabi
+   * link on Debian, Arch, kernel-install, where no package owns it and the kernel's directory
+   * must be able to go). weak-modules keeps it, as RHEL's kernel package owns it.
+   */
+  dropEmptyWeakUpdates?: boolean;
 }
 
 /** A whole linker run: the plan, where each kernel ended, and whether a signal stopped it. */
@@ -77,6 +85,14 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (result.notStarted.length > 0) opts.warn(`interrupted: kernels ${result.notStarted.join(', ')} were not changed; run the command again to finish`);
         if (opts.forgetKernel !== undefined) {
           await forgetDepmodCache(fs, opts.root, opts.forgetKernel).catch((e: Error) => opts.warn(`cannot remove kabi's depmod cache of ${opts.forgetKernel}: ${e.message}`));
+          const k = kernels.find((x) => x.release === opts.forgetKernel);
+          if (opts.dropEmptyWeakUpdates && k !== undefined && result.failed.length === 0) {
+            try {
+              await fs.rmdir(await confinedPath(fs, opts.root, posix.join(k.moduleDir, 'weak-updates'), { followLast: false }));
+            } catch {
+              /* not there, not empty (files someone put there stay), or not a directory */
+            }
+          }
         }
         if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
         return { plan, result, interrupted: stops.status() };

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { main } from '../../src/cli/main.js';
@@ -104,6 +106,8 @@ describe('kabi link', () => {
     expect(Object.keys(weakLinks(fx.root, NEW))).toEqual(['dkms/drv.ko']);
     expect((await kabi(['link', '--root', fx.root, '--remove-kernel', MID])).status).toBe(0);
     expect(weakLinks(fx.root, MID)).toEqual({});
+    // No package owns weak-updates/ outside RHEL: left empty, it goes, so the kernel's directory can.
+    expect(existsSync(join(fx.root, 'lib/modules', MID, 'weak-updates'))).toBe(false);
     expect(Object.keys(weakLinks(fx.root, NEW))).toEqual(['dkms/drv.ko']);
     const { rmSync } = await import('node:fs');
     rmSync(m);
