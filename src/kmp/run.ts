@@ -1,0 +1,138 @@
+import { posix } from 'node:path';
+import { CACHE_FILE } from '../depmod/cache-file.js';
+import { KabiError } from '../errors.js';
+import type { KabiFs } from '../fs.js';
+import { errnoCode, isNotFound, nodeFs } from '../fs.js';
+import { discoverKernels } from '../kernel/discover.js';
+import { hostPath, resolveInRoot } from '../kernel/paths.js';
+import { applyPlan, recoverAll, withLinkerLock } from '../linker/apply.js';
+import { postProcess } from '../linker/post.js';
+import { runCommand, type Runner } from '../util/run.js';
+import { initrdStep, type InitrdSettings } from './initrd.js';
+import { planKmp } from './plan.js';
+import { dropCopy, keepCopy } from './preserve.js';
+import { rpmDatabase, type RpmDatabase } from './rpm-db.js';
+import { WM2_POLICY, type KmpPolicy } from './settings.js';
+import type { KmpLine, KmpPlan, Wm2Mode } from './types.js';
+
+export interface Wm2RunOptions {
+  root?: string;
+  fs?: KabiFs;
+  /** Default: the root's rpm database, read with `rpm` through `run`. */
+  db?: RpmDatabase;
+  /** Runs rpm, depmod and the initrd generators. */
+  run?: Runner;
+  policy?: KmpPolicy;
+  initrd: InitrdSettings;
+  dryRun?: boolean;
+  /** DEPMOD: the system's depmod to run instead of kabi's own (which writes the same files, incrementally). */
+  depmod?: string;
+  /** Every line weak-modules2 would print, with its level; `trace` lines are commands run (-vvv). */
+  say: (level: KmpLine['level'] | 'trace', text: string) => void;
+}
+
+export interface Wm2Result {
+  readonly status: 0 | 1;
+  readonly plan: KmpPlan;
+}
+
+/**
+ * One weak-modules2 run: plan, apply the links, keep or drop KMP copies, run depmod for every
+ * kernel weak-modules2 would, then the initrd step. Exit status as weak-modules2's: 1 when a
+ * package was refused or depmod or an initrd generator failed; a KMP that fits no kernel is
+ * not a failure.
+ */
+export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, opts: Wm2RunOptions): Promise<Wm2Result> {
+  const fs = opts.fs ?? nodeFs;
+  const root = opts.root ?? '/';
+  const run = opts.run ?? runCommand;
+  const dryRun = opts.dryRun === true;
+  const db = opts.db ?? rpmDatabase({ root, runner: run });
+  if (!dryRun) await recoverAll(root, { fs });
+  const plan = await planKmp(mode, arg, stdin, { root, fs, db, policy: opts.policy ?? WM2_POLICY });
+  for (const l of plan.lines) opts.say(l.level, l.text);
+  let failed = plan.failed;
+
+  if (!dryRun) {
+    if (plan.links.kernels.some((k) => k.ops.length > 0) || plan.removedKernel !== undefined) await applyPlan(plan.links, { fs });
+    if (plan.preserve.length > 0) {
+      await withLinkerLock(root, fs, async () => {
+        for (const op of plan.preserve) {
+          if (op.kind === 'keep') {
+            opts.say('dlog', `keeping a copy of ${op.kmp.nvr} for the kernels only it fits`);
+            await keepCopy(fs, root, op.kmp);
+          } else {
+            opts.say('dlog', `dropping the copy of ${op.kmp.nvr}: no kernel needs it`);
+            await dropCopy(fs, root, op.kmp.nvr);
+          }
+        }
+      });
+    }
+    if (plan.removedKernel !== undefined) await removeEmptyKernelDir(fs, root, plan.removedKernel);
+  } else {
+    for (const op of plan.preserve) opts.say('dlog', `${op.kind === 'keep' ? 'would keep' : 'would drop'} a copy of ${op.kmp.nvr}`);
+  }
+
+  // The system's depmod, when asked for: its exit status counts (weak-modules2 returns 1 on it).
+  let depmodFailed = false;
+  const traced: Runner = async (cmd, args, o) => {
+    opts.say('trace', `+ ${[cmd, ...args].join(' ')}`);
+    const r = await run(cmd, args, o);
+    if (cmd === opts.depmod && r.status !== 0) depmodFailed = true;
+    return r;
+  };
+  const kernels = await discoverKernels({ root, fs });
+  const depmodFailures = await postProcess(plan.links, {
+    root,
+    fs,
+    kernels,
+    dryRun,
+    requireInstalled: false,
+    depmodMode: opts.depmod ? 'system' : 'native',
+    ...(opts.depmod ? { depmod: opts.depmod } : {}),
+    run: traced,
+    log: (l) => opts.say('log', l),
+    warn: (l) => opts.say('warn', l),
+  });
+  if (depmodFailures.length > 0 || depmodFailed) failed = true;
+
+  for (const r of plan.refresh) {
+    const ok = await initrdStep(r, {
+      root,
+      fs,
+      run: traced,
+      dryRun,
+      settings: opts.initrd,
+      say: (level, text) => opts.say(level, text),
+    });
+    if (!ok) failed = true;
+  }
+  return { status: failed ? 1 : 0, plan };
+}
+
+/**
+ * After --remove-kernel: weak-updates goes once empty (a regular file someone put there stays,
+ * and so does the directory holding it), kabi's depmod cache goes when the kernel itself is
+ * gone, and the module directory goes when nothing is left in it.
+ */
+async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): Promise<void> {
+  for (const base of ['/usr/lib/modules', '/lib/modules']) {
+    const dir = await resolveInRoot(fs, root, hostPath(root, `${base}/${release}`)).catch(() => undefined);
+    if (dir === undefined) continue;
+    if (!(await fs.lstat(dir)).isDirectory()) return;
+    await rmdirIfEmpty(fs, posix.join(dir, 'weak-updates'));
+    const left = await fs.readdir(dir);
+    if (left.length === 1 && left[0] === CACHE_FILE) await fs.unlink(posix.join(dir, CACHE_FILE));
+    await rmdirIfEmpty(fs, dir);
+    return;
+  }
+}
+
+async function rmdirIfEmpty(fs: KabiFs, dir: string): Promise<void> {
+  try {
+    if ((await fs.lstat(dir)).isDirectory()) await fs.rmdir(dir);
+  } catch (e) {
+    if (isNotFound(e) || errnoCode(e) === 'ENOTEMPTY' || errnoCode(e) === 'EEXIST') return;
+    throw new KabiError('IO', `cannot remove ${dir}: ${(e as Error).message}`, { file: dir, cause: e });
+  }
+}
