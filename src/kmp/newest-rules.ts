@@ -48,7 +48,7 @@ export async function settleKmp(p: Planner, state: KernelState, versions: readon
       const proposal = new Map(base);
       const focus = state.linksOf(v);
       v.modules.forEach((m, i) => proposal.set(focus[i]!, m));
-      const j = await state.judge.judge(proposal, focus);
+      const j = await p.judge(state, proposal, focus);
       if (!j.ok) {
         for (const l of j.lines) p.debug(l);
         p.dlog(`${v.nvr} does not fit ${state.release}`);

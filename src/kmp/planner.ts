@@ -5,6 +5,7 @@ import { nodeFs } from '../fs.js';
 import { describeKernel, discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import type { KernelPlan, LinkMode, LinkOp, Plan } from '../linker/types.js';
+import type { Judgement } from './fit.js';
 import { KernelState } from './kernel-state.js';
 import { findKmps, isOlderKernel, moduleBasenames, newestFirst, type Kmp, type KmpContext } from './kmp.js';
 import { isFlavorOf } from './nvr.js';
@@ -121,12 +122,17 @@ export class Planner {
     if (!s) {
       s = await KernelState.read(k, { fs: this.fs, cache: this.cache, policy: this.policy });
       this.states.set(k.release, s);
-      if (k.symvers === undefined && !this.warnedSymvers.has(k.release)) {
-        this.warnedSymvers.add(k.release);
-        this.warn(`WARNING: symvers.gz not found for ${k.release}, symbol resolution will be unreliable`);
-      }
     }
     return s;
+  }
+
+  /** Judge a proposed weak-updates for a kernel (see KernelJudge), warning once about a kernel without symvers. */
+  async judge(state: KernelState, links: ReadonlyMap<string, string>, focus: readonly string[] = [], verdict = this.policy.verdict): Promise<Judgement> {
+    if (state.kernel.symvers === undefined && !this.warnedSymvers.has(state.release)) {
+      this.warnedSymvers.add(state.release);
+      this.warn(`WARNING: symvers.gz not found for ${state.release}, symbol resolution will be unreliable`);
+    }
+    return state.judge.judge(links, focus, verdict);
   }
 
   /**

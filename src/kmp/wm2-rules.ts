@@ -28,7 +28,7 @@ export async function replaceIfFits(p: Planner, old: Kmp | undefined, kmp: Kmp, 
   }
   const focus = state.linksOf(kmp);
   kmp.modules.forEach((m, i) => links.set(focus[i]!, m));
-  const j = await state.judge.judge(links, focus);
+  const j = await p.judge(state, links, focus);
   if (!j.ok) {
     for (const l of j.lines) p.debug(l);
     p.dlog(`can_replace_kmp: old=${old?.nvr ?? ''} new=${kmp.nvr} krel=${state.release} => 1`);
@@ -84,7 +84,7 @@ async function bringIn(p: Planner, kmp: Kmp, state: KernelState, kmps: readonly 
 /** The depmod verdict's warning about a tree that is broken before anything is linked. */
 export async function warnIfInconsistent(p: Planner, state: KernelState): Promise<{ inconsistent: boolean; lines: readonly string[] }> {
   if (p.policy.verdict !== 'depmod') return { inconsistent: false, lines: [] };
-  const j = await state.judge.judge(state.links, [], 'depmod');
+  const j = await p.judge(state, state.links, [], 'depmod');
   return { inconsistent: !j.ok, lines: j.lines };
 }
 

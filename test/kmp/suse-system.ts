@@ -7,7 +7,7 @@
 // weak-modules2 runs in-process (memoryIo) with a runner that sends rpm to the fake and
 // dracut/mkosi-initrd/sdbootutil to recorders.
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { memoryIo } from '../../src/cli/io.js';
@@ -136,8 +136,17 @@ export class SuseSystem {
     return { name: p.name, version: p.version, release: p.release, ...(p.epoch !== undefined ? { epoch: p.epoch } : {}), provides: p.provides ?? [], files: Object.keys(p.files).sort() };
   }
 
-  /** Unpack a package's files and add it to the database (no scriptlets). */
-  unpack(p: FakePackage): void {
+  /**
+   * Unpack a package's files and add it to the database (no scriptlets). As rpm -i, a file
+   * another installed package owns is a conflict (`replacing` names the package an upgrade replaces).
+   */
+  unpack(p: FakePackage, replacing?: string): void {
+    const db = readDb(this.root) as ReturnType<SuseSystem['record']>[];
+    for (const other of db) {
+      if (nvr(other) === replacing) continue;
+      const clash = Object.keys(p.files).find((f) => other.files.includes(f));
+      if (clash) throw new Error(`file ${clash} from install of ${nvr(p)} conflicts with file from package ${nvr(other)}`);
+    }
     for (const [path, data] of Object.entries(p.files)) this.fx.write(path, data);
     this.saveDb([...(readDb(this.root) as ReturnType<SuseSystem['record']>[]), this.record(p)]);
   }
@@ -149,7 +158,18 @@ export class SuseSystem {
     if (!p) throw new Error(`${n} is not installed`);
     const rest = db.filter((x) => x !== p);
     const owned = new Set(rest.flatMap((x) => x.files));
-    for (const f of p.files) if (!owned.has(f)) rmSync(this.fx.path(f), { force: true });
+    for (const f of p.files) {
+      if (owned.has(f)) continue;
+      rmSync(this.fx.path(f), { force: true });
+      // The directories the package owned go with it when empty (KMPs own their updates/ tree).
+      for (let d = dirname(f); /^\/usr\/lib\/(modules\/[^/]+|kmp)\/./.test(d); d = dirname(d)) {
+        try {
+          rmdirSync(this.fx.path(d));
+        } catch {
+          break;
+        }
+      }
+    }
     this.saveDb(rest);
     return p.files;
   }
@@ -180,8 +200,8 @@ export class SuseSystem {
   }
 
   /** rpm -i of a KMP: unpack, then %post (SUSE's kmp-script: --add-kmp with INITRD_IN_POSTTRANS=1). */
-  async install(p: FakePackage, env: Record<string, string> = {}): Promise<{ status: number; out: string; err: string }> {
-    this.unpack(p);
+  async install(p: FakePackage, env: Record<string, string> = {}, replacing?: string): Promise<{ status: number; out: string; err: string }> {
+    this.unpack(p, replacing);
     return this.wm2(['--add-kmp', nvr(p)], { env: { INITRD_IN_POSTTRANS: '1', ...env } });
   }
 
@@ -201,7 +221,7 @@ export class SuseSystem {
   /** rpm -U: the new package in (%post), then the old one out (%preun, files, %postun with $1 = 1). */
   async upgrade(from: string, to: FakePackage, env: Record<string, string> = {}): Promise<{ post: Awaited<ReturnType<SuseSystem['wm2']>>; postun: Awaited<ReturnType<SuseSystem['wm2']>> }> {
     // New files first (a file both own is replaced in place), then the new record.
-    const post = await this.install(to, env);
+    const post = await this.install(to, env, from);
     const postun = await this.erase(from, env, true);
     return { post, postun };
   }
