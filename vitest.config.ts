@@ -15,7 +15,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/real/**'],
+          exclude: ['test/real/**', 'test/hosts/**'],
           globalSetup: ['test/temp-dir-setup.ts'],
         },
       },
@@ -23,7 +23,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'real',
-          include: ['test/real/**/*.test.ts'],
+          // test/hosts: real package managers (rpm, dpkg, pacman, kernel-install) on chroots, with corpus kernels.
+          include: ['test/real/**/*.test.ts', 'test/hosts/**/*.test.ts'],
           globalSetup: ['test/temp-dir-setup.ts', 'test/real/global-setup.ts'],
           testTimeout: 1_800_000,
           // The corpus tests are CPU-bound and spawn many kmod processes; two cores. Run them

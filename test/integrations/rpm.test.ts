@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,8 +6,8 @@ import { imageNeedsUpdate } from '../../src/initramfs/check.js';
 import { allEntries, readImageFile } from '../../src/initramfs/image.js';
 import { nodeFs } from '../../src/fs.js';
 import { delta, K, K2, makeImageSystem } from '../initramfs/image-system.js';
-import { weakLinks } from '../linker/helpers.js';
-import { INTEGRATIONS, integrationFile, runSh } from './host.js';
+import { snapshot, weakLinks } from '../linker/helpers.js';
+import { INTEGRATIONS, installedBins, integrationFile, runSh } from './host.js';
 import { expandMacros, sampleMacros } from './rpm-macros.js';
 
 /*
@@ -22,22 +22,25 @@ afterAll(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-/** The package's libexec dir with the helper installed where %__kabi_defer_initramfs points. */
-function libexec(): string {
+/** The package's libexec dir as kabi.spec installs it: weak-modules and the helpers under kabi/. */
+function libexec(withTrigger = false): string {
   const d = mkdtempSync(join(tmpdir(), 'kabi-libexec-'));
   temps.push(d);
   mkdirSync(join(d, 'kabi'));
+  symlinkSync(join(installedBins(), 'weak-modules'), join(d, 'kabi/weak-modules'));
   copyFileSync(join(INTEGRATIONS, 'rpm/kabi-defer-initramfs'), join(d, 'kabi/kabi-defer-initramfs'));
+  if (withTrigger) copyFileSync(join(INTEGRATIONS, 'rpm/kabi-rpm-trigger'), join(d, 'kabi/kabi-rpm-trigger'));
   return d;
 }
 
-function scriptlet(spec: string, version: string): string {
+function scriptlet(spec: string, version: string, withTrigger = false): string {
   const macros = sampleMacros(integrationFile('rpm/macros.kabi'), {
     name: 'kmod-delta',
     version,
     release: '1.el9',
     kverrel: K2,
-    _libexecdir: libexec(),
+    _bindir: installedBins(),
+    _libexecdir: libexec(withTrigger),
   });
   return expandMacros(spec, macros);
 }
@@ -59,9 +62,21 @@ describe('RPM scriptlets from macros.kabi', () => {
     for (const spec of [POST, POSTUN, POSTTRANS]) {
       const body = scriptlet(spec, '2');
       expect(body).not.toMatch(/%[{A-Za-z_*]/);
-      expect(body).toMatch(spec === POSTTRANS ? /^kabi initramfs flush / : /weak-modules \$\{kabi_root:\+--basedir "\$kabi_root"\} --(add|remove)-modules --check-initramfs-prog \/\S+\/kabi\/kabi-defer-initramfs/m);
+      // kabi's programs by absolute path (rpm's PATH would find RHEL's weak-modules first), -x guarded.
+      expect(body).toMatch(spec === POSTTRANS ? /^  "\/\S+\/kabi" initramfs flush /m : /^    "\/\S+\/kabi\/weak-modules" \$\{KABI_ROOT:\+--basedir "\$KABI_ROOT"\} --(add|remove)-modules --check-initramfs-prog "\/\S+\/kabi\/kabi-defer-initramfs"/m);
+      expect(body).toMatch(/^if \[ ! -x "\/\S+\/kabi\/kabi-rpm-trigger" \] && \[ -x "\/\S+" \]; then$/m);
     }
     expect(scriptlet(POST, '2')).toContain(`for kabi_module in /lib/modules/${K2}/extra/delta.ko; do`);
+  });
+
+  it('do nothing where kabi carries file triggers, or is not installed, and never fail the scriptlet', () => {
+    const sys = makeImageSystem({ compression: 'gzip' });
+    temps.push(sys.root);
+    const before = snapshot(sys.root);
+    for (const spec of [POST, POSTUN, POSTTRANS]) expect(rpmRun(scriptlet(spec, '2', true), 1, sys.root)).toMatchObject({ status: 0, stderr: '' });
+    const absent = expandMacros(POST, sampleMacros(integrationFile('rpm/macros.kabi'), { kverrel: K2, _bindir: '/nonexistent', _libexecdir: '/nonexistent' }));
+    expect(rpmRun(absent, 1, sys.root)).toMatchObject({ status: 0, stderr: '' });
+    expect(snapshot(sys.root)).toEqual(before);
   });
 
   it('an upgrade relinks, records the initramfs once, and %posttrans refreshes it', async () => {
