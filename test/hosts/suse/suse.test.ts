@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+//
+// kabi as SUSE's weak-modules2 under real rpm: kabi's SUSE package (integrations/suse/kabi.spec)
+// takes /usr/lib/module-init-tools/weak-modules2 over from suse-module-tools; kernel-default and
+// kernel-rt packages and KMPs, built here with rpmbuild from corpus kernels and modules, with
+// scriptlets that behave as SUSE's rpm-script and kmp-script, are installed, upgraded and erased
+// with `rpm --root` in a bookworm root with real dracut (rpm chroots into it for every scriptlet).
+//
+// Kernels: three Debian 6.1 ABIs of the corpus, installed as SUSE releases 6.1.0-<abi>-<flavor>.
+// 56 and 57 share their kABI; 47 does not (a kABI break): modules built for 57 load on 56 (and
+// weak-modules2 links them there, though 56 is older), modules built for 47 load nowhere else.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCorpus, type CorpusKernel } from '../../real/corpus.js';
+import { makeHostRoot, type HostRoot } from '../host-root.js';
+import { installedKernels } from '../oracle.js';
+import { buildRpm, payloadDir } from '../rpm.js';
+import { links, rpmStep } from './steps.js';
+import { kabiSuseRpm, kmpDir, kmpRpm, suseBaseRpm, suseKernelRpm, suseModuleToolsRpm, suseRelease, WM2, type KmpPackage } from './suse-packages.js';
+
+function vendorPayload(release: string, built: CorpusKernel): string {
+  const dir = payloadDir();
+  mkdirSync(`${dir}/usr/lib/modules/${release}/extra/vendor`, { recursive: true });
+  writeFileSync(`${dir}/usr/lib/modules/${release}/extra/vendor/kabi_nongpl.ko`, readFileSync(built.builtModules!.kabi_nongpl));
+  return dir;
+}
+
+describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
+  let root: HostRoot;
+  let K47: CorpusKernel, K56: CorpusKernel, K57: CorpusKernel;
+  let D47: string, D56: string, D57: string, R57: string;
+  const pkg: Record<string, string> = {};
+  const kmps: Record<string, KmpPackage> = {};
+
+  beforeAll(async () => {
+    const corpus = loadCorpus();
+    const byAbi = (abi: string) => corpus.kernels({ arch: 'amd64', series: '6.1' }).find((k) => k.krel === `6.1.0-${abi}-amd64`)!;
+    [K47, K56, K57] = [byAbi('47'), byAbi('56'), byAbi('57')];
+    [D47, D56, D57, R57] = [suseRelease(K47, 'default'), suseRelease(K56, 'default'), suseRelease(K57, 'default'), suseRelease(K57, 'rt')];
+    root = await makeHostRoot({ packages: ['dracut-core', 'cpio'], prefix: 'kabi-suse-' });
+    // A small, quick initrd: dracut's base module and the drivers named here.
+    mkdirSync(root.path('etc/dracut.conf.d'), { recursive: true });
+    writeFileSync(root.path('etc/dracut.conf.d/50-kabi-test.conf'), 'hostonly="no"\ndracutmodules="base"\ncompress="gzip"\n');
+    writeFileSync(root.path('etc/fstab'), '/dev/vda / ext4 defaults 0 1\n');
+    pkg.base = suseBaseRpm();
+    pkg.tools = suseModuleToolsRpm();
+    pkg.kabi = kabiSuseRpm();
+    pkg.d47 = suseKernelRpm(K47, 'default');
+    pkg.d56 = suseKernelRpm(K56, 'default');
+    pkg.d57 = suseKernelRpm(K57, 'default');
+    pkg.r57 = suseKernelRpm(K57, 'rt');
+    kmps.bar = { base: 'bar', flavor: 'default', version: '1.0', kernel: K57, modules: ['kabi_minimal'] };
+    kmps.barRt = { base: 'bar', flavor: 'rt', version: '1.0', kernel: K57, modules: ['kabi_minimal'] };
+    kmps.foo1 = { base: 'foo', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_provider', 'kabi_consumer'], needsInitrd: true };
+    kmps.foo2 = { base: 'foo', flavor: 'default', version: '2.0', kernel: K57, modules: ['kabi_provider', 'kabi_consumer'] };
+    kmps.baz = { base: 'baz', flavor: 'default', version: '1.0', kernel: K57, modules: ['kabi_ns_ok'] };
+    // Modules for two kernels in one package: weak-modules2 refuses it.
+    kmps.bad = { base: 'bad', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_minimal'], extra: { [`/usr/lib/modules/${D57}/updates/bad/other.ko`]: readFileSync(K57.builtModules!.kabi_minimal) } };
+    for (const [k, p] of Object.entries(kmps)) pkg[k] = kmpRpm(p);
+    // Not a KMP: someone's module for 47 dropped into 56's extra/, where it cannot load.
+    pkg.vendor = buildRpm({
+      name: 'vendor-blob',
+      version: '1',
+      release: '1',
+      payload: vendorPayload(D56, K47),
+      files: [`%dir /usr/lib/modules/${D56}/extra`, `/usr/lib/modules/${D56}/extra/vendor`],
+      scripts: `%post\n/usr/sbin/depmod -a ${D56}\n%postun\n/usr/sbin/depmod -a ${D56}\n`,
+    });
+    expect(root.chroot(['rpm', '--initdb']).status).toBe(0);
+  });
+  afterAll(() => root?.remove());
+
+  it('installs kabi: weak-modules2 is kabi’s, through alternatives, suse-module-tools’ moved aside', () => {
+    const s = rpmStep(root, 'rpm -i base suse-module-tools', ['-i', pkg.base!, pkg.tools!], { kabiRuns: false });
+    expect(s.problems).toEqual([]);
+    const k = rpmStep(root, 'rpm -i kabi', ['-i', pkg.kabi!], { kabiRuns: false });
+    expect(k.problems).toEqual([]);
+    expect(readlinkSync(root.path(WM2))).toBe('/etc/alternatives/weak-modules2');
+    expect(readlinkSync(root.path('etc/alternatives/weak-modules2'))).toBe('/usr/libexec/kabi/weak-modules2');
+    expect(existsSync(root.path(`${WM2}.suse`))).toBe(true);
+  });
+
+  it('installs kernel-default 47 and 56 and kernel-rt 57: depmod and an initrd for each', () => {
+    const s = rpmStep(root, 'rpm -i kernels', ['-i', pkg.d47!, pkg.d56!, pkg.r57!]);
+    expect(s.problems).toEqual([]);
+    expect(installedKernels(root)).toEqual([D47, D56, R57]);
+    for (const k of [D47, D56, R57]) expect(statSync(root.path(`boot/initrd-${k}`)).size).toBeGreaterThan(0);
+  });
+
+  it('installs a KMP built for the update kernel 57 before that kernel: linked into 56 (older, same kABI), not 47; the rt one stays rt', () => {
+    const s = rpmStep(root, 'rpm -i bar-kmp-default bar-kmp-rt', ['-i', pkg.bar!, pkg.barRt!]);
+    expect(s.problems).toEqual([]);
+    expect(links(root, D56)).toEqual({ 'updates/bar/kabi_minimal.ko': `${kmpDir(kmps.bar!)}/kabi_minimal.ko` });
+    expect(links(root, D47)).toEqual({});
+    expect(links(root, R57)).toEqual({});
+    // No initrd holds kabi_minimal: none was rebuilt, nothing was left for %posttrans.
+    expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+  });
+
+  it('installs kernel-default 57: its own bar is in updates/, the others keep theirs', () => {
+    const s = rpmStep(root, 'rpm -i kernel-default 57', ['-i', pkg.d57!]);
+    expect(s.problems).toEqual([]);
+    expect(links(root, D57)).toEqual({});
+    expect(readFileSync(root.path(`usr/lib/modules/${D57}/modules.dep`), 'utf8')).toMatch(/^updates\/bar\/kabi_minimal\.ko:/m);
+    expect(Object.keys(links(root, D56))).toEqual(['updates/bar/kabi_minimal.ko']);
+  });
+
+  it('installs a KMP for 47 built with -b (KMP_NEEDS_MKINITRD): 47’s initrd is rebuilt in %posttrans', () => {
+    const before = statSync(root.path(`boot/initrd-${D47}`)).mtimeMs;
+    const s = rpmStep(root, 'rpm -i foo-kmp-default 1.0', ['-i', pkg.foo1!]);
+    expect(s.problems).toEqual([]);
+    expect(links(root, D56)).not.toHaveProperty('updates/foo/kabi_provider.ko');
+    expect(statSync(root.path(`boot/initrd-${D47}`)).mtimeMs).toBeGreaterThan(before);
+    expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+  });
+
+  it('upgrades the KMP to a build for 57 (rpm -U): 56 gets 2.0; 47, which 2.0 does not fit, loses foo (weak-modules2’s rule)', () => {
+    const s = rpmStep(root, 'rpm -U foo-kmp-default 2.0', ['-U', pkg.foo2!]);
+    expect(s.problems).toEqual([]);
+    const want = { 'updates/foo/kabi_consumer.ko': `${kmpDir(kmps.foo2!)}/kabi_consumer.ko`, 'updates/foo/kabi_provider.ko': `${kmpDir(kmps.foo2!)}/kabi_provider.ko` };
+    expect(links(root, D56)).toMatchObject(want);
+    expect(links(root, D47)).toEqual({});
+    expect(readFileSync(root.path(`usr/lib/modules/${D47}/modules.dep`), 'utf8')).not.toContain('foo/');
+  });
+
+  it('refuses a KMP whose modules are for two kernels: its %post fails, nothing is linked', () => {
+    const s = rpmStep(root, 'rpm -i bad-kmp-default', ['-i', pkg.bad!], { expectFailure: /%post\(bad-kmp-default-\S+\) scriptlet failed, exit status 1/, depmodLeftStale: [D47, D57] });
+    expect(s.problems).toEqual([]);
+    expect(s.out).toContain('seems to contain modules for multiple kernel versions');
+    expect(Object.keys(links(root, D56)).filter((l) => l.includes('bad'))).toEqual([]);
+    const e = rpmStep(root, 'rpm -e bad-kmp-default', ['-e', 'bad-kmp-default'], { expectFailure: /%postun\(bad-kmp-default-\S+\) scriptlet failed, exit status 1/ });
+    expect(e.problems).toEqual([]);
+  });
+
+  it('refuses to link into a kernel whose out-of-tree modules are inconsistent; the loader verdict (kmp.conf) links anyway', () => {
+    const v = rpmStep(root, 'rpm -i vendor-blob', ['-i', pkg.vendor!], { kabiRuns: false });
+    expect(v.problems).toEqual([]);
+    const s = rpmStep(root, 'rpm -i baz-kmp-default', ['-i', pkg.baz!]);
+    expect(s.problems).toEqual([]);
+    expect(s.out).toContain(`Warning: /usr/lib/modules/${D56} is inconsistent`);
+    expect(links(root, D56)).not.toHaveProperty('updates/baz/kabi_ns_ok.ko');
+    writeFileSync(root.path('etc/kabi/kmp.conf'), 'KABI_KMP_VERDICT=loader\n');
+    const r = rpmStep(root, 'rpm --reinstall baz-kmp-default', ['--reinstall', pkg.baz!], { semantics: 'loader' });
+    expect(r.problems).toEqual([]);
+    expect(links(root, D56)).toHaveProperty('updates/baz/kabi_ns_ok.ko');
+    writeFileSync(root.path('etc/kabi/kmp.conf'), '');
+    expect(rpmStep(root, 'rpm -e vendor-blob baz-kmp-default', ['-e', 'vendor-blob', 'baz-kmp-default']).problems).toEqual([]);
+    expect(links(root, D56)).not.toHaveProperty('updates/baz/kabi_ns_ok.ko');
+  });
+
+  it('in a build environment, asks for dracut to be run later instead of building', () => {
+    writeFileSync(root.path('.buildenv'), '');
+    const s = rpmStep(root, 'rpm -e bar-kmp-default', ['-e', 'bar-kmp-default']);
+    rmSync(root.path('.buildenv'));
+    expect(s.problems).toEqual([]);
+    expect(s.out).toContain(`Please run "/usr/bin/dracut -f /boot/initrd-${D56} ${D56}" as soon as your system is complete.`);
+    expect(links(root, D56)).not.toHaveProperty('updates/bar/kabi_minimal.ko');
+  });
+
+  it('erases kernel-default 56: its weak-updates and its directory go', () => {
+    expect(Object.keys(links(root, D56)).length).toBeGreaterThan(0);
+    const s = rpmStep(root, 'rpm -e kernel-default 56', ['-e', 'kernel-default-6.1.0-56']);
+    expect(s.problems).toEqual([]);
+    expect(root.listing([`usr/lib/modules/${D56}`])).toEqual([]);
+  });
+
+  it('erases the KMPs: no link, no record, no copy left', () => {
+    const s = rpmStep(root, 'rpm -e KMPs', ['-e', 'foo-kmp-default', 'bar-kmp-rt']);
+    expect(s.problems).toEqual([]);
+    for (const k of installedKernels(root)) expect(links(root, k)).toEqual({});
+    expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+    expect(readdirIfAny(root.path('run')).filter((f) => f.startsWith('rpm-'))).toEqual([]);
+    expect(existsSync(root.path('usr/lib/kabi'))).toBe(false);
+    expect(installedKernels(root)).toEqual([D47, D57, R57]);
+  });
+});
+
+function readdirIfAny(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
