@@ -121,8 +121,9 @@ async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): 
     if (dir === undefined) continue;
     if (!(await fs.lstat(dir)).isDirectory()) return;
     await rmdirIfEmpty(fs, posix.join(dir, 'weak-updates'));
+    // kabi's depmod cache is worth nothing without the kernel, whatever else was left there.
     const left = await fs.readdir(dir);
-    if (left.length === 1 && left[0] === CACHE_FILE) await fs.unlink(posix.join(dir, CACHE_FILE));
+    if (left.includes(CACHE_FILE) && !left.includes('kernel') && !left.includes('System.map')) await fs.unlink(posix.join(dir, CACHE_FILE));
     await rmdirIfEmpty(fs, dir);
     return;
   }

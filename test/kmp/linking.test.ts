@@ -237,6 +237,16 @@ describe('weak-modules2 kernel modes', () => {
     expect(readdirSync(s.fx.path(`/usr/lib/modules/${K1}/weak-updates`))).toEqual(['mine.ko']);
   });
 
+  it('--remove-kernel takes kabi\'s depmod cache away with the kernel even when others left files behind', async () => {
+    const s = system();
+    await s.install(s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') }));
+    expect(s.exists(`/usr/lib/modules/${K2}/modules.kabi-cache`)).toBe(true);
+    s.write(`/usr/lib/modules/${K2}/extra/left-behind.txt`, 'x');
+    s.removeKernelFiles(K2);
+    await s.wm2(['--remove-kernel', K2]);
+    expect(readdirSync(s.fx.path(`/usr/lib/modules/${K2}`))).toEqual(['extra']);
+  });
+
   it('--add-kernel of a kernel whose files are gone only reaches the initrd step', async () => {
     const s = system();
     s.removeKernelFiles(K2);

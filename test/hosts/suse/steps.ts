@@ -67,13 +67,16 @@ export function rpmStep(
   root: HostRoot,
   what: string,
   args: string[],
-  opts: { expectFailure?: RegExp; kabiRuns?: boolean; semantics?: 'depmod' | 'loader'; depmodLeftStale?: readonly string[] } = {},
+  opts: { expectFailure?: RegExp; rpmRefuses?: RegExp; kabiRuns?: boolean; semantics?: 'depmod' | 'loader'; depmodLeftStale?: readonly string[] } = {},
 ): SuseStep {
   const r = rpmRoot(root, args);
   const out = `${r.stdout}\n${r.stderr}`.trim();
   const problems: string[] = [];
   const failures = rpmScriptletFailures(r);
-  if (opts.expectFailure) {
+  if (opts.rpmRefuses) {
+    // rpm itself refuses the transaction (a file conflict): it must say so and change nothing.
+    if (r.status === 0 || !opts.rpmRefuses.test(out)) problems.push(`${what}: expected rpm to refuse with ${opts.rpmRefuses}, it exited ${r.status}:\n${out}`);
+  } else if (opts.expectFailure) {
     if (!failures.some((l) => opts.expectFailure!.test(l))) problems.push(`${what}: expected a failed scriptlet matching ${opts.expectFailure}, rpm said:\n${out}`);
   } else {
     if (r.status !== 0 || r.timedOut) problems.push(`${what}: rpm exited ${r.timedOut ? 'by timeout' : (r.signal ?? r.status)}\n${out}`);

@@ -163,14 +163,24 @@ export interface KmpPackage {
   modules: readonly TestModuleName[];
   /** updates/ of the kernel it was built for (SUSE), or /usr/lib/kmp/<name>/<version>-<release>/ (a store KMP). */
   layout?: 'tree' | 'store';
+  /**
+   * A tree KMP's kernel when it is not `kernel`: the corpus has no modules built against 56, but
+   * 56 and 57 share their kABI, so 57's build is what a build against 56 would link to.
+   */
+  tree?: CorpusKernel;
   /** %kernel_module_package -b: KMP_NEEDS_MKINITRD=1 in the scriptlets. */
   needsInitrd?: boolean;
+  /**
+   * Another build of the same source: each module gets 16 NUL bytes appended (loaders and depmod
+   * ignore them), so that rpm sees different files where a rebuild would put different bytes.
+   */
+  rebuilt?: boolean;
   /** Files put in the package as they are (system path → bytes), e.g. a module for another kernel. */
   extra?: Record<string, Uint8Array>;
 }
 
-export function kmpVersion(p: Pick<KmpPackage, 'version' | 'kernel'>): string {
-  return `${p.version}_k${p.kernel.krel.replace(/-[^-]+$/, '').replace(/-/g, '_')}`;
+export function kmpVersion(p: Pick<KmpPackage, 'version' | 'kernel' | 'tree'>): string {
+  return `${p.version}_k${(p.tree ?? p.kernel).krel.replace(/-[^-]+$/, '').replace(/-/g, '_')}`;
 }
 
 export function kmpNvr(p: KmpPackage): string {
@@ -181,7 +191,7 @@ export function kmpNvr(p: KmpPackage): string {
 export function kmpDir(p: KmpPackage): string {
   return p.layout === 'store'
     ? `/usr/lib/kmp/${p.base}-kmp-${p.flavor}/${kmpVersion(p)}-${p.release ?? '1'}/updates/${p.base}`
-    : `/usr/lib/modules/${suseRelease(p.kernel, p.flavor)}/updates/${p.base}`;
+    : `/usr/lib/modules/${suseRelease(p.tree ?? p.kernel, p.flavor)}/updates/${p.base}`;
 }
 
 export function kmpRpm(p: KmpPackage): string {
@@ -191,16 +201,25 @@ export function kmpRpm(p: KmpPackage): string {
   for (const m of p.modules) {
     const src = p.kernel.builtModules?.[m];
     if (!src) throw new Error(`${m} was not built against ${p.kernel.krel}`);
-    write(payload, `${dir}/${m}.ko`, readFileSync(src));
+    const bytes = readFileSync(src);
+    write(payload, `${dir}/${m}.ko`, p.rebuilt ? Buffer.concat([bytes, Buffer.alloc(16)]) : bytes);
     files.push(`${dir}/${m}.ko`);
   }
+  const extraDirs = new Set<string>();
   for (const [path, bytes] of Object.entries(p.extra ?? {})) {
     write(payload, path, bytes);
     files.push(path);
+    extraDirs.add(dirname(path));
+    extraDirs.add(dirname(dirname(path)));
   }
   const name = `${p.base}-kmp-${p.flavor}`;
   const env = `INITRD_IN_POSTTRANS=1${p.needsInitrd ? ' KMP_NEEDS_MKINITRD=1' : ''}`;
-  const owned = p.layout === 'store' ? [`%dir /usr/lib/kmp/${name}`, `%dir ${dirname(dirname(dir))}`, `%dir ${dirname(dir)}`] : [`%dir ${dirname(dir)}`];
+  // The directories it creates are its own (rpm removes them with their last owner).
+  const owned = [
+    ...(p.layout === 'store' ? ['%dir /usr/lib/kmp', `%dir /usr/lib/kmp/${name}`, `%dir ${dirname(dirname(dir))}`] : []),
+    `%dir ${dirname(dir)}`,
+    ...[...extraDirs].map((d) => `%dir ${d}`),
+  ];
   return buildRpm({
     name,
     version: kmpVersion(p),

@@ -16,8 +16,8 @@ import { loadCorpus, type CorpusKernel } from '../../real/corpus.js';
 import { makeHostRoot, type HostRoot } from '../host-root.js';
 import { installedKernels } from '../oracle.js';
 import { buildRpm, payloadDir } from '../rpm.js';
-import { links, rpmStep } from './steps.js';
-import { kabiSuseRpm, kmpDir, kmpRpm, suseBaseRpm, suseKernelRpm, suseModuleToolsRpm, suseRelease, WM2, type KmpPackage } from './suse-packages.js';
+import { initrdModules, links, rpmStep } from './steps.js';
+import { kabiSuseRpm, kmpDir, kmpNvr, kmpRpm, suseBaseRpm, suseKernelRpm, suseModuleToolsRpm, suseRelease, WM2, type KmpPackage } from './suse-packages.js';
 
 function vendorPayload(release: string, built: CorpusKernel): string {
   const dir = payloadDir();
@@ -57,6 +57,20 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     kmps.baz = { base: 'baz', flavor: 'default', version: '1.0', kernel: K57, modules: ['kabi_ns_ok'] };
     // Modules for two kernels in one package: weak-modules2 refuses it.
     kmps.bad = { base: 'bad', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_minimal'], extra: { [`/usr/lib/modules/${D57}/updates/bad/other.ko`]: readFileSync(K57.builtModules!.kabi_minimal) } };
+    // Problem 2: two builds of one driver for the same kernel, in SUSE's layout and as store KMPs.
+    kmps.two30 = { base: 'two', flavor: 'default', version: '3.0', kernel: K57, modules: ['kabi_provider', 'kabi_consumer'] };
+    kmps.two31 = { ...kmps.two30, version: '3.1', rebuilt: true };
+    kmps.two30s = { ...kmps.two30, layout: 'store' };
+    kmps.two31s = { ...kmps.two31, layout: 'store' };
+    // Problem 3: an older build for 56 (in 56's tree), a newer one for 57; as store KMPs, with one for 47.
+    kmps.new10 = { base: 'new', flavor: 'default', version: '1.0', kernel: K57, tree: K56, modules: ['kabi_minimal'] };
+    kmps.new20 = { base: 'new', flavor: 'default', version: '2.0', kernel: K57, modules: ['kabi_minimal'] };
+    kmps.new09s = { base: 'new', flavor: 'default', version: '0.9', kernel: K47, modules: ['kabi_minimal'], layout: 'store' };
+    kmps.new10s = { ...kmps.new10, layout: 'store' };
+    kmps.new20s = { ...kmps.new20, layout: 'store' };
+    // Problem 4: the driver 47 needs to boot, and its update built for 57 after the kABI break.
+    kmps.boot1 = { base: 'boot', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_minimal'] };
+    kmps.boot2 = { base: 'boot', flavor: 'default', version: '2.0', kernel: K57, modules: ['kabi_minimal'] };
     for (const [k, p] of Object.entries(kmps)) pkg[k] = kmpRpm(p);
     // Not a KMP: someone's module for 47 dropped into 56's extra/, where it cannot load.
     pkg.vendor = buildRpm({
@@ -173,6 +187,117 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     expect(readdirIfAny(root.path('run')).filter((f) => f.startsWith('rpm-'))).toEqual([]);
     expect(existsSync(root.path('usr/lib/kabi'))).toBe(false);
     expect(installedKernels(root)).toEqual([D47, D57, R57]);
+  });
+
+  const policy = (text: string) => writeFileSync(root.path('etc/kabi/kmp.conf'), text);
+
+  describe('problem 1: compatibility is forward-only', () => {
+    it('wm2 rules: the KMP built for 57 goes into the older 56', () => {
+      expect(rpmStep(root, 'rpm -i kernel-default 56', ['-i', '--oldpackage', pkg.d56!]).problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -i bar-kmp-default', ['-i', pkg.bar!]).problems).toEqual([]);
+      expect(links(root, D56)).toEqual({ 'updates/bar/kabi_minimal.ko': `${kmpDir(kmps.bar!)}/kabi_minimal.ko` });
+      expect(rpmStep(root, 'rpm -e bar-kmp-default', ['-e', 'bar-kmp-default']).problems).toEqual([]);
+    });
+
+    it('KABI_KMP_FORWARD_ONLY: not into a kernel older than the one it was built for', () => {
+      policy('KABI_KMP_FORWARD_ONLY=yes\n');
+      expect(rpmStep(root, 'rpm -i bar-kmp-default', ['-i', pkg.bar!]).problems).toEqual([]);
+      expect(links(root, D56)).toEqual({});
+      expect(readFileSync(root.path(`usr/lib/modules/${D57}/modules.dep`), 'utf8')).toMatch(/^updates\/bar\/kabi_minimal\.ko:/m);
+      expect(rpmStep(root, 'rpm -e bar-kmp-default', ['-e', 'bar-kmp-default']).problems).toEqual([]);
+      policy('');
+    });
+  });
+
+  describe('problem 2: two builds of a KMP for the same kernel cannot coexist', () => {
+    it('SUSE’s layout: both install into 57’s updates/: rpm refuses the second', () => {
+      expect(rpmStep(root, 'rpm -i two-kmp-default 3.0', ['-i', pkg.two30!]).problems).toEqual([]);
+      const s = rpmStep(root, 'rpm -i two-kmp-default 3.1', ['-i', pkg.two31!], { rpmRefuses: /conflicts with file from package two-kmp-default-3\.0/, kabiRuns: false });
+      expect(s.problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -e two-kmp-default', ['-e', '--allmatches', 'two-kmp-default']).problems).toEqual([]);
+    });
+
+    it('KABI_KMP_STORE: each build in a directory of its own version: both installed, the newer linked, the older back when it goes', () => {
+      policy('KABI_KMP_STORE=yes\n');
+      expect(rpmStep(root, 'rpm -i two 3.0 (store)', ['-i', pkg.two30s!]).problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -i two 3.1 (store)', ['-i', pkg.two31s!]).problems).toEqual([]);
+      const at = (p: KmpPackage) => ({ 'updates/two/kabi_consumer.ko': `${kmpDir(p)}/kabi_consumer.ko`, 'updates/two/kabi_provider.ko': `${kmpDir(p)}/kabi_provider.ko` });
+      for (const k of [D56, D57]) expect(links(root, k)).toEqual(at(kmps.two31s!));
+      expect(root.chroot(['rpm', '-q', 'two-kmp-default']).stdout.trim().split('\n')).toHaveLength(2);
+      expect(rpmStep(root, 'rpm -e two 3.1', ['-e', kmpNvr(kmps.two31s!)]).problems).toEqual([]);
+      for (const k of [D56, D57]) expect(links(root, k)).toEqual(at(kmps.two30s!));
+      expect(links(root, D47)).toEqual({});
+      expect(rpmStep(root, 'rpm -e two', ['-e', '--allmatches', 'two-kmp-default']).problems).toEqual([]);
+      policy('');
+    });
+  });
+
+  describe('problem 3: a newer KMP built for 57 does not reach 56, where an older one is installed', () => {
+    it('wm2 rules: 56 keeps its own older build though the newer one loads there', () => {
+      expect(rpmStep(root, 'rpm -i new 1.0 (56)', ['-i', pkg.new10!]).problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -i new 2.0 (57)', ['-i', pkg.new20!]).problems).toEqual([]);
+      expect(links(root, D56)).toEqual({});
+      expect(links(root, D47)).toEqual({});
+      expect(readFileSync(root.path(`usr/lib/modules/${D56}/modules.dep`), 'utf8')).toMatch(/^updates\/new\/kabi_minimal\.ko:/m);
+      expect(rpmStep(root, 'rpm -e new', ['-e', '--allmatches', 'new-kmp-default']).problems).toEqual([]);
+    });
+
+    it('KABI_KMP_NEWEST (store KMPs): each kernel links the newest build that loads there, in any order', () => {
+      policy('KABI_KMP_STORE=yes\nKABI_KMP_NEWEST=yes\n');
+      for (const p of ['new20s', 'new09s', 'new10s']) expect(rpmStep(root, `rpm -i ${p}`, ['-i', '--oldpackage', pkg[p]!]).problems).toEqual([]);
+      const at = (p: KmpPackage) => ({ 'updates/new/kabi_minimal.ko': `${kmpDir(p)}/kabi_minimal.ko` });
+      expect(links(root, D56)).toEqual(at(kmps.new20s!));
+      expect(links(root, D57)).toEqual(at(kmps.new20s!));
+      expect(links(root, D47)).toEqual(at(kmps.new09s!));
+      expect(rpmStep(root, 'rpm -e new 2.0', ['-e', kmpNvr(kmps.new20s!)]).problems).toEqual([]);
+      expect(links(root, D56)).toEqual(at(kmps.new10s!));
+      expect(links(root, D47)).toEqual(at(kmps.new09s!));
+      expect(rpmStep(root, 'rpm -e new', ['-e', '--allmatches', 'new-kmp-default']).problems).toEqual([]);
+      policy('');
+    });
+  });
+
+  describe('problem 4: kernel and KMP updated across a kABI break; the kernel to fall back to must still boot', () => {
+    const driver = (k: string) => initrdModules(root, k).filter((m) => m.endsWith('/kabi_minimal.ko'));
+
+    it('the driver is in 47’s initrd (dracut is told to include it)', () => {
+      writeFileSync(root.path('etc/dracut.conf.d/60-boot-driver.conf'), 'drivers+=" kabi_minimal "\n');
+      expect(rpmStep(root, 'rpm -e kernel-default 56', ['-e', 'kernel-default-6.1.0-56']).problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -i boot 1.0 (47)', ['-i', pkg.boot1!]).problems).toEqual([]);
+      expect(driver(D47)).toEqual([`usr/lib/modules/${D47}/updates/boot/kabi_minimal.ko`]);
+    });
+
+    it('wm2 rules: rpm -U to the build for 57 leaves 47 without the driver, and its initrd without it', () => {
+      expect(rpmStep(root, 'rpm -U boot 2.0 (57)', ['-U', pkg.boot2!]).problems).toEqual([]);
+      expect(links(root, D47)).toEqual({});
+      expect(driver(D47)).toEqual([]);
+      expect(driver(D57)).toEqual([`usr/lib/modules/${D57}/updates/boot/kabi_minimal.ko`]);
+      // Back to before the update.
+      expect(rpmStep(root, 'rpm -e boot', ['-e', 'boot-kmp-default']).problems).toEqual([]);
+      expect(rpmStep(root, 'rpm -i boot 1.0 (47)', ['-i', pkg.boot1!]).problems).toEqual([]);
+      expect(driver(D47)).toEqual([`usr/lib/modules/${D47}/updates/boot/kabi_minimal.ko`]);
+    });
+
+    it('KABI_KMP_KEEP_FALLBACK: 47 keeps 1.0 (a copy kabi keeps), in its tree and in its initrd, until 47 is removed', () => {
+      policy('KABI_KMP_KEEP_FALLBACK=yes\n');
+      expect(rpmStep(root, 'rpm -U boot 2.0 (57)', ['-U', pkg.boot2!]).problems).toEqual([]);
+      const copy = `/usr/lib/kabi/kmp/${kmpNvr(kmps.boot1!)}/updates/boot/kabi_minimal.ko`;
+      expect(links(root, D47)).toEqual({ 'updates/boot/kabi_minimal.ko': copy });
+      // dracut keeps the link and puts the copy it points to beside.
+      expect(driver(D47)).toEqual([copy.slice(1), `usr/lib/modules/${D47}/weak-updates/updates/boot/kabi_minimal.ko`]);
+      expect(driver(D57)).toEqual([`usr/lib/modules/${D57}/updates/boot/kabi_minimal.ko`]);
+      expect(rpmStep(root, 'rpm -e kernel-default 47', ['-e', 'kernel-default-6.1.0-47']).problems).toEqual([]);
+      expect(existsSync(root.path('usr/lib/kabi'))).toBe(false);
+      expect(root.listing([`usr/lib/modules/${D47}`])).toEqual([]);
+      policy('');
+    });
+
+    it('erases the rest: no kernel, KMP, link, copy or record is left', () => {
+      const s = rpmStep(root, 'rpm -e everything', ['-e', '--allmatches', 'boot-kmp-default', 'kernel-default', 'kernel-rt']);
+      expect(s.problems).toEqual([]);
+      expect(root.listing(['usr/lib/modules', 'usr/lib/kabi', 'usr/lib/kmp'])).toEqual(['usr/lib/modules/']);
+      expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+    });
   });
 });
 
