@@ -88,6 +88,11 @@ async function removeKmp(p: Planner, name: KmpName, stdin: string): Promise<void
     return;
   }
   const gone = r.kmp;
+  // rpm may have erased the KMP's kernel before the KMP: nothing else would remove its directory.
+  if (gone.layout === 'tree' && gone.buildRelease !== undefined && !p.kernelsOf(gone.flavor).some((k) => k.release === gone.buildRelease)) {
+    const { kernel } = await p.kernel(gone.buildRelease);
+    if (kernel.systemMap === undefined) p.tidy.push(gone.buildRelease);
+  }
   if (p.policy.newest) {
     // On `rpm --reinstall` the package is still listed: it is not gone.
     const versions = versionsOf(set, name).filter((k) => !(k.origin === 'rpm' && k.nvr === gone.nvr));
@@ -124,6 +129,7 @@ async function kernelChanged(p: Planner, release: string): Promise<void> {
 /** --remove-kernel: its links go (then its emptied directories); copies only it used go too. */
 async function removeKernel(p: Planner, release: string): Promise<void> {
   p.removedKernel = release;
+  p.tidy.push(release);
   const k = p.kernels.find((x) => x.release === release);
   if (!k) return;
   const state = await p.state(k);

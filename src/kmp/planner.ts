@@ -58,6 +58,7 @@ export class Planner {
   private readonly warnedSymvers = new Set<string>();
   readonly preserve: PreserveOp[] = [];
   removedKernel: string | undefined;
+  readonly tidy: string[] = [];
 
   private constructor(
     readonly mode: Wm2Mode,
@@ -211,7 +212,7 @@ export class Planner {
       const r = this.refreshes.get(release)!;
       return { release, changed: r.names === '_kernel_' ? '_kernel_' : [...r.names].sort(), changedModules: [...r.modules] };
     });
-    return { mode: this.mode, root: this.root, links, refresh, lines: this.lines, failed: this.failed, preserve: this.preserve, removedKernel: this.removedKernel };
+    return { mode: this.mode, root: this.root, links, refresh, lines: this.lines, failed: this.failed, preserve: this.preserve, removedKernel: this.removedKernel, tidy: this.tidy };
   }
 }
 

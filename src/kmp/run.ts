@@ -68,7 +68,7 @@ export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, op
         }
       });
     }
-    if (plan.removedKernel !== undefined) await removeEmptyKernelDir(fs, root, plan.removedKernel);
+    for (const k of plan.tidy) await removeEmptyKernelDir(fs, root, k);
   } else {
     for (const op of plan.preserve) opts.say('dlog', `${op.kind === 'keep' ? 'would keep' : 'would drop'} a copy of ${op.kmp.nvr}`);
   }
@@ -111,7 +111,7 @@ export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, op
 }
 
 /**
- * After --remove-kernel: weak-updates goes once empty (a regular file someone put there stays,
+ * After --remove-kernel (or a KMP's removal after its kernel's): weak-updates goes once empty (a regular file someone put there stays,
  * and so does the directory holding it), kabi's depmod cache goes when the kernel itself is
  * gone, and the module directory goes when nothing is left in it.
  */

@@ -41,6 +41,11 @@ export interface KmpPlan {
   /** A package was refused or could not be read: the run fails (status 1) after doing the rest. */
   readonly failed: boolean;
   readonly preserve: readonly PreserveOp[];
-  /** --remove-kernel: the kernel whose emptied directories are removed after the links. */
+  /** --remove-kernel: the kernel whose links all go. */
   readonly removedKernel: string | undefined;
+  /**
+   * Kernels whose files are gone (--remove-kernel, or a removed KMP's own kernel when rpm
+   * erased the kernel first): their emptied directories go after the links.
+   */
+  readonly tidy: readonly string[];
 }

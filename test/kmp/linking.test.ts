@@ -237,6 +237,17 @@ describe('weak-modules2 kernel modes', () => {
     expect(readdirSync(s.fx.path(`/usr/lib/modules/${K1}/weak-updates`))).toEqual(['mine.ko']);
   });
 
+  it('erasing a KMP after its kernel (rpm may order it so) removes the kernel\'s emptied directory', async () => {
+    const s = system();
+    const p = s.kmp('foo', 'default', '1.0', K2, { 'foo.ko': s.module(K2, 'foo') });
+    await s.install(p);
+    s.removeKernelFiles(K2);
+    await s.wm2(['--remove-kernel', K2]);
+    expect(s.exists(`/usr/lib/modules/${K2}/updates/foo.ko`)).toBe(true);
+    expect((await s.erase(nvr(p))).status).toBe(0);
+    expect(s.exists(`/usr/lib/modules/${K2}`)).toBe(false);
+  });
+
   it('--remove-kernel takes kabi\'s depmod cache away with the kernel even when others left files behind', async () => {
     const s = system();
     await s.install(s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') }));

@@ -7,17 +7,18 @@
 // weak-modules2 runs in-process (memoryIo) with a runner that sends rpm to the fake and
 // dracut/mkosi-initrd/sdbootutil to recorders.
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { addKernel, makeRoot, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
+import { weakLinks } from '../linker/helpers.js';
+import { mod } from '../status/fixture.js';
 import { memoryIo } from '../../src/cli/io.js';
 import { weakModules2Main } from '../../src/cli/commands/weak-modules2.js';
 import { runCommand, type Runner } from '../../src/util/run.js';
 // @ts-expect-error a plain .mjs test helper without declarations
 import { answer, DB_FILE, readDb } from './fake-rpm.mjs';
 
-export const LAYOUT = { symbol: 'module_layout', crc: MODULE_LAYOUT_CRC };
-const STRUCT = 0x380;
+const STRUCT = 0x380; // what mod() builds modules with
 
 /** Two kABIs: B changed printk's CRC (a kABI break). */
 export const ABI = {
@@ -99,14 +100,7 @@ export class SuseSystem {
 
   /** A module built for `release` needing `needs` (vmlinux symbols with kABI `abi`'s CRCs, or others). */
   module(release: string, name: string, needs: Record<string, number> = { printk: ABI.A[0].crc }, extra: object = {}): Uint8Array {
-    return externalModule(release, {
-      name,
-      versions: [LAYOUT, ...Object.entries(needs).map(([symbol, crc]) => ({ symbol, crc }))],
-      undefinedSymbols: Object.keys(needs),
-      thisModuleSize: STRUCT,
-      license: 'GPL',
-      ...extra,
-    });
+    return mod(release, name, needs, extra);
   }
 
   /** A tree KMP: <name>-kmp-<flavor>, its modules in /usr/lib/modules/<built>/updates/. */
@@ -228,19 +222,7 @@ export class SuseSystem {
 
   /** weak-updates links of a kernel: path below weak-updates → target. */
   links(release: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    const base = this.fx.path(`/usr/lib/modules/${release}/weak-updates`);
-    const walk = (dir: string) => {
-      if (!existsSync(dir)) return;
-      for (const n of readdirSync(dir).sort()) {
-        const p = join(dir, n);
-        const st = lstatSync(p);
-        if (st.isSymbolicLink()) out[p.slice(base.length + 1)] = readlinkSync(p);
-        else if (st.isDirectory()) walk(p);
-      }
-    };
-    walk(base);
-    return out;
+    return weakLinks(this.root, release);
   }
 
   modulesDep(release: string): string {

@@ -8,32 +8,18 @@
 // links were made by), and every kernel's depmod files are kmod's `depmod -a`, byte for byte.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { HostRoot, RunResult } from '../host-root.js';
 import { REPO } from '../host-root.js';
-import { depmodProblems, installedKernels, modulesDir, slowRuns } from '../oracle.js';
+import { depmodProblems, installedKernels, slowRuns, weakUpdates } from '../oracle.js';
 import { rpmRoot, rpmScriptletFailures } from '../rpm.js';
 import { SUSE_WM2_LOG } from './suse-packages.js';
 
 const KABI = join(REPO, 'dist/bin/kabi.js');
 
 /** weak-updates of a kernel: path below weak-updates → link target (`<file>` for a non-link). */
-export function links(root: HostRoot, release: string): Record<string, string> {
-  const base = join(modulesDir(root), release, 'weak-updates');
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    if (!existsSync(dir)) return;
-    for (const e of readdirSync(dir).sort()) {
-      const p = join(dir, e);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else out[relative(base, p)] = st.isSymbolicLink() ? readlinkSync(p) : '<file>';
-    }
-  };
-  walk(base);
-  return out;
-}
+export const links = weakUpdates;
 
 /** Every link of every kernel judged by kabi check (depmod semantics, or the loader's). */
 export function linkVerdictProblems(root: HostRoot, semantics: 'depmod' | 'loader' = 'depmod'): string[] {
