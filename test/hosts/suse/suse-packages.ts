@@ -58,10 +58,15 @@ export function suseBaseRpm(): string {
   });
 }
 
-export function suseModuleToolsRpm(): string {
+/**
+ * `tools`: files to ship instead of the stand-ins (system path → contents), for comparing kabi
+ * with SUSE's own scripts on this machine; CI never has them.
+ */
+export function suseModuleToolsRpm(tools: Record<string, string> = {}): string {
   const payload = payloadDir();
   write(payload, '/usr/lib/depmod.d/00-system.conf', SUSE_DEPMOD_CONF);
   write(payload, WM2, `#!/bin/sh\n# suse-module-tools' weak-modules2 (test stand-in): kabi's takes its place.\necho "$*" >> ${SUSE_WM2_LOG}\n`, 0o755);
+  for (const [path, text] of Object.entries(tools)) write(payload, path, text, 0o755);
   // As SUSE's regenerate-initrd-posttrans with dracut: nothing in a build environment but a
   // note; otherwise one dracut run per recorded kernel (or --regenerate-all), records removed.
   // The image is named as SUSE's dracut names it (Debian's would say initrd.img-K).
@@ -101,7 +106,9 @@ exit $err
     release: '1',
     payload,
     requires: ['/bin/sh'],
-    files: ['%dir /usr/lib/module-init-tools', WM2, '/usr/lib/module-init-tools/regenerate-initrd-posttrans', '/usr/lib/depmod.d/00-system.conf'],
+    files: [
+      ...new Set(['%dir /usr/lib/module-init-tools', WM2, '/usr/lib/module-init-tools/regenerate-initrd-posttrans', '/usr/lib/depmod.d/00-system.conf', ...Object.keys(tools)]),
+    ],
   });
 }
 
