@@ -18,9 +18,9 @@ async function inUse(state: KernelState, versions: readonly Kmp[]): Promise<Kmp 
 
 /**
  * Settle one KMP (all `versions` of it, newest first, plus `gone`: a version just erased) in
- * one kernel. Returns the version the kernel uses afterwards.
+ * one kernel: the version it used before, and the one it uses now.
  */
-export async function settleKmp(p: Planner, state: KernelState, versions: readonly Kmp[], gone?: Kmp): Promise<Kmp | undefined> {
+export async function settleKmp(p: Planner, state: KernelState, versions: readonly Kmp[], gone?: Kmp): Promise<{ before: Kmp | undefined; chosen: Kmp | undefined }> {
   const all = gone ? [...versions, gone] : [...versions];
   const before = await inUse(state, gone ? [gone, ...versions] : versions);
   // Every link any version of this KMP has, or would have, here.
@@ -61,7 +61,7 @@ export async function settleKmp(p: Planner, state: KernelState, versions: readon
   }
 
   const same = before !== undefined && chosen !== undefined && before.nvr === chosen.nvr && before.origin === chosen.origin;
-  if (same) return chosen;
+  if (same) return { before, chosen };
   const label = (k: Kmp) => (k.origin === 'preserved' ? `${k.nvr} (the copy kabi kept)` : k.nvr);
   if (before && chosen) {
     p.log(`Package ${label(before)} replaced by package ${label(chosen)} in kernel ${state.release}`);
@@ -74,7 +74,7 @@ export async function settleKmp(p: Planner, state: KernelState, versions: readon
     if (versions.length > 0) p.log(`Weak-updates symlinks to no other ${before.name} package could be created`);
     p.refreshFor(state, before);
   }
-  return chosen;
+  return { before, chosen };
 }
 
 /** Group KMPs by what makes them versions of one driver: family and flavor. */

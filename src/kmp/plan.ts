@@ -59,11 +59,11 @@ async function addKmp(p: Planner, name: KmpName): Promise<void> {
     const versions = versionsOf(set, name);
     for (const k of p.kernelsOf(name.flavor)) {
       const state = await p.state(k);
-      const chosen = await settleKmp(p, state, versions);
-      if (chosen?.nvr === kmp.nvr) {
-        p.log(`Package ${kmp.nvr} does not need to be added to kernel ${k.release}`);
-      }
-      if (chosen?.nvr === kmp.nvr || (kmp.layout === 'tree' && kmp.buildRelease === k.release)) p.refreshFor(state, kmp);
+      const { before, chosen } = await settleKmp(p, state, versions);
+      const kept = chosen?.nvr === kmp.nvr && before?.nvr === kmp.nvr;
+      if (kept) p.log(`Package ${kmp.nvr} does not need to be added to kernel ${k.release}`);
+      // Its own kernel got its files, used or not; where it was there already, as wm2 does.
+      if (kept || (kmp.layout === 'tree' && kmp.buildRelease === k.release)) p.refreshFor(state, kmp);
     }
   } else {
     await addKmpWm2(p, kmp, set.kmps);

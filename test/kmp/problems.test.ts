@@ -94,6 +94,7 @@ describe('problem 3: a newer KMP built for N does not reach O, where an older on
     await s.install(v1, env);
     const r = await s.install(v2, { ...env, WM2_VERBOSE: '1' });
     expect(r.err).toContain(`Package ${nvr(v1)} replaced by package ${nvr(v2)} in kernel ${O}\n`);
+    expect(r.err).not.toContain(`Package ${nvr(v2)} does not need to be added to kernel ${O}\n`);
     expect(s.links(O)).toEqual({ 'updates/foo.ko': '/usr/lib/kmp/foo-kmp-default/2.0-1/updates/foo.ko' });
     expect(s.links(N)).toEqual({ 'updates/foo.ko': '/usr/lib/kmp/foo-kmp-default/2.0-1/updates/foo.ko' });
     expect(s.links(X)).toEqual({ 'updates/foo.ko': '/usr/lib/kmp/foo-kmp-default/3.0-1/updates/foo.ko' });
