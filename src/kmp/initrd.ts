@@ -193,15 +193,3 @@ export async function recordForPosttrans(fs: KabiFs, root: string, release: stri
     await fs.writeFile(file, '', { flag: 'wx', mode: 0o644 });
   }
 }
-
-/** Kernels recorded in /run/regenerate-initrd (`all` means every kernel), for a %posttrans flush. */
-export async function listRecordedForPosttrans(fs: KabiFs, root: string): Promise<string[]> {
-  const dir = await resolveInRoot(fs, root, hostPath(root, REGENERATE_DIR)).catch(() => undefined);
-  if (dir === undefined) return [];
-  try {
-    return (await fs.readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-  } catch (e) {
-    if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw e;
-  }
-}
