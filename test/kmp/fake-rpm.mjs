@@ -37,7 +37,8 @@ function tag(pkg, name) {
     case 'EPOCH':
       return pkg.epoch === undefined || pkg.epoch === null ? '(none)' : String(pkg.epoch);
     case 'PROVIDENAME':
-      return [pkg.name, ...(pkg.provides ?? [])];
+      // "name = version" in a spec's Provides: rpm's PROVIDENAME is the name alone.
+      return [pkg.name, ...(pkg.provides ?? []).map((p) => p.split(/\s/)[0])];
     case 'FILENAMES':
       return pkg.files ?? [];
     default:
