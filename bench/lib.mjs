@@ -38,11 +38,16 @@ export async function median(fn, runs = 5, { warm = true } = {}) {
 }
 
 /** hyperfine's median (ms) for a shell command. */
-export function hyperfine(cmd, { runs = 20, warmup = 3 } = {}) {
+export function hyperfine(cmd, opts) {
+  return hyperfineResult(cmd, opts).median * 1000;
+}
+
+/** hyperfine's whole result for a command (seconds: median, mean, user, system…). */
+export function hyperfineResult(cmd, { runs = 20, warmup = 3 } = {}) {
   const out = join(mkdtempSync(join(tmpdir(), 'kabi-bench-')), 'h.json');
   const r = spawnSync('hyperfine', ['-N', '--runs', String(runs), '--warmup', String(warmup), '--export-json', out, cmd], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
-  return JSON.parse(readFileSync(out, 'utf8')).results[0].median * 1000;
+  return JSON.parse(readFileSync(out, 'utf8')).results[0];
 }
 
 /** A root with hard-linked copies of corpus kernels (optionally under other release names). */

@@ -1,7 +1,7 @@
 // Issue 2: modules parsed per second over whole Debian trees, against kmod's
-// `modprobe --dump-modversions` over the same files, and `kabi --help` start-up time.
+// `modprobe --dump-modversions` over the same files (start-up: startup.bench.mjs).
 import { spawn } from 'node:child_process';
-import { corpus, fmtMs, hyperfine, median, moduleFiles, quick, ratio, table } from './lib.mjs';
+import { corpus, fmtMs, median, moduleFiles, quick, ratio, table } from './lib.mjs';
 import { ModuleCache } from '../dist/src/compat/kernel-model.js';
 import { mapPool } from '../dist/src/util/pool.js';
 
@@ -46,12 +46,6 @@ for (const k of trees) {
   });
   json[k.krel] = { files: files.length, kabiMs: tKabi, kmodMs: tKmod, perSecondKabi: (files.length / tKabi) * 1000, perSecondKmod: (files.length / tKmod) * 1000 };
 }
-
-const help = hyperfine(`${process.execPath} dist/bin/kabi.js --help`);
-const bare = hyperfine(`${process.execPath} -e 0`);
-rows.push({ what: '`kabi --help` start-up (median, hyperfine)', kabi: fmtMs(help), reference: `node -e 0: ${fmtMs(bare)}`, ratio: `+${fmtMs(help - bare)} over bare node` });
-json.helpMs = help;
-json.nodeMs = bare;
 
 console.log(table(rows));
 console.log('BENCH-JSON ' + JSON.stringify(json));

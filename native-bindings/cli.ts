@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { KabiError } from '../src/errors.js';
-import { corrupt, OutputSink, type Compression, type Where } from './common.js';
+import { corrupt, OutputSink, tooSlow, type Compression, type Where } from './common.js';
 
 /** Full path of an executable on PATH (read now: tests change PATH), or undefined. */
 export function findTool(name: string): string | undefined {
@@ -49,9 +49,16 @@ export function runTool(tool: string, args: readonly string[], input: Uint8Array
       env: { ...process.env, LC_ALL: 'C' },
     });
 
+    // Decoding hostile input has a time budget; compressing kabi's own output does not.
+    const { deadline } = opts.where;
+    const timer =
+      opts.mode === 'decompress' && deadline !== undefined
+        ? setTimeout(() => fail(tooSlow(opts.format, opts.where.timeoutMs ?? 0, opts.where)), Math.max(0, deadline - performance.now()))
+        : undefined;
     const fail = (err: KabiError): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       reject(err);
     };
@@ -90,6 +97,7 @@ export function runTool(tool: string, args: readonly string[], input: Uint8Array
       if (settled) return;
       if (code === 0 || (code !== null && opts.okExitCodes?.includes(code))) {
         settled = true;
+        clearTimeout(timer);
         resolve(sink.result());
         return;
       }

@@ -8,6 +8,8 @@ export interface DecompressOptions {
   file?: string;
   /** Default 4 GiB - 1 (just under Node 20's largest Buffer); no module or initramfs comes close. */
   maxOutputBytes?: number;
+  /** Wall-clock budget in ms (default 60 s): a decoder program is killed, an in-process decoder stopped between blocks. */
+  timeoutMs?: number;
 }
 
 export interface CompressOptions {
@@ -16,12 +18,16 @@ export interface CompressOptions {
 }
 
 export const DEFAULT_MAX_OUTPUT = 0xffff_ffff;
+export const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** Where errors get attributed: the file name, and the absolute offset of the data in it. */
 export interface Where {
   file: string | undefined;
   /** Offset of byte 0 of the bytes being decoded within the file (non-zero for initramfs segments). */
   base: number;
+  /** performance.now() past which decoding stops (see checkDeadline), and the budget it came from. */
+  deadline?: number;
+  timeoutMs?: number;
 }
 
 export function corrupt(format: Compression, why: string, where: Where, relOffset?: number, cause?: unknown): KabiError {
@@ -32,12 +38,37 @@ export function corrupt(format: Compression, why: string, where: Where, relOffse
   });
 }
 
+const outputLimitErrors = new WeakSet<KabiError>();
+
 export function tooLarge(format: Compression, limit: number, where: Where, relOffset?: number): KabiError {
   const at = where.base + (relOffset ?? 0);
-  return new KabiError('COMPRESSION', `${format} data would exceed the output limit of ${limit} bytes when decompressed`, {
+  const e = new KabiError('COMPRESSION', `${format} data would exceed the output limit of ${limit} bytes when decompressed`, {
     file: where.file,
     offset: at === 0 ? undefined : at,
   });
+  outputLimitErrors.add(e);
+  return e;
+}
+
+/** Whether a decompression failed on maxOutputBytes (rather than on corrupt data), for callers that state their own limit. */
+export function isOutputLimit(e: unknown): boolean {
+  return e instanceof KabiError && outputLimitErrors.has(e);
+}
+
+export function tooSlow(format: Compression, ms: number, where: Where): KabiError {
+  return new KabiError('LIMIT', `${format} decompression took longer than its ${ms / 1000} s limit`, { file: where.file, offset: where.base === 0 ? undefined : where.base });
+}
+
+/** Throws once the decompression has used up its wall-clock budget (checked between blocks of output). */
+export function checkDeadline(format: Compression, where: Where): void {
+  if (where.deadline !== undefined && performance.now() > where.deadline) throw tooSlow(format, where.timeoutMs ?? 0, where);
+}
+
+export function resolveTimeout(opts: DecompressOptions | undefined): number {
+  const ms = opts?.timeoutMs;
+  if (ms === undefined) return DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(ms) || ms <= 0) throw new KabiError('USAGE', `timeoutMs must be a positive number, got ${String(ms)}`);
+  return ms;
 }
 
 export function resolveLimit(opts: DecompressOptions | undefined): number {

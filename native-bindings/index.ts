@@ -1,6 +1,6 @@
 import { KabiError } from '../src/errors.js';
 import { cliCompress, cliDecompress, cliImplementations, isCliFormat } from './cli-codecs.js';
-import { ALL_FORMATS, resolveLimit, type Compression, type CompressOptions, type DecompressOptions, type Where } from './common.js';
+import { ALL_FORMATS, resolveLimit, resolveTimeout, type Compression, type CompressOptions, type DecompressOptions, type Where } from './common.js';
 import { detectCompression } from './detect.js';
 import { gunzipAll, gunzipSegment, gzipCompress } from './gzip.js';
 import { lz4Compress, lz4DecompressAll, lz4Implementations, lz4Segment } from './lz4-legacy.js';
@@ -15,6 +15,7 @@ import { zstdCompress, zstdDecompressAll, zstdImplementations, zstdSegment } fro
 
 export type { Compression, CompressOptions, DecompressOptions } from './common.js';
 export { detectCompression } from './detect.js';
+export { isOutputLimit } from './common.js';
 
 const LEVELS: Record<Compression, readonly [number, number]> = {
   gzip: [0, 9],
@@ -26,8 +27,9 @@ const LEVELS: Record<Compression, readonly [number, number]> = {
   lzo: [1, 9],
 };
 
-function whereOf(opts: { file?: string | undefined } | undefined): Where {
-  return { file: opts?.file, base: 0 };
+function whereOf(opts: DecompressOptions | CompressOptions | undefined): Where {
+  const timeoutMs = resolveTimeout(opts && 'timeoutMs' in opts ? opts : undefined);
+  return { file: opts?.file, base: 0, timeoutMs, deadline: performance.now() + timeoutMs };
 }
 
 /** Whole input = one compressed file. Unknown magic => the input unchanged, format undefined. */
@@ -105,7 +107,7 @@ export async function decompressSegment(
     case 'lzma':
     case 'lzo': {
       const rest = image.subarray(offset);
-      r = { data: await cliDecompress(format, rest, limit, { file: where.file, base: offset }, true), consumed: rest.length };
+      r = { data: await cliDecompress(format, rest, limit, { ...where, base: offset }, true), consumed: rest.length };
       break;
     }
   }

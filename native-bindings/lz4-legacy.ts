@@ -1,5 +1,5 @@
 import { findTool, runTool } from './cli.js';
-import { corrupt, isAllZero, readU32LE, tooLarge, type Where } from './common.js';
+import { checkDeadline, corrupt, isAllZero, readU32LE, tooLarge, type Where } from './common.js';
 import { decodeLz4Block, Lz4BlockError } from './lz4-block.js';
 import { lz4Napi, type Lz4Napi } from './native.js';
 
@@ -70,6 +70,7 @@ function decodeChunks(b: Uint8Array, walk: LegacyWalk, limit: number, where: Whe
       if (e.overflow && room < CHUNK_OUT_MAX) throw tooLarge('lz4', limit, where, c.start - 4);
       throw corrupt('lz4', e.overflow ? 'chunk decodes to more than 8 MiB' : e.message, where, e.at);
     }
+    checkDeadline('lz4', where);
   }
   // Do not keep megabytes of spare capacity alive behind a view.
   return out.length - op > 1 << 20 ? out.slice(0, op) : out.subarray(0, op);

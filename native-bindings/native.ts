@@ -36,7 +36,27 @@ export interface Lz4Napi {
 }
 
 export interface XzDecompressModule {
-  XzReadableStream: new (input: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+  XzReadableStream: (new (input: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>) & XzWasmStatics;
+}
+
+/**
+ * What xz-decompress keeps on its stream class (not its documented API): the WASM instance
+ * of XZ Embedded with its C glue, which xz.ts drives synchronously when it looks like this.
+ */
+export interface XzWasmStatics {
+  _getModuleInstance?: () => Promise<void>;
+  _moduleInstance?: { exports: Partial<XzWasmExports> };
+}
+
+export interface XzWasmExports {
+  /** A WebAssembly.Memory: its buffer is replaced when it grows. */
+  memory: { readonly buffer: ArrayBuffer };
+  /** A decoder context: [u32 buffer size, in, in_pos, in_size, out, out_pos, out_size, …] (wasm32). */
+  create_context(): number;
+  destroy_context(ctx: number): void;
+  supply_input(ctx: number, length: number): void;
+  /** xz_dec_run into the emptied output buffer: XZ Embedded's enum xz_ret. */
+  get_next_output(ctx: number): number;
 }
 
 const require = createRequire(import.meta.url);

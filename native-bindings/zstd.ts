@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { KabiError } from '../src/errors.js';
 import { findTool, runTool } from './cli.js';
-import { concat, corrupt, errorText, OutputSink, readU32LE, type Where } from './common.js';
+import { checkDeadline, concat, corrupt, errorText, OutputSink, readU32LE, type Where } from './common.js';
 import { nativeStatus, zstdNapi, type ZstdBinding } from './native.js';
 import { xxh64Low32 } from './xxhash64.js';
 import { walkZstdFrame, walkZstdFrames, type ZstdFrame } from './zstd-frames.js';
@@ -90,6 +90,7 @@ function decodeNative(z: ZstdBinding, src: Uint8Array, f: ZstdFrame, sink: Outpu
     }
     pos += consumed;
     if (produced > 0) sink.push(produced === out.length ? out : out.subarray(0, produced));
+    checkDeadline('zstd', where);
     if (ret === 0) break;
     if (produced === 0 && consumed === 0) throw corrupt('zstd', 'frame ends early', where, f.start);
   }
@@ -108,6 +109,7 @@ function decodeJs(fz: Fzstd, src: Uint8Array, f: ZstdFrame, sink: OutputSink, wh
   let produced = 0;
   const dec = new fz.Decompress((chunk) => {
     if (produced + chunk.length > sink.remaining) throw sink.exceeded();
+    checkDeadline('zstd', where);
     produced += chunk.length;
     if (chunk.length > 0) parts.push(chunk);
   });

@@ -1,28 +1,100 @@
-// Build: tsc emits the library (ESM + .d.ts) into dist/; esbuild bundles each bin into one
-// file so `kabi --help` does not resolve dozens of modules at start-up. Native codec
-// packages stay external: they are optional and loaded lazily at run time.
-import { execFileSync } from 'node:child_process';
-import { readdirSync, chmodSync } from 'node:fs';
+// Build (also `npm prepare`, so `npm pack` and git installs build a clean checkout):
+// - tsc emits every source (ESM + .d.ts) into dist/src and dist/native-bindings: the tests and
+//   benches import those files, and the package ships only their .d.ts;
+// - esbuild bundles each bin, the library and the module-reading worker into one file each:
+//   resolving ~80 modules costs `import('kabi')` about 40 ms more than loading one file, and
+//   `kabi --help` should not pay it either. The optional codec packages stay external: they
+//   are loaded lazily at run time.
+// - dist/lib/index.cjs lets `require('kabi')` load the same ES module where Node can.
+// Every output is written beside its final name and renamed into place, and a file a previous
+// build left behind (a deleted or renamed source) is removed, so what `npm pack` takes from
+// dist/ is exactly this build. Several builds may run at once here (tests run the bins while a
+// test packs the package): a reader never sees a half-written file.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
+import ts from 'typescript';
 
-// dist/ is not wiped first: outputs are overwritten, and several builds may run at once here.
-execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
+process.chdir(root);
+const written = new Set();
+const TMP = `.kabi-build-${process.pid}.tmp`;
 
+function writeAtomic(file, data, mode) {
+  const abs = resolve(root, file);
+  mkdirSync(dirname(abs), { recursive: true });
+  const tmp = abs + TMP;
+  writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+  renameSync(tmp, abs);
+  written.add(abs);
+}
+
+// 1. tsc, through its API so its outputs are written atomically too.
+function emitTypescript(configPath) {
+  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => fail([d]) });
+  const program = ts.createProgram({ rootNames: config.fileNames, options: config.options, projectReferences: config.projectReferences });
+  const result = program.emit(undefined, (file, text) => writeAtomic(file, text));
+  const diagnostics = [...ts.getPreEmitDiagnostics(program), ...result.diagnostics];
+  if (diagnostics.length > 0) fail(diagnostics);
+}
+function fail(diagnostics) {
+  const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => '\n' };
+  process.stderr.write(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
+  process.exit(1);
+}
+emitTypescript('tsconfig.build.json');
+
+// 2. esbuild bundles.
 const REQUIRE_SHIM = "import { createRequire as __kabiCreateRequire } from 'node:module'; const require = __kabiCreateRequire(import.meta.url);";
-const common = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  banner: { js: REQUIRE_SHIM },
-  external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
-  logLevel: 'warning',
-};
+async function bundle(entry, outfile, { bin = false } = {}) {
+  const r = await build({
+    entryPoints: [entry],
+    outfile,
+    write: false,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    banner: { js: bin ? `#!/usr/bin/env node\n${REQUIRE_SHIM}` : REQUIRE_SHIM },
+    external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
+    logLevel: 'warning',
+  });
+  for (const f of r.outputFiles) writeAtomic(f.path, f.contents, bin ? 0o755 : 0o644);
+}
 
 const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
-await build({ ...common, entryPoints: bins.map((f) => `src/bin/${f}`), outdir: 'dist/bin', banner: { js: `#!/usr/bin/env node\n${REQUIRE_SHIM}` } });
-for (const f of bins) chmodSync(`dist/bin/${f.replace(/\.ts$/, '.js')}`, 0o755);
-// The module-reading worker: the bundled bins start it from beside themselves.
-await build({ ...common, entryPoints: ['src/module/read-worker.ts'], outfile: 'dist/bin/read-worker.js' });
-// The demo behind `npm start` (it builds its system tree with the test fixtures).
-await build({ ...common, entryPoints: ['corpus/demo/demo.ts'], outfile: 'dist/demo/demo.js' });
+await Promise.all([
+  ...bins.map((f) => bundle(`src/bin/${f}`, `dist/bin/${f.replace(/\.ts$/, '.js')}`, { bin: true })),
+  // The worker is started from beside whichever bundle reads modules: the bins and the library.
+  bundle('src/module/read-worker.ts', 'dist/bin/read-worker.js'),
+  bundle('src/index.ts', 'dist/lib/index.js'),
+  bundle('src/module/read-worker.ts', 'dist/lib/read-worker.js'),
+  // The demo behind `npm start` (it builds its system tree with the test fixtures; not packed).
+  bundle('corpus/demo/demo.ts', 'dist/demo/demo.js'),
+]);
+writeAtomic('dist/lib/index.cjs', readFileSync('src/cjs/index.cjs'));
+
+// 3. Remove what an earlier build wrote and this one did not (another build's temporary files
+//    are left alone).
+for (const dir of ['dist/src', 'dist/native-bindings', 'dist/bin', 'dist/lib', 'dist/demo']) prune(resolve(root, dir));
+
+function prune(dir) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      prune(p);
+      try {
+        rmdirSync(p); // only if empty
+      } catch {}
+    } else if (!written.has(p) && !/\.kabi-build-\d+\.tmp$/.test(e.name)) {
+      rmSync(p, { force: true });
+      console.error(`build: removed stale ${relative(root, p)}`);
+    }
+  }
+}

@@ -15,12 +15,19 @@ export type KabiErrorCode =
   | 'DEPMOD_CONFIG'
   | 'DEPMOD_FORMAT'
   | 'KERNEL_NOT_FOUND'
+  /** The root directory given (`root`, `--root`) does not exist or is not a directory. */
+  | 'ROOT_NOT_FOUND'
   | 'IO'
   | 'USAGE'
   | 'LOCKED'
   | 'UNSAFE_PATH'
-  | 'EXTERNAL_TOOL';
+  | 'EXTERNAL_TOOL'
+  /** A read, a decompression or a scan went past its budget (size, time, entries): see README "Limits". */
+  | 'LIMIT'
+  /** A FIFO, device, socket or directory where a regular file must be: refused, never opened for reading. */
+  | 'NOT_A_FILE';
 
+/** Where a KabiError happened: the file, and the byte offset or line in it. */
 export interface KabiErrorOptions {
   file?: string | undefined;
   offset?: number | undefined;
@@ -28,6 +35,11 @@ export interface KabiErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * The error kabi throws for bad input, a missing kernel or root, a lock held by another run, an
+ * unsafe path or a failed tool. `code` says which; `file`, `offset` and `line` say where, and
+ * the message reads `file: at offset 0x…: detail`.
+ */
 export class KabiError extends Error {
   readonly code: KabiErrorCode;
   readonly file: string | undefined;
@@ -62,6 +74,7 @@ function formatMessage(detail: string, opts: KabiErrorOptions): string {
   return where ? `${where}: ${detail}` : detail;
 }
 
+/** Whether `e` is a KabiError (rather than a bug or an error from Node itself). */
 export function isKabiError(e: unknown): e is KabiError {
   return e instanceof KabiError;
 }

@@ -1,4 +1,6 @@
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { KabiError } from './errors.js';
 
 /**
  * The filesystem kabi works through. Every layer that does I/O takes one of these
@@ -81,4 +83,120 @@ export async function readTextIfExists(fs: KabiFs, path: string): Promise<string
     if (isNotFound(e)) return undefined;
     throw e;
   }
+}
+
+/**
+ * The most bytes kabi reads, or decompresses to, for each kind of input (README "Limits").
+ * Every figure is many times the largest real file of its kind (amdgpu.ko, the largest
+ * stripped module Debian ships, is 19 MB; a Module.symvers about 2 MB; a System.map 6 MB),
+ * and each is small enough that a hostile input stopped at it costs well under a second and
+ * a few hundred MB of memory.
+ */
+export interface ReadBudget {
+  /** What the file is, for the error message ("module", "symvers"…). */
+  readonly what: string;
+  /** Most bytes of the file itself, and of its contents once decompressed. */
+  readonly maxBytes: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const READ_BUDGETS = {
+  /** A .ko, .ko.xz, .ko.zst or .ko.gz: the file and the ELF inside it. */
+  module: { what: 'module', maxBytes: 256 * MiB },
+  /** Module.symvers / symvers-K.gz and System.map (depmod -E / -F): the file and its text. */
+  symbols: { what: 'kernel symbol list', maxBytes: 64 * MiB },
+  /** Other text and index files a run reads whole: depmod.d, modules.order, modules.builtin, kernel config, depmod's outputs. */
+  text: { what: 'file', maxBytes: 64 * MiB },
+  /** kabi's depmod cache (a file past this is not used, and is written anew). */
+  cache: { what: 'depmod cache', maxBytes: 1024 * MiB },
+} as const satisfies Record<string, ReadBudget>;
+
+// O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused by its type);
+// it changes nothing for a regular file. O_NOCTTY: a terminal never becomes ours.
+const OPEN_FOR_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+export function formatBytes(n: number): string {
+  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+function fileTypeName(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+export function notAFile(path: string, budget: ReadBudget, st: Parameters<typeof fileTypeName>[0]): KabiError {
+  return new KabiError('NOT_A_FILE', `refusing to read ${fileTypeName(st)} as a ${budget.what}: only regular files are read`, { file: path });
+}
+
+export function overBudget(path: string, budget: ReadBudget, decompressed = false): KabiError {
+  return new KabiError('LIMIT', `${decompressed ? 'decompresses to' : 'is'} more than the ${formatBytes(budget.maxBytes)} limit for a ${budget.what}`, { file: path });
+}
+
+/**
+ * A regular file's bytes, at most `budget.maxBytes` of them: a FIFO, device, socket or
+ * directory is refused without blocking (NOT_A_FILE), and a file larger than the budget,
+ * or one that grows past it while being read, is refused (LIMIT) before its bytes are
+ * held. Errors from the system (ENOENT, EACCES…) pass through as they are. The buffer is
+ * the file's own (never a slice of a shared pool), as readFile's is.
+ */
+export async function readRegularFile(fs: KabiFs, path: string, budget: ReadBudget): Promise<Buffer> {
+  if (fs === nodeFs) return readRegularFileSync(path, budget);
+  const h = await fs.open(path, OPEN_FOR_READ);
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw notAFile(path, budget, st);
+    if (st.size > budget.maxBytes) throw overBudget(path, budget);
+    return await readAll((buf, at) => h.read(buf, at, buf.length - at, null).then((r) => r.bytesRead), st.size, path, budget);
+  } finally {
+    await h.close();
+  }
+}
+
+/** readRegularFile on node:fs, synchronously (thousands of module files are read this way). */
+export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
+  const fd = openSync(path, OPEN_FOR_READ);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, budget, st);
+    if (st.size > budget.maxBytes) throw overBudget(path, budget);
+    let buf: Buffer = Buffer.allocUnsafeSlow(st.size);
+    let at = 0;
+    for (;;) {
+      if (at === buf.length) buf = grow(buf, at, path, budget);
+      const n = readSync(fd, buf, at, buf.length - at, null);
+      if (n === 0) return buf.subarray(0, at);
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function readAll(read: (buf: Buffer, at: number) => Promise<number>, size: number, path: string, budget: ReadBudget): Promise<Buffer> {
+  let buf: Buffer = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (;;) {
+    if (at === buf.length) buf = grow(buf, at, path, budget);
+    const n = await read(buf, at);
+    if (n === 0) return buf.subarray(0, at);
+    at += n;
+  }
+}
+
+/**
+ * Room for more once the size fstat gave is read: the file grew, or has no size (a /proc
+ * file). One byte past the budget is room enough to tell that it is over.
+ */
+function grow(buf: Buffer, at: number, path: string, budget: ReadBudget): Buffer {
+  if (at > budget.maxBytes) throw overBudget(path, budget);
+  const grown = Buffer.allocUnsafeSlow(Math.min(Math.max(buf.length * 2, 65536), budget.maxBytes + 1));
+  buf.copy(grown, 0, 0, at);
+  return grown;
 }

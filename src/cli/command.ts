@@ -34,6 +34,10 @@ export function reportError(e: unknown, io: CliIo, prog = 'kabi'): number {
     io.stderr(`${prog}: ${(e as Error).message}\n`);
     return EXIT_ERROR;
   }
-  io.stderr(`${prog}: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+  // A bug, or a limit of the runtime kabi did not foresee: one line, as for any other
+  // error; the stack only when asked for (KABI_DEBUG=1), never in a scriptlet's log.
+  const debug = process.env['KABI_DEBUG'] !== undefined && process.env['KABI_DEBUG'] !== '' && process.env['KABI_DEBUG'] !== '0';
+  const text = debug ? ((e as Error)?.stack ?? String(e)) : ((e as Error)?.message ?? String(e)).split('\n')[0];
+  io.stderr(`${prog}: internal error: ${text}${debug ? '' : ' (KABI_DEBUG=1 shows where)'}\n`);
   return 70;
 }

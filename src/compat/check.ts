@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { isDirectory, nodeFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
 import { mapPool } from '../util/pool.js';
 import { checkAgainstKernel } from './engine.js';
@@ -34,6 +35,7 @@ export interface CheckResult {
 export async function checkModules(modulePaths: readonly string[], opts: CheckModulesOptions = {}): Promise<CheckResult> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
+  if (!(await isDirectory(fs, root))) throw new KabiError('ROOT_NOT_FOUND', 'the system root does not exist or is not a directory', { file: root });
   const cache = new ModuleCache(fs);
   const all = await discoverKernels({ root, fs });
   let kernels = all;
@@ -57,5 +59,5 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
     notes.set(k.release, model.notes);
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
   }
-  return { verdicts, kernels, notes };
+  return withJsonForm({ verdicts, kernels, notes });
 }

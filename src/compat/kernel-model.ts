@@ -1,6 +1,7 @@
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { loadDepmodConfig, type DepmodConfig } from '../depmod/config.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { loaderConfigFrom, parseKernelConfig } from '../kernel/kconfig.js';
@@ -160,7 +161,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
     ({ vmlinux, depmodVmlinux } = await deriveVmlinux(fs, root, kernel, modules, files, cache, notes));
   }
 
-  return {
+  return withJsonForm({
     kernel,
     release: kernel.release,
     version: parseVersion(kernel.release),
@@ -179,7 +180,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
     files,
     chosen,
     symversTable,
-  };
+  });
 }
 
 function exportFromSymvers(e: SymversEntry, owner: string): KernelExport {

@@ -8,6 +8,7 @@ export type Semantics = 'loader' | 'depmod';
 /** Debian's kernels refuse a symbol with no CRC entry; upstream accepts it with a warning. */
 export type MissingCrcPolicy = 'reject' | 'warn';
 
+/** A symbol a kernel exports (from vmlinux or one of its modules), as the loader resolves it. */
 export interface KernelExport {
   readonly symbol: string;
   /** undefined: the exporter carries no CRC (the loader then accepts any). */
@@ -68,6 +69,7 @@ export interface KernelModel {
   readonly notes: readonly string[];
 }
 
+/** What a Reason is about; the README lists what each means. */
 export type ReasonKind =
   | 'signature-malformed'
   | 'signature-required'
@@ -94,6 +96,7 @@ export type ReasonKind =
   | 'taint'
   | 'unprovable';
 
+/** One thing the loader (or depmod) would say about a module on a kernel. */
 export interface Reason {
   readonly kind: ReasonKind;
   /** 'error' makes the module unloadable; 'warning' is printed by the kernel (or is a caveat) but loads. */
@@ -105,16 +108,22 @@ export interface Reason {
   readonly provider?: string;
 }
 
+/** A module being judged: the path it was given by, and its parsed contents. */
 export interface Candidate {
   /** Path as given by the user (for reports). */
   readonly path: string;
   readonly module: KernelModule;
 }
 
+/** Whether one module can load on one kernel, and why (not). */
 export interface Verdict {
+  /** The module's path, as given. */
   readonly module: string;
+  /** The module's name (modinfo name=). */
   readonly name: string;
+  /** The kernel's release. */
   readonly kernel: string;
+  /** No reason of severity 'error'. */
   readonly compatible: boolean;
   readonly reasons: readonly Reason[];
 }

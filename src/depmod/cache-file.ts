@@ -2,15 +2,26 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, wri
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { isDirectory, isNotFound, nodeFs, READ_BUDGETS } from '../fs.js';
+import { holdsKernel } from '../kernel/discover.js';
+import { confinedPath } from '../kernel/paths.js';
+import { replaceFilesAtomically } from './atomic-write.js';
 import { CacheDamaged } from './cache-damage.js';
 import { crc32 } from './checksum.js';
 import type { ByteSource } from './sections.js';
 
 /**
- * modules.kabi-cache, kabi's one file beside depmod's outputs (distro scripts remove
- * `modules.*` with a kernel, and kabi's own tooling knows this one name). A sequence of
- * frames, each a 16-byte head (kind, length, checksum, zero) and a payload padded to 8 bytes:
+ * kabi's depmod cache: one file per kernel, /var/cache/kabi/depmod/<release> in the root.
+ * Not in the module directory: no package manager's removal path knows a file of kabi's
+ * there (RPM's %ghost lists, kernel-install's 50-depmod.install, Debian's postrm remove
+ * depmod's own outputs), so it kept a removed kernel's directory alive, and tools counted it
+ * as an installed kernel. Here it is pruned by the next run once its kernel is gone
+ * (pruneCaches), and the root's /var/cache is the place a system expects to be able to
+ * empty. A root with no /var/cache (a package's staging tree) gets no cache at all, so that
+ * `kabi depmod -b BUILDROOT` adds nothing to what gets packaged.
+ *
+ * The file is a sequence of frames, each a 16-byte head (kind, length, checksum, zero) and a
+ * payload padded to 8 bytes:
  *
  *   4 summaries   the module summaries a full run used (summary-store.ts); always first
  *   2 additions   summaries parsed by an incremental run, numbered on from the ones before
@@ -26,7 +37,28 @@ import type { ByteSource } from './sections.js';
  * CRCs: such a file is not used.)
  */
 
-export const CACHE_FILE = 'modules.kabi-cache';
+/** System path of the directory holding every kernel's cache file. */
+export const CACHE_DIR = '/var/cache/kabi/depmod';
+/** Where kabi up to 0.1 kept the cache: beside the outputs. Removed by every run that writes them. */
+export const LEGACY_CACHE_FILE = 'modules.kabi-cache';
+
+/** A kernel's cache file: its directory (host path, resolved inside the root) and name. */
+export interface CacheLocation {
+  readonly dir: string;
+  readonly name: string;
+  readonly path: string;
+}
+
+/**
+ * Where the cache of `release` is kept under `root`, or undefined when it has none: no
+ * /var/cache in the root, or a release that cannot be a file name.
+ */
+export async function cacheLocation(fs: KabiFs, root: string, release: string): Promise<CacheLocation | undefined> {
+  if (release === '' || release === '.' || release === '..' || release.includes('/') || release.includes('\0') || release.startsWith('.') || Buffer.byteLength(release) > 200) return undefined;
+  if (!(await isDirectory(fs, await confinedPath(fs, root, posix.dirname(posix.dirname(CACHE_DIR)))))) return undefined;
+  const dir = await confinedPath(fs, root, CACHE_DIR);
+  return { dir, name: release, path: posix.join(dir, release) };
+}
 
 const FrameKind = { Summaries: 4, Additions: 2, State: 3 } as const;
 
@@ -56,8 +88,8 @@ export interface CacheFrames {
 export const NO_CACHE: CacheFrames = { summaries: undefined, additions: [], state: undefined, tail: undefined, file: undefined, close: () => {} };
 
 /** The cache's frames; NO_CACHE for anything missing, foreign, damaged or not a plain file. Never throws. */
-export async function readCacheFrames(fs: KabiFs, dirHost: string): Promise<CacheFrames> {
-  const path = posix.join(dirHost, CACHE_FILE);
+export async function readCacheFrames(fs: KabiFs, at: CacheLocation): Promise<CacheFrames> {
+  const path = at.path;
   let file: RandomAccess;
   try {
     file = fs === nodeFs ? openSyncFile(path) : await wholeFile(fs, path);
@@ -165,15 +197,18 @@ interface RandomAccess {
   close(): void;
 }
 
-// A link in its place is not followed: the file is kabi's, written only by kabi.
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
-const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
+// A link in its place is not followed: the file is kabi's, written only by kabi. Nor is a
+// FIFO waited on: it is opened without blocking, then refused by its type.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** A larger file is not used (and is written anew): see READ_BUDGETS.cache. */
+const MAX_CACHE = READ_BUDGETS.cache.maxBytes;
 
 function openSyncFile(path: string): RandomAccess {
   const fd = openSync(path, READ_FLAGS);
   try {
     const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) throw new Error('not a file');
+    if (!st.isFile() || st.size > BigInt(MAX_CACHE)) throw new Error('not a file, or too large');
     const size = Number(st.size);
     return {
       size,
@@ -199,7 +234,7 @@ async function wholeFile(fs: KabiFs, path: string): Promise<RandomAccess> {
   let id: CacheFileId;
   try {
     const st = await h.stat({ bigint: true });
-    if (!st.isFile()) throw new Error('not a file');
+    if (!st.isFile() || st.size > BigInt(MAX_CACHE)) throw new Error('not a file, or too large');
     id = { dev: st.dev, ino: st.ino };
     bytes = await h.readFile();
   } finally {
@@ -233,8 +268,8 @@ export function tailFrames(additions: Uint8Array | undefined, state: Uint8Array)
  * read from (not a link, not one another run has put in its place since): otherwise throws,
  * and the caller writes the file anew.
  */
-export async function writeTail(fs: KabiFs, dirHost: string, at: number, data: Uint8Array, expected: CacheFileId): Promise<void> {
-  const path = posix.join(dirHost, CACHE_FILE);
+export async function writeTail(fs: KabiFs, loc: CacheLocation, at: number, data: Uint8Array, expected: CacheFileId): Promise<void> {
+  const path = loc.path;
   const stale = () => new KabiError('IO', 'the cache file is not the one read', { file: path });
   if (fs === nodeFs) {
     const fd = openSync(path, WRITE_FLAGS);
@@ -285,4 +320,78 @@ function summariesFrame(data: Uint8Array): Buffer {
   out.writeUInt32LE(crc32(out.subarray(HEAD, HEAD + 4 + 4 * count)), 8);
   out.set(data, HEAD + tableLen);
   return out;
+}
+
+/**
+ * The cache goes after the outputs, its state recording their identities: at the tail of
+ * the file read (when it is still that file), else written anew. If it cannot be written it
+ * is removed, so that a stale state is never taken for the current one. Then the caches of
+ * kernels that are gone are removed (pruneCaches).
+ */
+export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
+  let done = false;
+  if (tail !== undefined) {
+    try {
+      await writeTail(fs, loc, tail.at, await tail.make(), tail.file);
+      done = true;
+    } catch {
+      /* another file in its place, or a link: written anew below */
+    }
+  }
+  if (!done) {
+    try {
+      await fs.mkdir(loc.dir, { recursive: true, mode: 0o755 });
+      await replaceFilesAtomically(fs, loc.dir, [{ name: loc.name, data: await whole() }]);
+    } catch {
+      try {
+        await fs.unlink(loc.path);
+      } catch {
+        /* nothing to remove */
+      }
+    }
+  }
+  await pruneCaches(fs, root, loc).catch(() => {});
+}
+
+/** Remove the cache of `release` (a kernel's removal path may call this; the next run prunes it anyway). */
+export async function removeCache(fs: KabiFs, root: string, release: string): Promise<void> {
+  const loc = await cacheLocation(fs, root, release);
+  if (loc === undefined) return;
+  try {
+    await fs.unlink(loc.path);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+}
+
+/** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */
+export async function pruneCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(keep.dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    // Temporary files are replaceFilesAtomically's to recover or remove.
+    if (name === keep.name || name.startsWith('.') || name.includes('.kabi-tmp-')) continue;
+    if ((await holdsKernel(fs, root, name, `/lib/modules/${name}`)) || (await holdsKernel(fs, root, name, `/usr/lib/modules/${name}`))) continue;
+    try {
+      await fs.unlink(posix.join(keep.dir, name));
+      removed.push(name);
+    } catch {
+      /* another run removed it, or it is not a file: left alone */
+    }
+  }
+  return removed;
+}
+
+/** The cache file older kabi kept in the module directory, removed when it is kabi's (a plain file or a link, never a directory). */
+export async function removeLegacyCache(fs: KabiFs, moduleDirHost: string): Promise<void> {
+  try {
+    await fs.unlink(posix.join(moduleDirHost, LEGACY_CACHE_FILE));
+  } catch {
+    /* none there, or not removable: nothing of ours to do */
+  }
 }

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound } from '../fs.js';
-import { hostPath, readSystemFile } from '../kernel/paths.js';
+import { confinedPath, hostPath, readSystemFile } from '../kernel/paths.js';
 
 /** One entry of a `search` line: a subdirectory, or the `built-in`/`external` keywords. */
 export type SearchEntry = { kind: 'dir'; path: string } | { kind: 'built-in' } | { kind: 'external' };
@@ -157,12 +157,14 @@ export async function loadDepmodConfig(fs: KabiFs, root: string, kernelRelease: 
   for (const dir of dirs) {
     let names: string[];
     try {
-      const st = await fs.stat(hostPath(root, dir));
+      // Found inside the root: a link among the directories never leads out of it.
+      const host = await confinedPath(fs, root, dir);
+      const st = await fs.stat(host);
       if (!st.isDirectory()) {
         if (!chosen.has(posix.basename(dir))) chosen.set(posix.basename(dir), dir);
         continue;
       }
-      names = await fs.readdir(hostPath(root, dir));
+      names = await fs.readdir(host);
     } catch (e) {
       if (isNotFound(e)) continue;
       throw new KabiError('IO', `cannot read ${dir}: ${(e as Error).message}`, { file: hostPath(root, dir), cause: e });
@@ -172,7 +174,7 @@ export async function loadDepmodConfig(fs: KabiFs, root: string, kernelRelease: 
       if (n.startsWith('.') || n.length < 6 || !n.endsWith('.conf') || chosen.has(n)) continue;
       const path = posix.join(dir, n);
       try {
-        if ((await fs.stat(hostPath(root, path))).isDirectory()) {
+        if ((await fs.stat(await confinedPath(fs, root, path))).isDirectory()) {
           listMessages.push(`Directories inside directories are not supported: ${path}`);
           continue;
         }

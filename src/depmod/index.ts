@@ -31,7 +31,7 @@
  * all files beside their targets and rename them into place together: on any error nothing
  * is replaced.
  *
- * Caching: module summaries are kept in <moduleDir>/modules.kabi-cache keyed by each file's
+ * Caching: module summaries are kept in /var/cache/kabi/depmod/<release> (cache-file.ts) keyed by each file's
  * size, mtime, inode and device, so only new or changed modules are decompressed and parsed;
  * an output whose inputs digest the same as last time is left as it is. With `changes` and a
  * cache written together with the current outputs, directories are listed again only when
@@ -46,7 +46,7 @@ import { nodeFs } from '../fs.js';
 import type { KabiFs } from '../fs.js';
 import type { DepmodMessage } from './compute.js';
 import type { KmodFlavor } from './kmod-flavor.js';
-import { runDepmod, type DepmodChange, type DepmodResult, type KernelSymbolSource } from './run.js';
+import { runDepmod, type DepmodChange, type DepmodOptions, type DepmodResult, type KernelSymbolSource } from './run.js';
 
 export { runDepmod, formatDepmodMessage, type DepmodOptions, type DepmodResult, type DepmodChange, type KernelSymbolSource, type DepmodStats } from './run.js';
 export { computeDepmod, allDependencies, type DepmodModel, type DepmodMessage, type ModuleEntry } from './compute.js';
@@ -57,7 +57,7 @@ export { kmodFlavor, installedKmodFlavor, parseKmodVersion, type KmodFlavor } fr
 export { summarizeModuleBytes, summarizeElf, type ModuleSummary } from './module-summary.js';
 export { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 export { replaceFilesAtomically } from './atomic-write.js';
-export { CACHE_FILE } from './cache-file.js';
+export { CACHE_DIR, LEGACY_CACHE_FILE, cacheLocation, removeCache as removeDepmodCache, pruneCaches as pruneDepmodCaches, type CacheLocation } from './cache-file.js';
 export { Interner } from './interner.js';
 export * from './config.js';
 
@@ -71,8 +71,10 @@ export interface UpdateDepmodOptions {
   readonly systemMap?: KernelSymbolSource;
   /** Write for this kmod instead of the installed one. */
   readonly kmod?: KmodFlavor;
-  /** Use modules.kabi-cache (default true). */
+  /** Use the depmod cache, /var/cache/kabi/depmod/<release> (default true). */
   readonly cache?: boolean;
+  /** Reader threads kept across several updates (see DepmodOptions.readers). */
+  readonly readers?: DepmodOptions['readers'];
 }
 
 export interface UpdateDepmodResult {
@@ -94,6 +96,7 @@ export async function updateDepmod(opts: UpdateDepmodOptions): Promise<UpdateDep
     ...(opts.systemMap ? { systemMap: opts.systemMap } : {}),
     ...(opts.kmod ? { kmod: opts.kmod } : {}),
     cache: opts.cache !== false,
+    ...(opts.readers ? { readers: opts.readers } : {}),
   });
   return { status: r.status, written: r.written, warnings: r.messages, stats: r.stats };
 }

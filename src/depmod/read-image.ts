@@ -1,6 +1,5 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { nodeFs, notAFile, overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
 
 /**
  * The bytes of a module file, as far as depmod needs them. An uncompressed ELF read through
@@ -12,9 +11,20 @@ import { nodeFs } from '../fs.js';
  * is read whole and left to the parser to judge.
  */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
-  if (fs !== nodeFs) return fs.readFile(path);
-  return readFileSync(path);
+  const t = performance.now();
+  try {
+    return await readRegularFile(fs, path, READ_BUDGETS.module);
+  } finally {
+    if (fs === nodeFs) readClock.readMs += performance.now() - t;
+  }
 }
+
+/**
+ * Where this thread's time reading module files went (milliseconds, added up since it
+ * started): reading bytes, and decompressing them (module-summary.ts). A batch reader
+ * reports the difference over its batch, for a run's stats.
+ */
+export const readClock = { readMs: 0, decompressMs: 0 };
 
 /**
  * Read the parts of an uncompressed ELF module (node:fs only) into a scratch buffer and hand
@@ -22,13 +32,20 @@ export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Ar
  * keeps. Returns undefined, having called nothing, when the file is not a plain ELF.
  */
 export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
-  const fd = openSync(path, 'r');
+  const t = performance.now();
+  // Non-blocking: a FIFO put in a module's place is refused, not waited on.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  let image: Buffer | undefined;
   try {
-    const image = readParts(fd);
-    return image === undefined ? undefined : use(image);
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, READ_BUDGETS.module, st);
+    if (st.size > READ_BUDGETS.module.maxBytes) throw overBudget(path, READ_BUDGETS.module);
+    image = readParts(fd);
   } finally {
     closeSync(fd);
+    readClock.readMs += performance.now() - t;
   }
+  return image === undefined ? undefined : use(image);
 }
 
 let scratch = Buffer.alloc(1 << 20);

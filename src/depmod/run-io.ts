@@ -1,7 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, nodeFs } from '../fs.js';
+import { isNotFound, nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync } from '../fs.js';
 import { strerror, type ModuleFile } from '../kernel/module-tree.js';
 import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
@@ -41,19 +41,22 @@ export async function readSummary(fs: KabiFs, file: ModuleFile, strings: Interne
   return summarizeModuleBytes(bytes, strings, file.host);
 }
 
+/** A file's bytes, or undefined when it cannot be read (missing, not a regular file, past READ_BUDGETS.text). */
 export function readFileSyncOrUndefined(path: string): Uint8Array | undefined {
   try {
-    return readFileSync(path);
+    return readRegularFileSync(path, READ_BUDGETS.text);
   } catch {
     return undefined;
   }
 }
 
+/** A file's bytes, undefined when it is missing; a FIFO or device in its place, or a file past READ_BUDGETS.text, is an error. */
 export async function readOptionalBytes(fs: KabiFs, path: string): Promise<Uint8Array | undefined> {
   try {
-    return fs === nodeFs ? readFileSync(path) : await fs.readFile(path);
+    return await readRegularFile(fs, path, READ_BUDGETS.text);
   } catch (e) {
     if (isNotFound(e)) return undefined;
+    if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read: ${(e as Error).message}`, { file: path, cause: e });
   }
 }

@@ -7,7 +7,7 @@ import { readTree, writeTree, type ScanTree } from './scan-tree.js';
 import { SectionReader, SectionWriter } from './sections.js';
 
 /**
- * The run state, modules.kabi-cache's last frame (cache-file.ts): what the last successful
+ * The run state, the depmod cache's last frame (cache-file.ts): what the last successful
  * run left, for the next one to build on instead of starting over. Written after the
  * outputs, with their identities; trusted only while every output still has that identity
  * (nobody else ran depmod since), the configuration digests the same, and the summary

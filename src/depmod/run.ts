@@ -1,10 +1,9 @@
 import { isAbsolute, posix } from 'node:path';
-import { maybeDecompress } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
-import { chooseModules, scanModuleFiles, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
+import { confinedPath } from '../kernel/paths.js';
+import { chooseModules, scanModuleFiles, scanRoots, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
 import { replaceFilesAtomically } from './atomic-write.js';
 import { latin1Text } from './c-text.js';
 import { Interner } from './interner.js';
@@ -15,15 +14,17 @@ import { indexTables } from './index-patch.js';
 import { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
 import { HOST_ENDIAN } from './kmod-hash.js';
-import { summaryFromKernelModule, type ModuleSummary } from './module-summary.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
+import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
+import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
-import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText, readSummary } from './run-io.js';
-import { cacheImage, CACHE_FILE, NO_CACHE, readCacheFrames, tailFrames, writeTail, type CacheFileId, type CacheFrames } from './cache-file.js';
+import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText } from './run-io.js';
+import { emptyClock, readInBatches, type ReadClock } from './read-batch.js';
+import { cacheImage, cacheLocation, NO_CACHE, readCacheFrames, removeLegacyCache, saveCache as saveCacheFile, tailFrames, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
 import { fromListings, isModuleItem, itemHost, moduleFileAt, staleLinkDirs, toListings } from './scan-tree.js';
-import { NO_IDENTITY, SummaryStore, type FileIdentity } from './summary-store.js';
+import { NO_IDENTITY, SummaryStore } from './summary-store.js';
 import { readingFs } from './sync-fs.js';
 
 /** Where depmod -E / -F read the kernel's symbols from: a host path, or the contents. */
@@ -49,6 +50,12 @@ export interface DepmodOptions {
   readonly configRoot?: string;
   /** Root the `external` directories are read under (default `root`; kmod 30 with -b reads the host's). */
   readonly externalRoot?: string;
+  /**
+   * Root the links inside the module tree are followed under: default `root`, as the
+   * installed system sees them; "/" for `depmod -b`, which kmod follows on the host. The
+   * module directory itself, and every file written, is always inside `root`.
+   */
+  readonly linkRoot?: string;
   /** depmod -e. */
   readonly errsyms?: boolean;
   /** depmod -E: a Module.symvers (also makes -e compare CRCs). */
@@ -63,7 +70,7 @@ export interface DepmodOptions {
   readonly write?: boolean;
   /** The kmod to be identical to (default: this machine's depmod --version). */
   readonly kmod?: KmodFlavor;
-  /** Keep parsed module summaries in <moduleDir>/modules.kabi-cache (default true). */
+  /** Keep parsed module summaries in /var/cache/kabi/depmod/<release> under the root, when it has a /var/cache (default true). */
   readonly cache?: boolean;
   /**
    * What changed since the previous run with the cache: only these paths' directories are
@@ -71,10 +78,14 @@ export interface DepmodOptions {
    * the tree is scanned in full and every file's identity checked against the cache.
    */
   readonly changes?: readonly DepmodChange[];
+  /**
+   * Reader threads kept by the caller across runs (a caller refreshing several kernels keeps
+   * their code warm); the run does not close them. Without it, a run starts its own threads
+   * when it has enough to read, and ends them.
+   */
+  readonly readers?: DepmodReaderThreads;
   /** How messages name the module directory (kmod's "<basedir>/lib/modules/<release>"). */
   readonly messageDir?: string;
-  /** How many module files are read at once. */
-  readonly concurrency?: number;
 }
 
 export interface DepmodStats {
@@ -128,16 +139,23 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   const fs = opts.fs ?? nodeFs;
   const root = opts.root;
   const moduleDir = `/lib/modules/${opts.release}`;
-  const moduleDirHost = hostPath(root, moduleDir);
+  // Found inside the root as a chroot would: lib/modules/K -> /somewhere never leads out of it.
+  const moduleDirHost = await confinedPath(readingFs(fs), root, moduleDir);
   const dirname = opts.messageDir ?? (root === '/' ? moduleDir : posix.join(root, moduleDir));
   const kmod = opts.kmod ?? installedKmodFlavor();
   const messages: DepmodMessage[] = [];
   const timings: Record<string, number> = {};
   let t = performance.now();
+  // CPU time too (of the whole process, reader threads included): on a shared machine the
+  // wall time of a phase says as much about the other processes as about this one.
+  let cpu = process.cpuUsage();
   const lap = (name: string) => {
     const now = performance.now();
+    const c = process.cpuUsage(cpu);
     timings[name] = (timings[name] ?? 0) + now - t;
+    timings[`cpu.${name}`] = (timings[`cpu.${name}`] ?? 0) + (c.user + c.system) / 1000;
     t = now;
+    cpu = process.cpuUsage();
   };
   const fatal = (text: string): never => {
     messages.push({ level: 'FATAL', text });
@@ -154,6 +172,12 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   });
 
   let frames: CacheFrames | undefined;
+  let pool: ModuleReaderPool | undefined;
+  const startReaders = () => (opts.readers !== undefined ? readerPoolOf(opts.readers) : ModuleReaderPool.create());
+  const endReaders = () => {
+    if (opts.readers === undefined) pool?.close();
+    pool = undefined;
+  };
   try {
     // 1. The kernel's symbols (-E wins over -F), as depmod loads them first.
     let kernelSymbols: KernelSymbols | undefined;
@@ -163,8 +187,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       let text: string;
       if ('path' in source) {
         try {
-          const raw = await readingFs(fs).readFile(source.path);
-          text = latin1Text((await maybeDecompress(raw, { file: source.path })).data);
+          text = latin1Text(await readSymbolFileBytes(source.path, fs));
         } catch (e) {
           if (e instanceof KabiError) throw e;
           fatal(`could not load ${name}: ${strerror(e)}\n`);
@@ -195,7 +218,11 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       messages.push({ level: 'ERROR', text: `could not open directory ${dirname}: ${strerror(e)}\n` });
       fatal(`could not search modules: ${strerror(e)}\n`);
     }
-    frames = opts.cache === false || opts.dryRun ? undefined : readCache ? await readCacheFrames(fs, moduleDirHost) : NO_CACHE;
+    const writes = !opts.dryRun && opts.write !== false;
+    if (writes) await removeLegacyCache(fs, moduleDirHost);
+    const cacheAt = opts.cache === false || opts.dryRun ? undefined : await cacheLocation(readingFs(fs), root, opts.release);
+    frames = cacheAt === undefined ? undefined : readCache ? await readCacheFrames(fs, cacheAt) : NO_CACHE;
+    const saveCache = (whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }) => saveCacheFile(fs, root, cacheAt!, whole, tail);
     if (frames !== undefined && frames !== NO_CACHE) onCache();
     const store = frames && new SummaryStore(frames.summaries, frames.additions);
     const key = cacheKey(config, kmod, root, opts);
@@ -205,8 +232,15 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const incremental = state !== undefined && opts.changes !== undefined;
     const changedDirs = incremental ? dirsToReread(opts.changes!, moduleDir) : undefined;
     const changedPaths = new Set((opts.changes ?? []).map((c) => c.path));
+    // A run with nothing cached reads every module: its reader threads start while the tree
+    // is scanned, when modules.order says the tree is big enough to be worth them.
+    if (!incremental && fs === nodeFs && (store === undefined || store.size === 0)) {
+      const order = await fs.stat(posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
+      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = startReaders();
+    }
     const externalRoot = opts.externalRoot ?? root;
-    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot };
+    const linkRoot = opts.linkRoot ?? root;
+    const treeContext = { fs, root, moduleDir, config, extensions: kmod.extensions, externalRoot, roots: await scanRoots(fs, root, moduleDir, config, { externalRoot, linkRoot }) };
     const encodeState = async (next: RunState, files: readonly RenderedFile[]) => encodeRunState({ ...next, outputs: await identities(fs, moduleDirHost, files, state) });
 
     if (incremental && store !== undefined && !opts.verbose) {
@@ -239,7 +273,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
         };
         const at = frames!.tail;
         const file = frames!.file;
-        await saveCache(fs, moduleDirHost, whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
+        await saveCache(whole, at !== undefined && file !== undefined ? { at, file, make: async () => tailFrames(store.additions(), await encodeState(r.next, r.files)) } : undefined);
         lap('cache-write');
         return result(0, { written, files: r.files }, stats);
       }
@@ -258,7 +292,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     }
     const files = await scanModuleFiles(fs, root, moduleDir, config, {
       extensions: kmod.extensions,
-      externalRoot,
+      roots: treeContext.roots,
       onMessage: (text) => messages.push({ level: 'ERROR', text: text + '\n' }),
       listings,
       relisted,
@@ -275,46 +309,33 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     // Not links: where they lead changes without their directory changing.
     const vouched = new Map<string, number>();
     if (incremental) state.modules.item.forEach((x, j) => !moduleFileAt(state.tree, x, moduleDir).isLink && vouched.set(itemHost(state.tree, x), state.modules.rec[j]!));
-    // Decompressing is most of a cold run over a .ko.xz tree: many of them go to the module
-    // reader's worker threads (one per core), when it has been built.
-    const compressed = (f: ModuleFile) => /\.ko\.(xz|zst|gz)$/.test(f.host);
-    const poolWorthIt = fs === nodeFs && !incremental && [...chosen.values()].filter(compressed).length > 64;
-    let pool: ModuleReaderPool | null | undefined;
-    const getPool = () => (pool === undefined ? (pool = (poolWorthIt && ModuleReaderPool.create()) || null) : pool);
-    const work = [...chosen.values()].map((file) => async () => {
-      let summary: ModuleSummary | undefined;
+    const toRead: ModuleFile[] = [];
+    for (const file of chosen.values()) {
       let rec: number | undefined;
       // Files in directories that had to be listed again are checked like in a full run.
       if (incremental && !changedPaths.has(file.path) && !relisted.has(posix.dirname(file.path))) rec = vouched.get(file.host);
-      if (rec !== undefined) summary = store!.summary(rec);
-      else {
-        let id: FileIdentity | undefined;
+      if (rec === undefined && store !== undefined && store.size > 0) {
         try {
-          id = await identityOf(fs, file.host);
+          rec = store.find(file.host, await identityOf(fs, file.host));
         } catch {
-          id = undefined;
+          /* read below, which says what kmod makes of it */
         }
-        if (store !== undefined && id !== undefined) rec = store.find(file.host, id);
-        if (rec !== undefined) summary = store!.summary(rec);
-        const workers = summary === undefined && compressed(file) ? getPool() : null;
-        if (summary === undefined && workers) {
-          try {
-            summary = summaryFromKernelModule(await workers.read(file.host), strings);
-            parsed++;
-          } catch {
-            // The reader is stricter than kmod: let depmod's own reading decide.
-          }
-        }
-        if (summary === undefined) {
-          summary = await readSummary(fs, file, strings);
-          parsed++;
-        }
-        if (rec === undefined && store !== undefined) rec = store.add(file.host, id ?? NO_IDENTITY, summary);
       }
-      if (rec !== undefined) recOf.set(file, rec);
+      if (rec === undefined) toRead.push(file);
+      else {
+        recOf.set(file, rec);
+        entries.push({ file, summary: store!.summary(rec) });
+      }
+    }
+    if (pool === undefined && fs === nodeFs && toRead.length > POOL_THRESHOLD) pool = startReaders();
+    const clock: ReadClock = { ...emptyClock(), mergeMs: 0, threads: 0 };
+    await readInBatches(fs, toRead, strings, pool, (file, { id, summary }) => {
+      parsed++;
+      if (store !== undefined) recOf.set(file, store.add(file.host, id ?? NO_IDENTITY, summary));
       entries.push({ file, summary });
-    });
-    await runPool(work, opts.concurrency ?? 16);
+    }, clock);
+    endReaders();
+    for (const [k, v] of Object.entries(clock)) timings[`read.${k}`] = v;
     if (store?.damage !== undefined) throw store.damage;
     lap('read');
 
@@ -336,7 +357,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     const summaries = () => store!.serialize(model.modules.map((m) => recOf.get(m.file)!));
     if (model.failed) {
       // The tree has changed but the outputs have not: keep the summaries, but no state.
-      if (store !== undefined && opts.write !== false) await saveCache(fs, moduleDirHost, async () => cacheImage(summaries(), undefined));
+      if (store !== undefined && opts.write !== false) await saveCache(async () => cacheImage(summaries(), undefined));
       return result(1, { stdout: model.stdout }, stats);
     }
 
@@ -376,7 +397,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
       const orderId = order === undefined ? undefined : await identityOf(fs, posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
       const parts = rendered.parts!;
       const mods = model.modules;
-      await saveCache(fs, moduleDirHost, async () => {
+      await saveCache(async () => {
         // Without a usable modules.order an incremental run could not place modules: no state.
         if (order === undefined || orderId === undefined) return cacheImage(summaries(), undefined);
         const tree = fromListings(listings, treeContext);
@@ -418,6 +439,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     throw e;
   } finally {
     frames?.close();
+    endReaders();
   }
 }
 
@@ -435,6 +457,7 @@ function cacheKey(config: DepmodConfig, kmod: KmodFlavor, root: string, opts: De
     endian: HOST_ENDIAN,
     root,
     externalRoot: opts.externalRoot ?? root,
+    linkRoot: opts.linkRoot ?? root,
   });
 }
 
@@ -449,31 +472,6 @@ function dirsToReread(changes: readonly DepmodChange[], moduleDir: string): Set<
 
 /** The indexes an incremental run patches. */
 const INDEX_FILES = ['modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'];
-
-/**
- * The cache goes after the outputs, its state recording their identities: at the tail of
- * the file read (when it is still that file), else written anew. If it cannot be written it
- * is removed, so that a stale state is never taken for the current one.
- */
-async function saveCache(fs: KabiFs, dirHost: string, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
-  if (tail !== undefined) {
-    try {
-      await writeTail(fs, dirHost, tail.at, await tail.make(), tail.file);
-      return;
-    } catch {
-      /* another file in its place, or a link: written anew below */
-    }
-  }
-  try {
-    await replaceFilesAtomically(fs, dirHost, [{ name: CACHE_FILE, data: await whole() }]);
-  } catch {
-    try {
-      await fs.unlink(posix.join(dirHost, CACHE_FILE));
-    } catch {
-      /* nothing to remove */
-    }
-  }
-}
 
 /** Lists as one array and where each starts: deps[depOff[i], depOff[i + 1]). */
 function flatLists(lists: readonly (readonly number[])[]): { depOff: Uint32Array; deps: Uint32Array } {
@@ -493,13 +491,10 @@ async function identities(fs: KabiFs, dirHost: string, files: readonly RenderedF
   return out;
 }
 
-async function runPool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
-  let i = 0;
-  const worker = async () => {
-    while (i < tasks.length) await tasks[i++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
-}
+/** Fewer module files than this to read are read in-process: starting threads costs tens of milliseconds. */
+const POOL_THRESHOLD = 64;
+/** A modules.order this big (some hundred modules) starts the reader threads before the scan. */
+const EARLY_POOL_ORDER_BYTES = 8192;
 
 /** depmod -b and -C/-E/-F paths are taken relative to the working directory. */
 export function absoluteFrom(cwd: string, p: string): string {

@@ -1,6 +1,5 @@
 import type { KabiFs } from '../fs.js';
-import { childPath as child, directoryStamp, followEntry, listDirectory, type DirListing, type ModuleFile, type ScanListings, type ScannedEntry } from '../kernel/module-tree.js';
-import { hostPath } from '../kernel/paths.js';
+import { childPath as child, directoryStamp, followEntry, listDirectory, MAX_DEPTH, ScanBudget, type DirListing, type ModuleFile, type ScanListings, type ScannedEntry, type ScanRoot } from '../kernel/module-tree.js';
 import { moduleNameFromPath } from '../module/read-module.js';
 import type { DepmodConfig } from './config.js';
 import { Grow, SectionReader, SectionWriter, StringColumn, StringColumnBuilder } from './sections.js';
@@ -29,7 +28,6 @@ const ITEM_DIR = 1;
 const ITEM_LINK = 2;
 const ITEM_SKIPPED = 4;
 const ITEM_MODULE = 8;
-const MAX_DEPTH = 32;
 
 export interface ScanTree {
   /** System path of each directory, as the scan reached it (through links, if any). */
@@ -61,20 +59,28 @@ export interface TreeContext {
   readonly config: DepmodConfig;
   readonly extensions: readonly string[];
   readonly externalRoot: string;
+  /** The walk's roots (scanRoots() of kernel/module-tree.ts): the module directory, then the external directories last configured first. */
+  readonly roots: readonly ScanRoot[];
 }
 
-interface Root {
-  readonly path: string;
-  readonly host: string;
-  readonly external: boolean;
+function roots(ctx: TreeContext): readonly ScanRoot[] {
+  return ctx.roots;
 }
 
-/** The walk's roots: the module directory, then the external directories last configured first. */
-function roots(ctx: TreeContext): Root[] {
-  return [
-    { path: ctx.moduleDir, host: hostPath(ctx.root, ctx.moduleDir), external: false },
-    ...[...ctx.config.externals].reverse().map((ext) => ({ path: ext, host: hostPath(ctx.externalRoot, ext), external: true })),
-  ];
+/** The root links below a directory of the tree are followed under. */
+function linkRootOf(ctx: TreeContext, external: boolean): string {
+  return external ? ctx.externalRoot : (ctx.roots.find((r) => !r.external)?.linkRoot ?? ctx.root);
+}
+
+/** Host paths of the directories above d, from its walk's start down. */
+function hostsAbove(t: ScanTree, d: number): string[] {
+  const out: string[] = [];
+  for (let p = t.dirParent[d]!; p >= 0; ) {
+    const up = t.itemDir[p]!;
+    out.push(t.dirHost.get(up));
+    p = t.dirParent[up]!;
+  }
+  return out.reverse();
 }
 
 /** Builds a tree directory by directory, item by item, or by copying blocks of another tree. */
@@ -353,9 +359,11 @@ export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: Reado
   const fresh: number[] = [];
   const exclude = new Set(ctx.config.excludes);
 
-  const list = async (path: string, host: string, depth: number, external: boolean, parent: number): Promise<boolean> => {
+  const budget = new ScanBudget(ctx.moduleDir);
+  const list = async (path: string, host: string, depth: number, external: boolean, parent: number, above: readonly string[]): Promise<boolean> => {
     if (depth > MAX_DEPTH) return true;
-    const listing = await listDirectory(ctx.fs, path, host, depth, external ? ctx.externalRoot : ctx.root, exclude);
+    const here = [...above, host];
+    const listing = await listDirectory(ctx.fs, path, host, depth, { linkRoot: linkRootOf(ctx, external), exclude, above: here, budget });
     if (listing === undefined) return false;
     relisted.add(path);
     const d = b.openDir(path, host, listing.stamp, parent, depth, external);
@@ -366,7 +374,7 @@ export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: Reado
       const sub = child(path, e.name);
       const o = findOld(sub);
       if (o !== undefined && !changed[o] && old.dirHost.get(o) === e.host && old.dirDepth[o] === depth + 1) await keep(o, x);
-      else await list(sub, e.host, depth + 1, external, x);
+      else await list(sub, e.host, depth + 1, external, x, here);
     }
     b.closeDir(d);
     return true;
@@ -387,7 +395,7 @@ export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: Reado
       itemMap[x] = nx;
       if (old.itemFlags[x]! & ITEM_DIR && sub < nd && old.dirParent[sub] === x) {
         const c = sub;
-        if (changed[c]) await list(old.dirPath.get(c), old.dirHost.get(c), old.dirDepth[c]!, old.dirExternal[c] === 1, nx);
+        if (changed[c]) await list(old.dirPath.get(c), old.dirHost.get(c), old.dirDepth[c]!, old.dirExternal[c] === 1, nx, hostsAbove(old, c));
         else await keep(c, nx);
         x = old.dirEnd[c]!;
         sub = c + old.dirSpan[c]!;
@@ -399,7 +407,7 @@ export async function refreshTree(old: ScanTree, ctx: TreeContext, reread: Reado
   for (const r of rs) {
     const o = oldRoots.get(r.path);
     if (o !== undefined && !changed[o] && old.dirHost.get(o) === r.host) await keep(o, -1);
-    else await list(r.path, r.host, 0, r.external, -1);
+    else await list(r.path, r.host, 0, r.external, -1, []);
   }
   return { tree: b.finish(), itemMap, fresh, relisted };
 }
@@ -427,7 +435,8 @@ export async function staleLinkDirs(t: ScanTree, ctx: TreeContext, summarised: (
     if (!(flags & ITEM_LINK) || stale[d]) continue;
     const was = entryAt(t, x);
     try {
-      const now = await followEntry(ctx.fs, t.dirPath.get(d), t.dirHost.get(d), t.dirDepth[d]!, t.dirExternal[d] ? ctx.externalRoot : ctx.root, was.name, true);
+      const above = [...hostsAbove(t, d), t.dirHost.get(d)];
+      const now = await followEntry(ctx.fs, t.dirPath.get(d), t.dirHost.get(d), t.dirDepth[d]!, { linkRoot: linkRootOf(ctx, t.dirExternal[d] === 1), above }, was.name, true);
       const id = flags & ITEM_MODULE ? summarised(x) : undefined;
       const nowId = now.stat && identityOfStat(now.stat);
       if (now.entry.kind !== was.kind || now.entry.host !== was.host || (id !== undefined && (nowId === undefined || !sameIdentity(id, nowId)))) stale[d] = 1;

@@ -10,6 +10,9 @@
 
 const MAGIC = 0x4b534543; // 'CESK' little-endian
 
+/** Strings a lazy column reads one by one before it reads the whole column. */
+const SINGLE_STRINGS = 256;
+
 export type SectionData = Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array | BigUint64Array;
 
 export class SectionWriter {
@@ -162,15 +165,19 @@ export class SectionReader {
     return new StringColumn(this.bytes(name), this.u32(name + 1));
   }
 
-  /** A string column read one string at a time, until all of it is asked for. */
+  /**
+   * A string column read one string at a time (two small reads each), until all of it is
+   * asked for or enough strings were that one read of the whole is cheaper.
+   */
   lazyStrings(name: number): LoadedStrings {
     let whole: StringColumn | undefined;
+    let singles = 0;
     const column = () => (whole ??= this.strings(name));
     return {
       length: this.length(name + 1) / 4,
       column,
       get: (i) => {
-        if (whole !== undefined) return whole.get(i);
+        if (whole !== undefined || ++singles > SINGLE_STRINGS) return column().get(i);
         const ends = this.u32Range(name + 1, i === 0 ? 0 : i - 1, i + 1);
         const start = i === 0 ? 0 : ends[0]! + 1;
         const b = this.u8Range(name, start, ends[i === 0 ? 0 : 1]!);

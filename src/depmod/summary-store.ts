@@ -5,7 +5,7 @@ import type { ModuleSummary } from './module-summary.js';
 import { findString, SectionReader, SectionWriter, StringColumn, type ByteSource, type LoadedStrings } from './sections.js';
 
 /**
- * The module summaries kept in modules.kabi-cache (cache-file.ts), keyed by host path and
+ * The module summaries kept in the depmod cache (cache-file.ts), keyed by host path and
  * checked against the file's size, mtime, ctime, inode and device (ctime: a file rewritten in
  * place with its mtime put back still differs), so that a later run decompresses
  * and parses only new or changed modules. A full run stores every summary it used in

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs } from '../fs.js';
-import { hostPath, readSystemFile, resolveInRoot } from './paths.js';
+import { confinedPath, hostPath, readSystemFile, resolveInRoot } from './paths.js';
 import { rpmvercmp } from './rpmvercmp.js';
 
 /** Where a kernel's Module.symvers came from (which distro convention). */
@@ -29,9 +29,35 @@ export interface DiscoverOptions {
 }
 
 /**
+ * Files a kernel package installs and its removal deletes, in the module directory (kernel/,
+ * modules.order and modules.builtin everywhere; vmlinuz, System.map, config and symvers on
+ * RHEL ≥ 8, Arch and Debian's 7.x) or in /boot. depmod's outputs are not among them: they are
+ * generated, and a tool that regenerates them for a removed kernel must not make it one.
+ */
+const KERNEL_MARKERS_IN_MODULE_DIR = ['modules.order', 'modules.builtin', 'modules.builtin.modinfo', 'kernel', 'vmlinuz', 'vmlinux', 'Image', 'System.map', 'config', 'symvers.gz', 'symvers.xz', 'symvers.zst'];
+const KERNEL_MARKERS_IN_BOOT = ['vmlinuz-', 'vmlinux-', 'Image-', 'System.map-', 'config-', 'symvers-'];
+
+/**
+ * Whether a module directory holds a kernel, not just what outlives one: a removed kernel's
+ * directory stays while anything the kernel package did not own is in it (weak-updates
+ * links, a kmod package's extra/, DKMS builds, kabi's or depmod's outputs), and such a
+ * directory is never an installed kernel.
+ */
+export async function holdsKernel(fs: KabiFs, root: string, release: string, moduleDir = `/lib/modules/${release}`): Promise<boolean> {
+  const present = async (sys: string) => (await resolveInRoot(fs, root, hostPath(root, sys)).catch(() => undefined)) !== undefined;
+  for (const m of KERNEL_MARKERS_IN_MODULE_DIR) if (await present(`${moduleDir}/${m}`)) return true;
+  for (const m of KERNEL_MARKERS_IN_BOOT) {
+    if (m === 'symvers-') {
+      for (const ext of ['.gz', '.xz', '.zst', '']) if (await present(`/boot/${m}${release}${ext}`)) return true;
+    } else if (await present(`/boot/${m}${release}`)) return true;
+  }
+  return false;
+}
+
+/**
  * Kernels installed under `root`: every directory in /lib/modules and /usr/lib/modules
- * (the same directory once on merged-/usr systems), with the files each distro ships
- * beside it. Ordered oldest first by RPM version order.
+ * (the same directory once on merged-/usr systems) that holds a kernel (holdsKernel), with
+ * the files each distro ships beside it. Ordered oldest first by RPM version order.
  */
 export async function discoverKernels(opts: DiscoverOptions = {}): Promise<InstalledKernel[]> {
   const root = opts.root ?? '/';
@@ -41,7 +67,7 @@ export async function discoverKernels(opts: DiscoverOptions = {}): Promise<Insta
   for (const base of ['/lib/modules', '/usr/lib/modules']) {
     let names: string[];
     try {
-      names = await fs.readdir(hostPath(root, base));
+      names = await fs.readdir(await confinedPath(fs, root, base));
     } catch (e) {
       if (isNotFound(e)) continue;
       throw e;
@@ -57,7 +83,7 @@ export async function discoverKernels(opts: DiscoverOptions = {}): Promise<Insta
         continue;
       }
       realSeen.add(real);
-      if (!seen.has(name)) seen.set(name, sys);
+      if (!seen.has(name) && (await holdsKernel(fs, root, name, sys))) seen.set(name, sys);
     }
   }
   const out: InstalledKernel[] = [];
@@ -143,7 +169,7 @@ export async function describeKernel(fs: KabiFs, root: string, release: string, 
 async function guessGenerator(fs: KabiFs, root: string, pkgbase: string | undefined): Promise<InitramfsStyle> {
   const has = async (p: string) => {
     try {
-      await fs.lstat(hostPath(root, p));
+      await fs.lstat(await confinedPath(fs, root, p, { followLast: false }));
       return true;
     } catch {
       return false;

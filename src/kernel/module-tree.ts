@@ -5,7 +5,7 @@ import { opendirSync, statSync, type BigIntStats } from 'node:fs';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import { MODULE_EXTENSIONS, moduleNameFromPath } from '../module/read-module.js';
-import { hostPath, resolveInRoot } from './paths.js';
+import { confinedPath, resolveEntryInRoot } from './paths.js';
 import { readingFs } from '../depmod/sync-fs.js';
 
 export interface ModuleFile {
@@ -60,6 +60,14 @@ export interface ScanOptions {
   readonly extensions?: readonly string[];
   /** Root the `external` directories are read under; kmod 30 reads them on the host even with -b. */
   readonly externalRoot?: string;
+  /**
+   * Root the links inside the module directory are followed under (default: the root, as the
+   * installed system sees them); "/" for kmod's `depmod -b`, which follows them on the host.
+   * The module directory itself is always found inside the root.
+   */
+  readonly linkRoot?: string;
+  /** Where each walk starts (scanRoots()), when the caller has already resolved them. */
+  readonly roots?: readonly ScanRoot[];
   /** depmod's messages about entries it skipped ("fstatat(4, x.ko): No such file or directory"). */
   readonly onMessage?: (message: string) => void;
   /**
@@ -76,10 +84,91 @@ export interface ScanOptions {
 
 /** Never descended into, as in kmod: build/source point back at kernel sources. */
 const SKIP = new Set(['.', '..', 'build', 'source']);
-const MAX_DEPTH = 32;
+export const MAX_DEPTH = 32;
+
+/**
+ * What one scan may list (README "Limits"): a Debian 6.1 or 6.12 kernel's tree has about 900
+ * directories and 5,000 entries. A loop is skipped where it closes (see followEntry); these
+ * stop the rest, e.g. links fanning out to the same directories over and over, in bounded
+ * time and memory.
+ */
+export const SCAN_LIMITS = { directories: 8_192, entries: 131_072 } as const;
+
+interface RawEntry {
+  readonly name: string;
+  readonly isDir: boolean;
+  readonly isFile: boolean;
+  readonly isLink: boolean;
+}
+
+/** What following a link found: where it leads and what is there, or why it could not be followed. */
+type Followed = { readonly target: string; readonly stat: BigIntStats } | { readonly why: string };
+
+/**
+ * One scan's use of SCAN_LIMITS, shared by every listing of the scan, and what the scan has
+ * read from disk: a directory reached by several paths (links to it) is read once and each
+ * link followed once, so that the cost of many paths is counted against the limits, not paid
+ * in system calls.
+ */
+export class ScanBudget {
+  private directories = 0;
+  private entries = 0;
+  readonly reads = new Map<string, { readonly stamp: bigint[]; readonly raw: readonly RawEntry[] }>();
+  readonly follows = new Map<string, Followed>();
+  constructor(private readonly where: string) {}
+
+  directory(): void {
+    if (++this.directories > SCAN_LIMITS.directories) throw this.over(`${SCAN_LIMITS.directories} directories`);
+  }
+
+  entry(n = 1): void {
+    this.entries += n;
+    if (this.entries > SCAN_LIMITS.entries) throw this.over(`${SCAN_LIMITS.entries} directory entries`);
+  }
+
+  private over(what: string): KabiError {
+    return new KabiError('LIMIT', `the module tree holds more than the limit of ${what} for one scan (symbolic links leading to the same directories over and over?)`, { file: this.where });
+  }
+}
+
+/** Where a scan of one kernel's modules starts: the module directory, then each `external` directory. */
+export interface ScanRoot {
+  /** System path, as messages and module paths spell it. */
+  readonly path: string;
+  /** Host path, resolved inside its root. */
+  readonly host: string;
+  readonly external: boolean;
+  /** Root the links below it are followed under. */
+  readonly linkRoot: string;
+}
+
+/**
+ * The walks of a scan, in depmod's order: the module directory, found inside the root as a
+ * chroot would (a link such as lib/modules/K -> /usr/lib/modules/K never leads out of it),
+ * then the `external` directories, last configured first, found under `externalRoot`.
+ */
+export async function scanRoots(fs: KabiFs, root: string, moduleDir: string, config: DepmodConfig, opts: Pick<ScanOptions, 'externalRoot' | 'linkRoot'> = {}): Promise<ScanRoot[]> {
+  const extRoot = opts.externalRoot ?? root;
+  const rfs = readingFs(fs);
+  const out: ScanRoot[] = [{ path: moduleDir, host: await confinedPath(rfs, root, moduleDir), external: false, linkRoot: opts.linkRoot ?? root }];
+  for (const ext of [...config.externals].reverse()) out.push({ path: ext, host: await confinedPath(rfs, extRoot, ext), external: true, linkRoot: extRoot });
+  return out;
+}
+
+/** How listDirectory follows and counts what it lists. */
+export interface ListContext {
+  /** Root links are followed under. */
+  readonly linkRoot: string;
+  readonly exclude: ReadonlySet<string>;
+  /** Host paths of the directories from the walk's start down to this one: a link back to one of them is a loop. */
+  readonly above: readonly string[];
+  readonly budget?: ScanBudget;
+}
 
 /** strerror() texts for the errno codes a scan meets. */
 export function strerror(e: unknown): string {
+  // kabi's own refusals (a special file, a budget) already say what and why.
+  if (e instanceof KabiError) return e.detail;
   switch (errnoCode(e)) {
     case 'ENOENT':
       return 'No such file or directory';
@@ -122,11 +211,36 @@ export async function directoryStamp(fs: KabiFs, host: string): Promise<[bigint,
 /**
  * One directory as scanModuleFiles lists it: its stamp, then its entries in raw readdir
  * order, `.`, `..`, build, source and excluded names left out, symlinks followed within
- * `entRoot`; undefined when it is gone.
+ * `ctx.linkRoot`; undefined when it is gone.
  */
-export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, exclude: ReadonlySet<string>): Promise<{ stamp: bigint[]; entries: ScannedEntry[] } | undefined> {
+export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string, depth: number, ctx: ListContext): Promise<{ stamp: bigint[]; entries: ScannedEntry[] } | undefined> {
+  const budget = ctx.budget;
+  budget?.directory();
+  let read = budget?.reads.get(hostDir);
+  if (read !== undefined) budget!.entry(read.raw.length);
+  else {
+    read = await readDirectory(fs, hostDir, budget);
+    if (read === undefined) return undefined;
+    budget?.reads.set(hostDir, read);
+  }
+  const entries: ScannedEntry[] = [];
+  for (const de of read.raw) {
+    if (SKIP.has(de.name) || ctx.exclude.has(de.name)) continue;
+    if (de.isFile || de.isDir) {
+      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: childPath(hostDir, de.name) });
+      continue;
+    }
+    // A symlink (or a file system without d_type): depmod stats it, following links.
+    entries.push((await followEntry(fs, sysDir, hostDir, depth, ctx, de.name, de.isLink)).entry);
+  }
+  return { stamp: read.stamp, entries };
+}
+
+/** A directory's stamp and its entries in raw readdir order; undefined when it is gone. */
+async function readDirectory(fs: KabiFs, hostDir: string, budget: ScanBudget | undefined): Promise<{ stamp: bigint[]; raw: RawEntry[] } | undefined> {
+  const count = budget ? () => budget.entry() : () => {};
   let stamp: bigint[];
-  const raw: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[] = [];
+  const raw: RawEntry[] = [];
   try {
     stamp = await directoryStamp(fs, hostDir);
     // fs.readdir sorts (libuv scandir); opendir keeps the kernel's readdir order, like depmod.
@@ -134,47 +248,58 @@ export async function listDirectory(fs: KabiFs, sysDir: string, hostDir: string,
       // The synchronous calls cost a tenth of the promise round trips for thousands of entries.
       const d = opendirSync(hostDir, { bufferSize: 256 });
       try {
-        for (let de = d.readSync(); de !== null; de = d.readSync()) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+        for (let de = d.readSync(); de !== null; de = d.readSync()) {
+          count();
+          raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+        }
       } finally {
         d.closeSync();
       }
     } else {
       const d = await fs.opendir(hostDir, { bufferSize: 256 });
-      for await (const de of d) raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+      for await (const de of d) {
+        count();
+        raw.push({ name: de.name, isDir: de.isDirectory(), isFile: de.isFile(), isLink: de.isSymbolicLink() });
+      }
     }
   } catch (e) {
     if (isNotFound(e)) return undefined;
     throw e;
   }
-  const entries: ScannedEntry[] = [];
-  for (const de of raw) {
-    if (SKIP.has(de.name) || exclude.has(de.name)) continue;
-    if (de.isFile || de.isDir) {
-      entries.push({ name: de.name, kind: de.isDir ? 'dir' : 'file', isLink: false, host: childPath(hostDir, de.name) });
-      continue;
-    }
-    // A symlink (or a file system without d_type): depmod stats it, following links.
-    entries.push((await followEntry(fs, sysDir, hostDir, depth, entRoot, de.name, de.isLink)).entry);
-  }
-  return { stamp, entries };
+  return { stamp, raw };
 }
 
-/** An entry that is a link (or of unknown type) as depmod's fstatat() sees it, and the stat of what it leads to. */
-export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, entRoot: string, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; stat?: BigIntStats }> {
-  const entryHost = childPath(hostDir, name);
-  const rfs = readingFs(fs);
-  let target: string | undefined;
-  let s: BigIntStats;
-  try {
-    target = isLink ? await resolveInRoot(rfs, entRoot, entryHost) : entryHost;
-    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
-    s = await rfs.stat(target, { bigint: true });
-  } catch (e) {
-    const why = e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e);
-    return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${why}` } };
+/**
+ * An entry that is a link (or of unknown type) as depmod's fstatat() sees it, and the stat of
+ * what it leads to. A link to a directory the walk is inside (`extra/loop -> .`) is skipped
+ * with a message: depmod would descend into it until the path grew too long, and two such
+ * links make that exponential.
+ */
+export async function followEntry(fs: KabiFs, sysDir: string, hostDir: string, depth: number, ctx: Pick<ListContext, 'linkRoot' | 'above' | 'budget'>, name: string, isLink: boolean): Promise<{ entry: ScannedEntry; stat?: BigIntStats }> {
+  const key = `${hostDir}\0${name}`;
+  let f = ctx.budget?.follows.get(key);
+  if (f === undefined) {
+    f = await follow(fs, ctx.linkRoot, hostDir, name, isLink);
+    ctx.budget?.follows.set(key, f);
+  }
+  if ('why' in f) return { entry: { name, kind: 'skipped', isLink, host: `fstatat(${3 + depth}, ${name}): ${f.why}` } };
+  const { target, stat: s } = f;
+  if (s.isDirectory() && ctx.above.includes(target)) {
+    return { entry: { name, kind: 'skipped', isLink, host: `not scanning ${posix.join(sysDir, name)}: a symbolic link loop (it leads back to a directory above it)` }, stat: s };
   }
   if (s.isFile() || s.isDirectory()) return { entry: { name, kind: s.isDirectory() ? 'dir' : 'file', isLink, host: target }, stat: s };
   return { entry: { name, kind: 'skipped', isLink, host: `unsupported file type ${posix.join(sysDir, name)}: ${(Number(s.mode) & 0o170000).toString(8)}` } };
+}
+
+async function follow(fs: KabiFs, linkRoot: string, hostDir: string, name: string, isLink: boolean): Promise<Followed> {
+  const rfs = readingFs(fs);
+  try {
+    const target = isLink ? await resolveEntryInRoot(rfs, linkRoot, hostDir, name) : childPath(hostDir, name);
+    if (target === undefined) throw Object.assign(new Error('dangling symlink'), { code: 'ENOENT' });
+    return { target, stat: await rfs.stat(target, { bigint: true }) };
+  } catch (e) {
+    return { why: e instanceof KabiError ? (e.code === 'UNSAFE_PATH' ? 'Too many levels of symbolic links' : e.detail) : strerror(e) };
+  }
 }
 
 /**
@@ -192,7 +317,8 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
   const extensions = opts.extensions ?? MODULE_EXTENSIONS;
   const isModule = (name: string) => extensions.some((ext) => name.endsWith(ext));
 
-  const list = async (sysDir: string, hostDir: string, depth: number, entRoot: string): Promise<DirListing | undefined> => {
+  const budget = new ScanBudget(moduleDir);
+  const list = async (sysDir: string, hostDir: string, depth: number, linkRoot: string, above: readonly string[]): Promise<DirListing | undefined> => {
     const cached = opts.previous?.get(sysDir);
     if (cached !== undefined && !opts.reread?.(sysDir)) {
       try {
@@ -202,15 +328,16 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
         throw e;
       }
     }
-    const listing = await listDirectory(fs, sysDir, hostDir, depth, entRoot, exclude);
+    const listing = await listDirectory(fs, sysDir, hostDir, depth, { linkRoot, exclude, above, budget });
     if (listing === undefined) return undefined;
     opts.relisted?.add(sysDir);
     return { entries: listing.entries, stamp: listing.stamp.join(':') };
   };
 
-  const walk = async (sysDir: string, hostDir: string, rel: string, external: boolean, depth: number, entRoot: string): Promise<boolean> => {
+  const walk = async (sysDir: string, hostDir: string, rel: string, external: boolean, depth: number, linkRoot: string, above: readonly string[]): Promise<boolean> => {
     if (depth > MAX_DEPTH) return true;
-    const listing = await list(sysDir, hostDir, depth, entRoot);
+    const here = [...above, hostDir];
+    const listing = await list(sysDir, hostDir, depth, linkRoot, here);
     if (listing === undefined) return false;
     opts.listings?.set(sysDir, listing);
     // Messages come in entry order, interleaved with what the subdirectories report, as in depmod.
@@ -218,7 +345,7 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
       const sysPath = sysDir.endsWith('/') ? sysDir + e.name : `${sysDir}/${e.name}`;
       const relPath = rel === '' ? e.name : `${rel}/${e.name}`;
       if (e.kind === 'skipped') opts.onMessage?.(e.host);
-      else if (e.kind === 'dir') await walk(sysPath, e.host, relPath, external, depth + 1, entRoot);
+      else if (e.kind === 'dir') await walk(sysPath, e.host, relPath, external, depth + 1, linkRoot, here);
       else if (isModule(e.name)) {
         out.push({ name: moduleNameFromPath(e.name), path: sysPath, relPath: external ? undefined : relPath, host: e.host, isLink: e.isLink, external });
       }
@@ -227,10 +354,8 @@ export async function scanModuleFiles(fs: KabiFs, root: string, moduleDir: strin
   };
 
   // A kernel without a module directory simply has no modules (depmod's caller checks it exists).
-  await walk(moduleDir, hostPath(root, moduleDir), '', false, 0, root);
-  const extRoot = opts.externalRoot ?? root;
-  for (const ext of [...config.externals].reverse()) {
-    if (!(await walk(ext, hostPath(extRoot, ext), '', true, 0, extRoot))) opts.onMessage?.(`could not open directory ${ext}: No such file or directory`);
+  for (const r of opts.roots ?? (await scanRoots(fs, root, moduleDir, config, opts))) {
+    if (!(await walk(r.path, r.host, '', r.external, 0, r.linkRoot, [])) && r.external) opts.onMessage?.(`could not open directory ${r.path}: No such file or directory`);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { updateDepmod, formatDepmodMessage, type DepmodChange } from '../depmod/index.js';
 import { KabiError } from '../errors.js';
+import { DepmodReaderThreads } from '../depmod/reader-threads.js';
 import type { KabiFs } from '../fs.js';
 import { hostPath } from '../kernel/paths.js';
 import type { InstalledKernel } from '../kernel/discover.js';
@@ -85,44 +86,51 @@ export async function postProcess(plan: Plan, opts: PostOptions): Promise<string
   const mode = opts.depmodMode ?? 'native';
   if (mode !== 'none') {
     const depmod = mode === 'system' ? (opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod') : 'kabi depmod';
-    for (const release of changed) {
-      const k = opts.kernels.find((x) => x.release === release);
-      if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
-        opts.log(`Skipping depmod for non-installed kernel ${release}`);
-        continue;
-      }
-      const map = k.systemMap === undefined ? undefined : hostPath(opts.root, k.systemMap);
-      // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
-      const errsyms = map !== undefined && (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
-      const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
-      opts.log([depmod, ...args].join(' '));
-      if (opts.dryRun) continue;
-      if (mode === 'native') {
-        try {
-          const r = await updateDepmod({
-            root: opts.root,
-            release,
-            ...(opts.fs ? { fs: opts.fs } : {}),
-            changes: depmodChanges(plan, release),
-            errsyms: errsyms.length > 1,
-            ...(errsyms.length > 1 && map ? { systemMap: { path: map } } : {}),
-          });
-          const text = r.warnings.map((w) => formatDepmodMessage(w)).join('');
-          if (r.status !== 0) {
-            failed.push(release);
-            opts.warn(`depmod: refreshing ${release} failed; its previous files are unchanged\n${text.trimEnd()}`);
-          } else reportDepmodWarnings(text, release, opts.warn);
-        } catch (e) {
-          if (!(e instanceof KabiError)) throw e;
-          failed.push(release);
-          opts.warn(`depmod: refreshing ${release} failed (${e.message}); its previous files are unchanged`);
+    // One set of reader threads for every kernel refreshed (their code stays warm), ended after.
+    const readers = new DepmodReaderThreads();
+    try {
+      for (const release of changed) {
+        const k = opts.kernels.find((x) => x.release === release);
+        if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
+          opts.log(`Skipping depmod for non-installed kernel ${release}`);
+          continue;
         }
-        continue;
+        const map = k.systemMap === undefined ? undefined : hostPath(opts.root, k.systemMap);
+        // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
+        const errsyms = map !== undefined && (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
+        const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
+        opts.log([depmod, ...args].join(' '));
+        if (opts.dryRun) continue;
+        if (mode === 'native') {
+          try {
+            const r = await updateDepmod({
+              root: opts.root,
+              release,
+              ...(opts.fs ? { fs: opts.fs } : {}),
+              changes: depmodChanges(plan, release),
+              errsyms: errsyms.length > 1,
+              ...(errsyms.length > 1 && map ? { systemMap: { path: map } } : {}),
+              readers,
+            });
+            const text = r.warnings.map((w) => formatDepmodMessage(w)).join('');
+            if (r.status !== 0) {
+              failed.push(release);
+              opts.warn(`depmod: refreshing ${release} failed; its previous files are unchanged\n${text.trimEnd()}`);
+            } else reportDepmodWarnings(text, release, opts.warn);
+          } catch (e) {
+            if (!(e instanceof KabiError)) throw e;
+            failed.push(release);
+            opts.warn(`depmod: refreshing ${release} failed (${e.message}); its previous files are unchanged`);
+          }
+          continue;
+        }
+        const r = await run(depmod, args);
+        if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
+        else reportDepmodWarnings(r.stderr, release, opts.warn);
+        // Like the original, the system's depmod's exit status is not checked.
       }
-      const r = await run(depmod, args);
-      if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
-      else reportDepmodWarnings(r.stderr, release, opts.warn);
-      // Like the original, the system's depmod's exit status is not checked.
+    } finally {
+      readers.close();
     }
   }
   if (opts.initramfs && !opts.dryRun) {

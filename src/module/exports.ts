@@ -1,6 +1,7 @@
 import { SHN_ABS, SHN_UNDEF, SHT_NOBITS } from '../elf/constants.js';
 import { ascii, type ElfFile, type SymbolTable } from '../elf/reader.js';
 
+/** A symbol the module exports (EXPORT_SYMBOL*), as the loader reads its ksymtab. */
 export interface ExportedSymbol {
   readonly symbol: string;
   /** The CRC the module exports for this symbol; undefined when it was built without modversions. */

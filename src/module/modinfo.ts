@@ -65,6 +65,7 @@ export function parseModinfo(data: Uint8Array): ModInfo {
   return new ModInfo(entries);
 }
 
+/** A module's `vermagic=` string, split as the loader's same_magic() sees it. */
 export interface Vermagic {
   /** The whole string, e.g. "6.1.0-18-amd64 SMP preempt mod_unload modversions ". */
   readonly raw: string;
@@ -79,6 +80,7 @@ export interface Vermagic {
   readonly flagList: readonly string[];
 }
 
+/** Split a vermagic string into its release and its flags. Pure. */
 export function parseVermagic(raw: string): Vermagic {
   const sp = raw.indexOf(' ');
   const release = sp < 0 ? raw : raw.slice(0, sp);
@@ -89,6 +91,7 @@ export function parseVermagic(raw: string): Vermagic {
 /** The licenses the kernel treats as GPL-compatible (include/linux/license.h), case-sensitive. */
 const GPL_COMPATIBLE = new Set(['GPL', 'GPL v2', 'GPL and additional rights', 'Dual BSD/GPL', 'Dual MIT/GPL', 'Dual MPL/GPL']);
 
+/** Whether the kernel counts a `license=` value as GPL-compatible (license_is_gpl_compatible()). */
 export function isGplCompatible(license: string | undefined): boolean {
   return license !== undefined && GPL_COMPATIBLE.has(license);
 }

@@ -2,6 +2,7 @@ import { KabiError } from '../errors.js';
 import { SHF_ALLOC, SHT_NOBITS } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/reader.js';
 
+/** One `__versions` entry: a symbol the module uses and the CRC it was built against. */
 export interface ModVersion {
   readonly symbol: string;
   /**

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
-import { nodeFs, type KabiFs } from '../fs.js';
+import { overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
+import { nodeFs } from '../fs.js';
+import { withJsonForm } from '../json.js';
 import { SHF_ALLOC, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, STB_WEAK, STT_SPARC_REGISTER, machineName } from '../elf/constants.js';
 import { ElfFile } from '../elf/reader.js';
 import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
@@ -10,12 +11,14 @@ import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.j
 import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
+/** A symbol the module needs from the kernel or another module. */
 export interface UndefinedSymbol {
   readonly name: string;
   /** STB_WEAK: the loader lets it stay unresolved; depmod never reports it. */
   readonly weak: boolean;
 }
 
+/** The module's `.gnu.linkonce.this_module` section (its `struct module`). */
 export interface ThisModuleInfo {
   /** Number of `.gnu.linkonce.this_module` sections (the loader wants exactly one). */
   readonly count: number;
@@ -40,6 +43,7 @@ export interface LoaderFacts {
   readonly commonSymbols: readonly string[];
 }
 
+/** The ELF header fields the loader compares with the kernel's own. */
 export interface ElfIdentity {
   readonly class: 32 | 64;
   readonly endian: 'little' | 'big';
@@ -84,7 +88,9 @@ export interface KernelModule {
   readonly loader: LoaderFacts;
 }
 
+/** Options of readModule and readModuleBytes. */
 export interface ReadModuleOptions {
+  /** The file the bytes came from: named in errors and kept as KernelModule.file. */
   file?: string;
 }
 
@@ -95,22 +101,43 @@ export function readModule(bytes: Uint8Array, opts: ReadModuleOptions = {}): Ker
 
 /** Parse a module file's bytes, decompressing first when its magic says so. */
 export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions = {}): Promise<KernelModule> {
-  const { data, format } = await maybeDecompress(bytes, { file: opts.file });
+  const { data, format } = await decompressModule(bytes, opts.file);
   return attributeTo(opts.file, () => parseModule(data, opts.file, format));
 }
 
+/**
+ * A module's ELF image: the bytes as they are, or decompressed when their magic says so, at
+ * most READ_BUDGETS.module bytes of it (a bomb is stopped there: LIMIT naming the file).
+ */
+export async function decompressModule(bytes: Uint8Array, file: string | undefined): Promise<{ data: Uint8Array; format: Compression | undefined }> {
+  const budget = READ_BUDGETS.module;
+  try {
+    return await maybeDecompress(bytes, { file, maxOutputBytes: budget.maxBytes });
+  } catch (e) {
+    if (isOutputLimit(e)) throw overBudget(file ?? 'module', budget, true);
+    throw e;
+  }
+}
+
+/** Options of readModuleFile. */
 export interface ReadModuleFileOptions {
+  /** The filesystem to read through (default node:fs). */
   fs?: KabiFs;
 }
 
-/** Read and parse a `.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz` file. */
+/**
+ * Read and parse a `.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz` file: a regular file only (a FIFO
+ * or device is refused, NOT_A_FILE, without waiting on it), within READ_BUDGETS.module
+ * (LIMIT) both as stored and decompressed.
+ */
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
   let bytes: Uint8Array;
   try {
-    // On the real filesystem a synchronous read is several times cheaper than the four
-    // threadpool round trips of fs.promises.readFile, and trees hold thousands of small files.
-    bytes = opts.fs && opts.fs !== nodeFs ? await opts.fs.readFile(path) : readFileSync(path);
+    // On node:fs the read is synchronous: several times cheaper than the threadpool round
+    // trips of fs.promises, and trees hold thousands of small files.
+    bytes = await readRegularFile(opts.fs ?? nodeFs, path, READ_BUDGETS.module);
   } catch (e) {
+    if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }
   return readModuleBytes(bytes, { file: path });
@@ -164,7 +191,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
   const fileBase = file ? moduleNameFromPath(file) : undefined;
   const name = modinfo.get('name') || thisModule?.name || fileBase || '';
 
-  return {
+  return withJsonForm({
     file,
     name,
     compression,
@@ -201,7 +228,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
       hasObsoleteKsymtabGpl: elf.section('__ksymtab_gpl') !== undefined,
       commonSymbols,
     },
-  };
+  });
 }
 
 function splitDepends(v: string | undefined): string[] {
@@ -218,6 +245,7 @@ export function moduleNameFromPath(path: string): string {
 /** The module file extensions kmod recognises (kmod ≥28 with zstd). */
 export const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
 
+/** Whether a file name ends in one of MODULE_EXTENSIONS. */
 export function isModuleFileName(name: string): boolean {
   return MODULE_EXTENSIONS.some((ext) => name.endsWith(ext));
 }

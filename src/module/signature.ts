@@ -7,6 +7,7 @@ const MARKER_BYTES = new TextEncoder().encode(SIGNATURE_MARKER);
 const HEADER_SIZE = 12;
 const PKEY_ID_PKCS7 = 2;
 
+/** The signature appended to a module (scripts/sign-file), as far as kabi reads it. */
 export interface ModuleSignature {
   /** struct module_signature fields. */
   readonly algo: number;
@@ -30,6 +31,7 @@ export interface ModuleSignature {
   readonly hashAlgorithm: string | undefined;
 }
 
+/** A module file split into its ELF image and its signature trailer. */
 export interface SplitModule {
   /** The ELF image: everything before the signature. */
   readonly elf: Uint8Array;

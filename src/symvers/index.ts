@@ -9,4 +9,4 @@ export {
   type ExportType,
 } from './parse.js';
 export { formatSymvers, type SymversLine } from './write.js';
-export { readSymversFile } from './read-file.js';
+export { readSymversFile, readSymbolFileBytes } from './read-file.js';

@@ -1,4 +1,5 @@
 import { KabiError } from '../errors.js';
+import { toJsonValue, type JsonOf } from '../json.js';
 
 /**
  * Module.symvers line layouts across kernel versions (kernel-module-abi.md §3.1):
@@ -16,6 +17,7 @@ export const EXPORT_TYPES = [
   'EXPORT_UNUSED_SYMBOL',
   'EXPORT_UNUSED_SYMBOL_GPL',
 ] as const;
+/** The export macro a Module.symvers line names. */
 export type ExportType = (typeof EXPORT_TYPES)[number];
 const EXPORT_TYPE_SET: ReadonlySet<string> = new Set(EXPORT_TYPES);
 
@@ -27,6 +29,7 @@ export function isGplOnlyExport(type: ExportType | undefined): boolean {
   return type === 'EXPORT_SYMBOL_GPL' || type === 'EXPORT_UNUSED_SYMBOL_GPL';
 }
 
+/** One Module.symvers line. */
 export interface SymversEntry {
   /** The CRC as written (32 bits in practice; kept at full width). */
   readonly crc: bigint;
@@ -82,6 +85,11 @@ export class SymversTable {
       else out.set(e.module, [e]);
     }
     return out;
+  }
+
+  /** The JSON form: file, format and entries, CRCs as `0x…` strings (see JsonOf). */
+  toJSON(): { file: string | undefined; format: SymversFormat | undefined; entries: JsonOf<SymversEntry>[] } {
+    return { file: this.file, format: this.format, entries: toJsonValue(this.entries) as JsonOf<SymversEntry>[] };
   }
 }
 

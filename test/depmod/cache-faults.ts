@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { cacheImage } from '../../src/depmod/cache-file.js';
-import { CACHE_FILE, formatDepmodMessage, runDepmod, type DepmodChange, type DepmodOptions } from '../../src/depmod/index.js';
+import { formatDepmodMessage, runDepmod, type DepmodChange, type DepmodOptions } from '../../src/depmod/index.js';
 import { KVER, mod, MODDIR, outputDiff, Tree, type Run } from './fixture.js';
 
 // Shared by the tests of what a damaged, hostile or outdated cache (or what it vouches for)
@@ -45,7 +45,7 @@ export async function expectSameAsFull(t: Tree, run: Run, where = '', opts: Part
 
 /** The cache file taken apart: the summaries' section payload and the last state's. */
 export function cacheParts(t: Tree): { summaries: Buffer; state: Buffer | undefined } {
-  const b = readFileSync(t.path(CACHE_FILE));
+  const b = readFileSync(t.cachePath());
   const len = b.readUInt32LE(4);
   const count = b.readUInt32LE(16);
   const tableLen = Math.ceil((4 + 4 * count) / 8) * 8;
@@ -69,7 +69,7 @@ export function sections(payload: Buffer): Map<number, [number, number]> {
 
 /** A cache with the given payloads, its checksums all correct: damage no checksum can tell. */
 export function writeCache(t: Tree, summaries: Uint8Array, state: Uint8Array | undefined): void {
-  t.write(CACHE_FILE, cacheImage(summaries, state));
+  writeFileSync(t.cachePath(), cacheImage(summaries, state));
 }
 
 export const otherKernel = (t: Tree, rel: string) => join(t.root, 'lib/modules/6.1.0-98-amd64', rel);

@@ -1,7 +1,7 @@
-import { readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCacheFrames, writeTail } from '../../src/depmod/cache-file.js';
-import { CACHE_FILE, runDepmod } from '../../src/depmod/index.js';
+import { runDepmod } from '../../src/depmod/index.js';
 import { nodeFs } from '../../src/fs.js';
 import { rng } from '../random.js';
 import { KVER, mod, type Tree } from './fixture.js';
@@ -94,7 +94,7 @@ describe('frame heads with absurd lengths', () => {
   for (const [what, change] of heads) {
     it(what, { timeout: 20_000 }, async () => {
       const t = await built();
-      writeFileSync(t.path(CACHE_FILE), change(readFileSync(t.path(CACHE_FILE))));
+      writeFileSync(t.cachePath(), change(readFileSync(t.cachePath())));
       await expectFallback(t, what);
     });
   }
@@ -111,34 +111,34 @@ describe('the cache file is written only where kabi put it', () => {
   it('a link in its place is not written through', { timeout: 20_000 }, async () => {
     const t = await built();
     const elsewhere = t.path('../precious');
-    writeFileSync(elsewhere, readFileSync(t.path(CACHE_FILE)));
+    writeFileSync(elsewhere, readFileSync(t.cachePath()));
     const before = readFileSync(elsewhere);
-    t.remove(CACHE_FILE);
-    symlinkSync(elsewhere, t.path(CACHE_FILE));
+    rmSync(t.cachePath());
+    symlinkSync(elsewhere, t.cachePath());
     await expectFallback(t, 'cache is a link');
     expect(readFileSync(elsewhere).equals(before)).toBe(true);
   });
 
   it('a file put in its place after it was read is not written at the old offset', async () => {
     const t = await built();
-    const frames = await readCacheFrames(nodeFs, t.path(''));
+    const frames = await readCacheFrames(nodeFs, t.cache());
     frames.close();
     expect(frames.tail).toBeDefined();
     // Another run replaced it (rename: another inode), shorter than the tail offset.
     const other = Buffer.from('another run wrote this');
     writeFileSync(t.path('cache.new'), other);
     const { renameSync } = await import('node:fs');
-    renameSync(t.path('cache.new'), t.path(CACHE_FILE));
-    await expect(writeTail(nodeFs, t.path(''), frames.tail!, Buffer.alloc(32, 1), frames.file!)).rejects.toThrow();
-    expect(readFileSync(t.path(CACHE_FILE)).equals(other)).toBe(true);
+    renameSync(t.path('cache.new'), t.cachePath());
+    await expect(writeTail(nodeFs, t.cache(), frames.tail!, Buffer.alloc(32, 1), frames.file!)).rejects.toThrow();
+    expect(readFileSync(t.cachePath()).equals(other)).toBe(true);
   });
 
   it('a cache cut short to nothing after being read is not grown back from a stale offset', async () => {
     const t = await built();
-    const frames = await readCacheFrames(nodeFs, t.path(''));
+    const frames = await readCacheFrames(nodeFs, t.cache());
     frames.close();
-    truncateSync(t.path(CACHE_FILE), 0);
-    await expect(writeTail(nodeFs, t.path(''), frames.tail!, Buffer.alloc(32, 1), frames.file!)).rejects.toThrow();
-    expect(readFileSync(t.path(CACHE_FILE)).length).toBe(0);
+    truncateSync(t.cachePath(), 0);
+    await expect(writeTail(nodeFs, t.cache(), frames.tail!, Buffer.alloc(32, 1), frames.file!)).rejects.toThrow();
+    expect(readFileSync(t.cachePath()).length).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CACHE_FILE, runDepmod } from '../../src/depmod/index.js';
+import { runDepmod } from '../../src/depmod/index.js';
 import { nodeFs, type KabiFs } from '../../src/fs.js';
 import { rng } from '../random.js';
 import { KVER, mod, type Tree } from './fixture.js';
@@ -145,7 +145,7 @@ describe('a cache damaged at random', () => {
     await runDepmod({ root: base.root, release: KVER, configRoot: '/' });
     base.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k3_fn'], aliases: ['e-alias'] }));
     await runDepmod({ root: base.root, release: KVER, configRoot: '/', changes: [{ kind: 'added', path: sys('extra/e.ko') }] });
-    const good = readFileSync(base.path(CACHE_FILE));
+    const good = readFileSync(base.cachePath());
     const r = rng(20261123);
     const t = base.clone();
     trees.push(t);
@@ -156,8 +156,8 @@ describe('a cache damaged at random', () => {
       const n = 1 + Math.floor(r() * 64);
       if (kind === 0) for (let k = 0; k < n; k++) b[Math.floor(r() * b.length)]! ^= 1 << Math.floor(r() * 8);
       else if (kind === 1) b.fill(0, at, at + n * 16);
-      writeFileSync(t.path(CACHE_FILE), b);
-      if (kind === 2) truncateSync(t.path(CACHE_FILE), at);
+      writeFileSync(t.cachePath(), b);
+      if (kind === 2) truncateSync(t.cachePath(), at);
       const where = `round ${round}: ${['flipped', 'zeroed', 'cut'][kind]} at ${at}`;
       // Alternately a link added and taken away, so that each round is an update.
       const add = round % 2 === 0;

@@ -1,7 +1,7 @@
-import { appendFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cacheImage, readCacheFrames, tailFrames, writeTail } from '../../src/depmod/cache-file.js';
-import { CACHE_FILE, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
+import { runDepmod, type DepmodChange } from '../../src/depmod/index.js';
 import { nodeFs } from '../../src/fs.js';
 import { KVER, mod, outputDiff, type Run, type Tree } from './fixture.js';
 import { chainTree, fullRun, sys, update } from './cache-faults.js';
@@ -39,7 +39,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
     await runDepmod({ root: base.root, release: KVER, configRoot: '/' });
     base.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k3_fn'], aliases: ['e-alias'] }));
     await runDepmod({ root: base.root, release: KVER, configRoot: '/', changes: [{ kind: 'added', path: sys('extra/e.ko') }] });
-    const good = readFileSync(base.path(CACHE_FILE));
+    const good = readFileSync(base.cachePath());
     const damages: [string, (path: string) => void][] = [];
     for (const cut of [8, 16, 1000, good.length >> 1, good.length - 100, good.length - 1]) damages.push([`cut to ${cut} bytes`, (p) => truncateSync(p, cut)]);
     for (const at of [20, good.length >> 1, good.length - 50]) {
@@ -69,7 +69,7 @@ describe('an incremental run builds only on a cache it can vouch for', () => {
     for (const [what, damage] of damages) {
       const t = base.clone();
       trees.push(t);
-      damage(t.path(CACHE_FILE));
+      damage(t.cachePath());
       t.link('weak-updates/k9.ko', '../extra/e.ko');
       const { r, run } = await update(t, [{ kind: 'added', path: sys('weak-updates/k9.ko') }]);
       expect(r.status, what).toBe(0);
@@ -111,21 +111,22 @@ describe('the cache file’s frames', () => {
     const t = chainTree(trees);
     const summaries = Buffer.from('summaries, written by atomic replacement');
     const state = Buffer.from('the state of the run: any bytes will do here, some more of them');
-    const path = t.path(CACHE_FILE);
+    const path = t.cachePath();
+    mkdirSync(t.cache().dir, { recursive: true });
     writeFileSync(path, cacheImage(summaries, undefined));
-    const first = await readCacheFrames(nodeFs, t.path(''));
+    const first = await readCacheFrames(nodeFs, t.cache());
     first.close();
     const tail = first.tail!;
-    await writeTail(nodeFs, t.path(''), tail, tailFrames(Buffer.from('additions'), state), first.file!);
+    await writeTail(nodeFs, t.cache(), tail, tailFrames(Buffer.from('additions'), state), first.file!);
     const good = readFileSync(path);
-    const read = await readCacheFrames(nodeFs, t.path(''));
+    const read = await readCacheFrames(nodeFs, t.cache());
     expect(Buffer.from(read.state!).equals(state)).toBe(true);
     expect(read.additions.map((a) => Buffer.from(a).toString())).toEqual(['additions']);
     for (let at = tail; at < good.length; at++) {
       const b = Buffer.from(good);
       b[at]! ^= 0x5a;
       writeFileSync(path, b);
-      const r = await readCacheFrames(nodeFs, t.path(''));
+      const r = await readCacheFrames(nodeFs, t.cache());
       // Damage in the additions loses them; in the state, the state.
       expect(r.state === undefined || r.additions.length === 0, `byte ${at}`).toBe(true);
       expect(r.state === undefined || Buffer.from(r.state).equals(state), `byte ${at}`).toBe(true);
@@ -183,7 +184,7 @@ describe('incremental runs equal full runs where the module array is renumbered'
     await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
     t.write('extra/e.ko', mod('e', { exports: ['e_fn'], needs: ['k6_fn'] }));
     expect((await update(t, [{ kind: 'added', path: sys('extra/e.ko') }])).r.stats.parsed).toBe(1);
-    const size = statSync(t.path(CACHE_FILE)).size;
+    const size = statSync(t.cachePath()).size;
     for (let i = 0; i < 3; i++) {
       t.link(`weak-updates/w${i}.ko`, '../extra/e.ko');
       const { r, run } = await update(t, [{ kind: 'added', path: sys(`weak-updates/w${i}.ko`) }]);
@@ -191,6 +192,6 @@ describe('incremental runs equal full runs where the module array is renumbered'
       await expectSameAsFull(t, run);
     }
     // The state is written over the previous one: the file grows only by what was parsed.
-    expect(statSync(t.path(CACHE_FILE)).size).toBeLessThan(size + 4096);
+    expect(statSync(t.cachePath()).size).toBeLessThan(size + 4096);
   });
 });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildModuleBytes, type FixtureModuleSpec } from '../../corpus/fixtures/module-builder.js';
-import { DEPMOD_OUTPUTS, formatDepmodMessage, runDepmod, type DepmodOptions } from '../../src/depmod/index.js';
+import { CACHE_DIR, DEPMOD_OUTPUTS, formatDepmodMessage, runDepmod, type CacheLocation, type DepmodOptions } from '../../src/depmod/index.js';
 import { installedKmodFlavor } from '../../src/depmod/kmod-flavor.js';
 
 // Fixture module trees for depmod tests. kmod's own depmod (run with -b on a copy of the
@@ -43,6 +43,18 @@ export class Tree {
   constructor(root?: string) {
     this.root = root ?? mkdtempSync(join(tmpdir(), 'kabi-depmod-'));
     mkdirSync(this.path(''), { recursive: true });
+    // A system root has a /var/cache, where kabi keeps its depmod cache (a staging tree without one gets none).
+    mkdirSync(join(this.root, 'var/cache'), { recursive: true });
+  }
+
+  /** Where kabi keeps this kernel's depmod cache. */
+  cache(): CacheLocation {
+    const dir = join(this.root, CACHE_DIR);
+    return { dir, name: KVER, path: join(dir, KVER) };
+  }
+
+  cachePath(): string {
+    return this.cache().path;
   }
 
   /** Host path of a path relative to the module directory. */
@@ -113,7 +125,8 @@ export async function kabiDepmod(tree: Tree, opts: Partial<DepmodOptions> = {}):
  */
 export async function both(tree: Tree, kmodArgs: string[] = [], opts: Partial<DepmodOptions> = {}): Promise<{ kmod: Run; kabi: Run }> {
   const clear = () => {
-    for (const f of [...OUTPUTS, 'modules.kabi-cache']) rmSync(tree.path(f), { force: true });
+    for (const f of OUTPUTS) rmSync(tree.path(f), { force: true });
+    rmSync(tree.cachePath(), { force: true });
   };
   clear();
   const kmod = kmodDepmod(tree, kmodArgs);

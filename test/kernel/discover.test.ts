@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { addKernel, makeRoot } from '../../corpus/fixtures/system-root.js';
-import { discoverKernels } from '../../src/kernel/discover.js';
+import { discoverKernels, holdsKernel } from '../../src/kernel/discover.js';
 import { resolveInRoot } from '../../src/kernel/paths.js';
 import { nodeFs } from '../../src/fs.js';
 
@@ -64,5 +64,37 @@ describe('discoverKernels', () => {
     expect(await resolveInRoot(nodeFs, fx.root, fx.path('/lib/modules/9.9.9/escape'))).toBeUndefined();
     symlinkSync('../../../../../../../../etc/shadow', fx.path('/lib/modules/9.9.9/dotdot'));
     expect(await resolveInRoot(nodeFs, fx.root, fx.path('/lib/modules/9.9.9/dotdot'))).toBeUndefined();
+  });
+
+  it('a directory that holds no kernel is not an installed kernel', async () => {
+    const fx = makeRoot();
+    addKernel(fx, { release: '6.1.0-18-amd64', symvers: 'boot-gz' });
+    // What a removed kernel leaves behind: a kmod package's extra/, weak-updates links,
+    // depmod's outputs, kabi's old cache.
+    fx.write('/lib/modules/6.1.0-17-amd64/extra/foo.ko', 'x');
+    fx.write('/lib/modules/6.1.0-17-amd64/modules.dep', '');
+    fx.write('/lib/modules/6.1.0-17-amd64/modules.kabi-cache', '');
+    mkdirSync(fx.path('/lib/modules/6.1.0-16-amd64/weak-updates'), { recursive: true });
+    // Debian 7.x: only vmlinuz, System.map and config in /usr/lib/modules/K, nothing in /boot.
+    fx.write('/usr/lib/modules/7.0.1+deb13-amd64/vmlinuz', 'kernel');
+    // A kernel whose modules are not unpacked yet, seen by its /boot image.
+    fx.write('/boot/vmlinuz-6.1.0-19-amd64', 'kernel');
+    mkdirSync(fx.path('/lib/modules/6.1.0-19-amd64'), { recursive: true });
+    expect((await discoverKernels({ root: fx.root })).map((k) => k.release)).toEqual(['6.1.0-18-amd64', '6.1.0-19-amd64', '7.0.1+deb13-amd64']);
+    expect(await holdsKernel(nodeFs, fx.root, '6.1.0-17-amd64')).toBe(false);
+    expect(await holdsKernel(nodeFs, fx.root, '7.0.1+deb13-amd64', '/usr/lib/modules/7.0.1+deb13-amd64')).toBe(true);
+  });
+
+  it('a kernel directory that is an absolute link is followed inside the root', async () => {
+    const fx = makeRoot();
+    const host = makeRoot();
+    // On the host the link names a real kernel; inside the root that path holds nothing.
+    addKernel(host, { release: '6.1.0-18-amd64', symvers: 'boot-gz' });
+    mkdirSync(fx.path('/lib/modules'), { recursive: true });
+    symlinkSync(host.path('/lib/modules/6.1.0-18-amd64'), fx.path('/lib/modules/6.1.0-18-amd64'));
+    expect(await discoverKernels({ root: fx.root })).toEqual([]);
+    // The same path made inside the root is found there.
+    addKernel({ ...fx, path: (p) => fx.path(host.path(p)), write: (p, d) => fx.write(host.path(p), d) }, { release: '6.1.0-18-amd64', symvers: 'none', config: false, systemMap: false });
+    expect((await discoverKernels({ root: fx.root })).map((k) => k.release)).toEqual(['6.1.0-18-amd64']);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decompress, decompressSegment, maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { decompress, decompressSegment, isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { expectKabiError, MODES, randomBytes, realisticPayload, tool, u32le, withNative } from './helpers.js';
 
 /*
@@ -134,9 +134,15 @@ describe.each(MODES)('hostile input (%s)', (mode) => {
       expect(bomb.length).toBeLessThan(zeros.length / 100);
       const e = await run(() => expectKabiError(decompress(bomb, format, { file: FILE, maxOutputBytes: 4 << 20 }), 'COMPRESSION', FILE));
       expect(e.message).toContain('would exceed');
+      expect(isOutputLimit(e)).toBe(true);
       // The same limit applies to a segment.
       const seg = await run(() => expectKabiError(decompressSegment(bomb, 0, { file: FILE, maxOutputBytes: 4 << 20 }), 'COMPRESSION', FILE));
       expect(seg.message).toContain('would exceed');
+    });
+
+    it('corrupt data is not taken for the output limit', T, async () => {
+      const e = await run(() => expectKabiError(decompress(flip(samples.zstd, 20), 'zstd', { file: FILE }), 'COMPRESSION', FILE));
+      expect(isOutputLimit(e)).toBe(false);
     });
 
     it('output exactly at the limit is fine', T, async () => {
@@ -168,5 +174,28 @@ describe.each(MODES)('hostile input (%s)', (mode) => {
         });
       }
     }
+  });
+});
+
+describe('the time budget of a decompression (timeoutMs)', () => {
+  const zeros = Buffer.alloc(64 << 20);
+  const streamed = tool('sh', ['-c', 'cat | zstd -q -c -1 --no-content-size'], zeros);
+  const bz = tool('bzip2', ['-c', '-1'], zeros);
+
+  it.each(MODES)('an in-process decoder is stopped between blocks (%s)', T, async (mode) => {
+    const e = await withNative(mode, () => expectKabiError(decompress(streamed, 'zstd', { file: FILE, timeoutMs: 0.001 }), 'LIMIT', FILE));
+    expect(e.detail).toBe('zstd decompression took longer than its 0.000001 s limit');
+    expect((await withNative(mode, () => decompress(streamed, 'zstd', { file: FILE }))).length).toBe(zeros.length);
+  });
+
+  it('a decoder program is killed', T, async () => {
+    const t0 = performance.now();
+    const e = await expectKabiError(decompress(bz, 'bzip2', { file: FILE, timeoutMs: 5 }), 'LIMIT', FILE);
+    expect(e.detail).toMatch(/bzip2 decompression took longer than its 0.005 s limit/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a budget that is not a positive number is a usage error', async () => {
+    await expectKabiError(decompress(streamed, 'zstd', { timeoutMs: 0 }), 'USAGE');
   });
 });

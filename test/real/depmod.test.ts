@@ -15,7 +15,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEPMOD_OUTPUTS, formatDepmodMessage, kmodFlavor, runDepmod, type DepmodChange } from '../../src/depmod/index.js';
 import { installedKmodFlavor } from '../../src/depmod/kmod-flavor.js';
 import { Interner, summarizeElf, type ModuleSummary } from '../../src/depmod/index.js';
-import { summaryFromKernelModule } from '../../src/depmod/module-summary.js';
+import { summarizeElfFast, summarizeElfGeneral, summaryFromKernelModule } from '../../src/depmod/module-summary.js';
+import { maybeDecompress } from '../../native-bindings/index.js';
 import { readModule } from '../../src/module/read-module.js';
 import { loadCorpus, type CorpusKernel } from './corpus.js';
 
@@ -30,6 +31,8 @@ function copyTree(k: CorpusKernel, label: string): string {
   const to = mkdtempSync(join(tmpdir(), `kabi-depmod-${label}-`));
   made.push(to);
   execFileSync('cp', ['-al', `${k.treeRoot}/.`, to]);
+  // A system's /var/cache, where kabi keeps its depmod cache (a root without one gets none).
+  mkdirSync(join(to, 'var/cache'), { recursive: true });
   return to;
 }
 
@@ -102,6 +105,44 @@ describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (
     expect(differing(da, db)).toEqual([]);
     expect(ka.stderr).toBe(km.stderr);
     expect(ka.stats.parsed).toBe(ka.stats.modules);
+  });
+
+  it('and so does a cold run of the built library, reading on worker threads', () => {
+    // The tests above run the TypeScript sources, which read in-process; the built library
+    // (what the CLI and weak-modules run) reads on one thread per core: the same files.
+    const c = copyTree(k, 'kabi-threads');
+    const url = new URL('../../dist/src/depmod/index.js', import.meta.url).href;
+    const script = `
+      const { runDepmod } = await import(${JSON.stringify(url)});
+      const r = await runDepmod({ root: process.argv[1], release: process.argv[2], configRoot: '/', externalRoot: '/' });
+      console.log(JSON.stringify({ status: r.status, threads: r.stats.timings['read.threads'], parsed: r.stats.parsed, modules: r.stats.modules }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, c, k.krel], { encoding: 'utf8', timeout: 600_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { status: number; threads: number; parsed: number; modules: number };
+    expect(out).toMatchObject({ status: 0, parsed: out.modules });
+    expect(out.threads).toBeGreaterThan(0);
+    expect(differing(da, moduleDir(c, k))).toEqual([]);
+  });
+
+  it('summarises every module on its fast path, as the general path does', async () => {
+    const files = readFileSync(join(da, 'modules.dep'), 'latin1')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => join(k.moduleDir, l.slice(0, l.indexOf(':'))));
+    const a = new Interner();
+    const b = new Interner();
+    const text = (s: ModuleSummary, strings: Interner) => JSON.stringify([s.exports, s.deps, s.info].map((ids) => [...ids].map((i) => strings.strings[i]))) + [...s.exportCrcs, ...s.depCrcs, ...s.depWeak].join(',');
+    let differ = 0;
+    let general = 0;
+    for (const f of files) {
+      const { data } = await maybeDecompress(readFileSync(f));
+      const fast = summarizeElfFast(data, a);
+      if (fast === undefined) general++;
+      else if (text(fast, a) !== text(summarizeElfGeneral(data, b, f), b)) differ++;
+    }
+    expect(files.length).toBeGreaterThan(2000);
+    expect({ differ, general }).toEqual({ differ: 0, general: 0 });
   });
 
   it('and after an extra/ module and weak-updates links are added, incrementally', async () => {

@@ -13,6 +13,8 @@ import type { CorpusKernel } from './corpus.js';
  */
 export function rootWithKernels(kernels: readonly CorpusKernel[], prefix = 'kabi-real-'): string {
   const root = mkdtempSync(join(tmpdir(), prefix));
+  // A system's /var/cache, where kabi keeps its depmod cache.
+  mkdirSync(join(root, 'var/cache'), { recursive: true });
   for (const k of kernels) addCorpusKernel(root, k);
   return root;
 }

@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
-import { formatSymvers, parseSymvers, readSymversFile } from '../../src/symvers/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatSymvers, parseSymvers, readSymbolFileBytes, readSymversFile } from '../../src/symvers/index.js';
+import { READ_BUDGETS } from '../../src/fs.js';
 import { depmodVmlinuxTable } from '../../src/compat/kernel-model.js';
 import { KabiError } from '../../src/errors.js';
 
@@ -117,5 +118,28 @@ describe('symvers files', () => {
     const f = join(dir, 'symvers-bad.gz');
     writeFileSync(f, gzipSync(Buffer.from(ns_last)).subarray(0, 30));
     await expect(readSymversFile(f)).rejects.toThrow(/symvers-bad\.gz/);
+  });
+});
+
+describe('readSymversFile budgets (issue 12 item 5)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kabi-symvers-budget-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a FIFO or a device is refused without waiting on it', async () => {
+    const fifo = join(dir, 'Module.symvers');
+    execFileSync('mkfifo', [fifo]);
+    await expect(readSymversFile(fifo)).rejects.toMatchObject({ code: 'NOT_A_FILE', file: fifo, detail: 'refusing to read a FIFO as a kernel symbol list: only regular files are read' });
+    await expect(readSymversFile('/dev/zero')).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+  });
+
+  it('a symvers that inflates past the budget stops there, never reaching a string too long to make', { timeout: 20_000 }, async () => {
+    // The issue's repro: past 512 MiB, "Cannot create a string longer than …" and a stack trace.
+    const bomb = join(dir, 'symvers.gz');
+    execFileSync('sh', ['-c', `yes '0x12345678	sym	vmlinux	EXPORT_SYMBOL	' | head -c 100M | gzip -1 -c > ${bomb}`]);
+    await expect(readSymversFile(bomb)).rejects.toMatchObject({ code: 'LIMIT', file: bomb, detail: 'decompresses to more than the 64 MiB limit for a kernel symbol list' });
+    const big = join(dir, 'big.symvers');
+    writeFileSync(big, '');
+    truncateSync(big, READ_BUDGETS.symbols.maxBytes + 1);
+    await expect(readSymbolFileBytes(big)).rejects.toMatchObject({ code: 'LIMIT', detail: 'is more than the 64 MiB limit for a kernel symbol list' });
   });
 });

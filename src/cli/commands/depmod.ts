@@ -1,5 +1,6 @@
 import { release as hostRelease } from 'node:os';
 import { KabiError } from '../../errors.js';
+import type { KabiFs } from '../../fs.js';
 import { installedKmodFlavor, kmodFlavor } from '../../depmod/kmod-flavor.js';
 import { formatDepmodMessage, runDepmod } from '../../depmod/run.js';
 import { parse, type Command } from '../command.js';
@@ -9,6 +10,14 @@ const usage = 'Usage: kabi depmod [-a] [-b BASEDIR] [-C CONFIG]... [-e] [-E SYMV
 /** depmod's is_version_number(): sscanf("%u.%u") succeeds. */
 function isVersionNumber(v: string): boolean {
   return /^\s*[+-]?\d+\.\s*[+-]?\d/.test(v);
+}
+
+async function realpathOr(fs: KabiFs, p: string): Promise<string> {
+  try {
+    return await fs.realpath(p);
+  } catch {
+    return p;
+  }
 }
 
 /** path_make_absolute_cwd(): an absolute path as given, else "<cwd>/<path>" (not normalised). */
@@ -57,9 +66,14 @@ installed kmod's depmod would. Options mean what they mean to depmod:
   -v          print each dependency found
 
 As with depmod, configuration and external directories are read on this machine, not
-under BASEDIR. --kmod-version N writes for kmod N instead of the installed one (index
-layout, modules.weakdep). Parsed modules are cached in modules.kabi-cache beside the
-outputs (--no-cache: neither read nor write it).
+under BASEDIR, and with -b a symbolic link in the module tree is followed on this machine
+too (an absolute target names a path of this machine, as kmod's depmod -b reads it).
+Unlike kmod, BASEDIR/lib/modules/KVER itself is found inside BASEDIR (a link
+lib/modules/KVER -> /usr/lib/modules/KVER leads to BASEDIR/usr/lib/modules/KVER) and
+nothing is ever written outside BASEDIR. --kmod-version N writes for kmod N instead of the
+installed one (index layout, modules.weakdep). Parsed modules are cached in
+/var/cache/kabi/depmod/KVER under BASEDIR when it has a /var/cache (--no-cache: neither
+read nor write it).
 
 Exit status: 0 on success, 1 when depmod would fail (e.g. dependency cycles).
 `);
@@ -80,11 +94,16 @@ Exit status: 0 on success, 1 when depmod would fail (e.g. dependency cycles).
     const root = values.basedir === undefined ? '/' : absolute(io.cwd, values.basedir);
     const release = kver ?? hostRelease();
     const result = await runDepmod({
-      root,
+      // The root's own path resolved once: links in the tree, followed on the host, then
+      // spell its directories the same way (which is how a link loop is recognised).
+      root: await realpathOr(io.fs, root),
       release,
       fs: io.fs,
       configRoot: '/',
       externalRoot: '/',
+      // kmod's depmod -b opens BASEDIR/… paths on the host, so the links in the tree are
+      // followed there; without -b the tree is this machine's anyway.
+      linkRoot: '/',
       ...(values.config ? { configPaths: values.config.map((c) => absolute(io.cwd, c)) } : {}),
       errsyms: values.errsyms === true,
       ...(values.symvers !== undefined ? { symvers: { path: absolute(io.cwd, values.symvers), name: values.symvers } } : {}),

@@ -1,0 +1,280 @@
+import { threadId } from 'node:worker_threads';
+import type { KabiFs } from '../fs.js';
+import type { ModuleFile } from '../kernel/module-tree.js';
+import type { ModuleReaderPool } from '../module/reader-pool.js';
+import { Interner } from './interner.js';
+import type { ModuleSummary } from './module-summary.js';
+import { readClock } from './read-image.js';
+import { identityOf, readSummary } from './run-io.js';
+import type { FileIdentity } from './summary-store.js';
+
+/**
+ * Module files read in batches, by a reader that may be on another thread: a cold depmod
+ * run reads thousands of modules, which one core does at a fraction of kmod's speed (and
+ * .ko.xz ones at less). Each reader numbers strings with its own Interner and sends, with
+ * each batch, the strings it met for the first time and the summaries in flat typed arrays
+ * (whose buffers are transferred, not copied). The run's side (BatchMerger) takes each new
+ * string into the run's Interner once and renumbers the arrays through a table, so the
+ * summaries are the ones reading in-process gives, whatever thread read them.
+ *
+ * A reader does what a run does for one file (identityOf, then readSummary), file by file.
+ */
+
+/** size, mtimeNs, ctimeNs, ino, dev per file (as summary-store.ts keeps them). */
+const ID_WORDS = 5;
+
+export interface PackedBatch {
+  /** Which reader: its batches must be merged in the order it answered them. */
+  readonly reader: string;
+  /** The reader's strings from number `firstString` on, new in this batch, NUL-joined (C strings hold no NUL). */
+  readonly firstString: number;
+  readonly stringCount: number;
+  readonly strings: string;
+  /** Per file, ID_WORDS words; hasId[i] 0 when the file could not be stat'ed. */
+  readonly ids: BigUint64Array;
+  readonly hasId: Uint8Array;
+  /** Per file: how many exports, dependency symbols and modinfo numbers. */
+  readonly counts: Uint32Array;
+  readonly expName: Uint32Array;
+  readonly expCrc: BigUint64Array;
+  readonly depName: Uint32Array;
+  readonly depCrc: BigUint64Array;
+  readonly depWeak: Uint8Array;
+  readonly info: Uint32Array;
+  /** [file index, strerror text] of files kmod could not load. */
+  readonly errors: readonly (readonly [number, string])[];
+  /** Milliseconds spent: on the whole batch, and of it stat'ing, reading bytes, decompressing. */
+  readonly clock: BatchClock;
+}
+
+export interface BatchClock {
+  busyMs: number;
+  statMs: number;
+  readMs: number;
+  decompressMs: number;
+}
+
+export function emptyClock(): BatchClock {
+  return { busyMs: 0, statMs: 0, readMs: 0, decompressMs: 0 };
+}
+
+let readers = 0;
+
+export class BatchReader {
+  private readonly strings = new Interner();
+  private sent = 0;
+  readonly name = `${threadId}:${readers++}`;
+
+  constructor(private readonly fs: KabiFs) {}
+
+  async read(files: readonly ModuleFile[]): Promise<PackedBatch> {
+    const start = performance.now();
+    const read0 = readClock.readMs;
+    const decompress0 = readClock.decompressMs;
+    const n = files.length;
+    const ids = new BigUint64Array(ID_WORDS * n);
+    const hasId = new Uint8Array(n);
+    const sums: ModuleSummary[] = [];
+    let statMs = 0;
+    for (let i = 0; i < n; i++) {
+      const file = files[i]!;
+      const t = performance.now();
+      try {
+        const id = await identityOf(this.fs, file.host);
+        ids.set([id.size, id.mtimeNs, id.ctimeNs, id.ino, id.dev], ID_WORDS * i);
+        hasId[i] = 1;
+      } catch {
+        /* read anyway: the summary says what kmod would make of it */
+      }
+      statMs += performance.now() - t;
+      sums.push(await readSummary(this.fs, file, this.strings));
+    }
+    const counts = new Uint32Array(3 * n);
+    let exps = 0;
+    let deps = 0;
+    let infos = 0;
+    sums.forEach((s, i) => {
+      counts[3 * i] = s.exports.length;
+      counts[3 * i + 1] = s.deps.length;
+      counts[3 * i + 2] = s.info.length;
+      exps += s.exports.length;
+      deps += s.deps.length;
+      infos += s.info.length;
+    });
+    const b = {
+      expName: new Uint32Array(exps),
+      expCrc: new BigUint64Array(exps),
+      depName: new Uint32Array(deps),
+      depCrc: new BigUint64Array(deps),
+      depWeak: new Uint8Array(deps),
+      info: new Uint32Array(infos),
+    };
+    const errors: [number, string][] = [];
+    let e = 0;
+    let d = 0;
+    let f = 0;
+    sums.forEach((s, i) => {
+      b.expName.set(s.exports, e);
+      b.expCrc.set(s.exportCrcs, e);
+      b.depName.set(s.deps, d);
+      b.depCrc.set(s.depCrcs, d);
+      b.depWeak.set(s.depWeak, d);
+      b.info.set(s.info, f);
+      e += s.exports.length;
+      d += s.deps.length;
+      f += s.info.length;
+      if (s.error !== undefined) errors.push([i, s.error]);
+    });
+    const firstString = this.sent;
+    const fresh: string[] = [];
+    for (let k = firstString; k < this.strings.size; k++) fresh.push(this.strings.get(k));
+    this.sent = this.strings.size;
+    return {
+      reader: this.name,
+      firstString,
+      stringCount: fresh.length,
+      strings: fresh.join('\0'),
+      ids,
+      hasId,
+      counts,
+      ...b,
+      errors,
+      clock: { busyMs: performance.now() - start, statMs, readMs: readClock.readMs - read0, decompressMs: readClock.decompressMs - decompress0 },
+    };
+  }
+}
+
+/** The buffers a batch can hand over to the thread it is posted to. */
+export function batchTransfer(b: PackedBatch): ArrayBuffer[] {
+  return [b.ids, b.hasId, b.counts, b.expName, b.expCrc, b.depName, b.depCrc, b.depWeak, b.info].map((a) => a.buffer as ArrayBuffer);
+}
+
+export interface ReadFile {
+  readonly id: FileIdentity | undefined;
+  readonly summary: ModuleSummary;
+}
+
+/** Takes one reader's batches, in the order it answered them, into the run's strings. */
+export class BatchMerger {
+  private local = new Uint32Array(1024);
+  private known = 0;
+
+  constructor(private readonly strings: Interner) {}
+
+  merge(b: PackedBatch): ReadFile[] {
+    if (b.firstString !== this.known) throw new Error(`batch of reader ${b.reader} out of order: strings from ${b.firstString}, ${this.known} known`);
+    if (b.stringCount > 0) {
+      const fresh = b.strings.split('\0');
+      if (fresh.length !== b.stringCount) throw new Error(`batch of reader ${b.reader}: ${fresh.length} strings, ${b.stringCount} announced`);
+      if (this.known + fresh.length > this.local.length) {
+        const grown = new Uint32Array(Math.max(2 * this.local.length, this.known + fresh.length));
+        grown.set(this.local.subarray(0, this.known));
+        this.local = grown;
+      }
+      for (const s of fresh) this.local[this.known++] = this.strings.id(s);
+    }
+    const renumber = (ids: Uint32Array) => {
+      for (let k = 0; k < ids.length; k++) {
+        const x = ids[k]!;
+        if (x >= this.known) throw new Error(`batch of reader ${b.reader}: string ${x} of ${this.known}`);
+        ids[k] = this.local[x]!;
+      }
+      return ids;
+    };
+    const errors = new Map(b.errors);
+    const out: ReadFile[] = [];
+    let e = 0;
+    let d = 0;
+    let f = 0;
+    for (let i = 0; i < b.hasId.length; i++) {
+      const ne = b.counts[3 * i]!;
+      const nd = b.counts[3 * i + 1]!;
+      const nf = b.counts[3 * i + 2]!;
+      const error = errors.get(i);
+      const w = b.ids.subarray(ID_WORDS * i, ID_WORDS * i + ID_WORDS);
+      out.push({
+        id: b.hasId[i] ? { size: w[0]!, mtimeNs: w[1]!, ctimeNs: w[2]!, ino: w[3]!, dev: w[4]! } : undefined,
+        summary: {
+          exports: renumber(b.expName.subarray(e, e + ne)),
+          exportCrcs: b.expCrc.subarray(e, e + ne),
+          deps: renumber(b.depName.subarray(d, d + nd)),
+          depCrcs: b.depCrc.subarray(d, d + nd),
+          depWeak: b.depWeak.subarray(d, d + nd),
+          info: renumber(b.info.subarray(f, f + nf)),
+          ...(error !== undefined ? { error } : {}),
+        },
+      });
+      e += ne;
+      d += nd;
+      f += nf;
+    }
+    return out;
+  }
+}
+
+/** Where a run's reading went: the readers' clocks added up, and the run's own merging. */
+export interface ReadClock extends BatchClock {
+  mergeMs: number;
+  /** Reader threads used (0: read in-process). */
+  threads: number;
+}
+
+let sessions = 0;
+
+/** Files per batch a thread is given: small enough to keep every thread busy to the end. */
+const MAX_BATCH = 32;
+/** Files per batch read in-process (no thread to keep busy; only the packing to amortise). */
+const LOCAL_BATCH = 64;
+
+/**
+ * Reads `files` and hands each one's identity and summary to `each`, as batches are merged:
+ * on the pool's threads when a pool is given (two batches queued per thread), otherwise, or
+ * for any batch a thread could not answer, in-process through `fs`.
+ */
+export async function readInBatches(
+  fs: KabiFs,
+  files: readonly ModuleFile[],
+  strings: Interner,
+  pool: ModuleReaderPool | undefined,
+  each: (file: ModuleFile, read: ReadFile) => void,
+  clock: ReadClock,
+): Promise<void> {
+  let local: { reader: BatchReader; merger: BatchMerger } | undefined;
+  const mergers = new Map<string, BatchMerger>();
+  const take = (batch: readonly ModuleFile[], packed: PackedBatch, merger: BatchMerger) => {
+    const t = performance.now();
+    const read = merger.merge(packed);
+    for (let i = 0; i < batch.length; i++) each(batch[i]!, read[i]!);
+    clock.mergeMs += performance.now() - t;
+    for (const k of ['busyMs', 'statMs', 'readMs', 'decompressMs'] as const) clock[k] += packed.clock[k];
+  };
+  const readLocally = async (batch: readonly ModuleFile[]) => {
+    local ??= { reader: new BatchReader(fs), merger: new BatchMerger(strings) };
+    take(batch, await local.reader.read(batch), local.merger);
+  };
+  let next = 0;
+  if (pool === undefined || pool.closed) {
+    while (next < files.length) await readLocally(files.slice(next, (next += LOCAL_BATCH)));
+    return;
+  }
+  clock.threads = pool.size;
+  const session = ++sessions;
+  const size = Math.max(4, Math.min(MAX_BATCH, Math.ceil(files.length / (pool.size * 8))));
+  const lane = async () => {
+    while (next < files.length) {
+      const batch = files.slice(next, (next += size));
+      let packed: PackedBatch;
+      try {
+        packed = await pool.summaries(session, batch);
+      } catch {
+        // A thread that failed (or a pool closed under us): this batch is read here instead.
+        await readLocally(batch);
+        continue;
+      }
+      let merger = mergers.get(packed.reader);
+      if (merger === undefined) mergers.set(packed.reader, (merger = new BatchMerger(strings)));
+      take(batch, packed, merger);
+    }
+  };
+  await Promise.all(Array.from({ length: 2 * pool.size }, lane));
+}

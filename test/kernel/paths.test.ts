@@ -1,0 +1,122 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync, type KabiFs } from '../../src/fs.js';
+import { confinedPath, hostPath, readSystemFile, resolveEntryInRoot, resolveInRoot } from '../../src/kernel/paths.js';
+import { KabiError } from '../../src/errors.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function root(): string {
+  const r = mkdtempSync(join(tmpdir(), 'kabi-paths-'));
+  dirs.push(r);
+  return r;
+}
+
+/** A KabiFs that is not node:fs itself (the promise-based paths of the readers). */
+const proxied: KabiFs = new Proxy(nodeFs, {});
+
+describe('hostPath', () => {
+  it('never climbs out of the root by its spelling', () => {
+    expect(hostPath('/r', '/../../etc/passwd')).toBe('/r/etc/passwd');
+    expect(hostPath('/r', 'lib/../../x')).toBe('/r/x');
+    expect(hostPath('/', '/lib/modules')).toBe('/lib/modules');
+  });
+});
+
+describe('confinedPath', () => {
+  it('resolves links on the way inside the root, absolute ones from the root', async () => {
+    const r = root();
+    mkdirSync(join(r, 'usr/lib/modules/K'), { recursive: true });
+    mkdirSync(join(r, 'lib/modules'), { recursive: true });
+    symlinkSync('/usr/lib/modules/K', join(r, 'lib/modules/K'));
+    expect(await confinedPath(nodeFs, r, '/lib/modules/K/modules.dep')).toBe(join(r, 'usr/lib/modules/K/modules.dep'));
+    expect(await confinedPath(nodeFs, r, '/lib/modules/K')).toBe(join(r, 'usr/lib/modules/K'));
+  });
+
+  it('an absolute link to a host directory leads to that path inside the root, never to the host', async () => {
+    const r = root();
+    const host = root();
+    mkdirSync(join(r, 'lib/modules'), { recursive: true });
+    symlinkSync(host, join(r, 'lib/modules/K'));
+    expect(await confinedPath(nodeFs, r, '/lib/modules/K/modules.dep')).toBe(join(r, host, 'modules.dep'));
+    symlinkSync('../../../../../../../../..' + host, join(r, 'lib/modules/K2'));
+    expect(await confinedPath(nodeFs, r, '/lib/modules/K2/x')).toBe(join(r, host, 'x'));
+  });
+
+  it('keeps a missing tail as spelled, and leaves a final link alone with followLast: false', async () => {
+    const r = root();
+    mkdirSync(join(r, 'var'), { recursive: true });
+    symlinkSync('/elsewhere', join(r, 'var/cache'));
+    expect(await confinedPath(nodeFs, r, '/var/cache/kabi/depmod')).toBe(join(r, 'elsewhere/kabi/depmod'));
+    expect(await confinedPath(nodeFs, r, '/var/cache', { followLast: false })).toBe(join(r, 'var/cache'));
+    expect(await confinedPath(nodeFs, r, '/nope/../var/x')).toBe(join(r, 'var/x'));
+  });
+
+  it('a link loop is an error, not a hang', async () => {
+    const r = root();
+    symlinkSync('b', join(r, 'a'));
+    symlinkSync('a', join(r, 'b'));
+    await expect(confinedPath(nodeFs, r, '/a/x')).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
+  });
+});
+
+describe('resolveEntryInRoot', () => {
+  it('follows one entry of a resolved directory as resolveInRoot follows the whole path', async () => {
+    const r = root();
+    mkdirSync(join(r, 'a/b'), { recursive: true });
+    writeFileSync(join(r, 'a/f'), '');
+    symlinkSync('../f', join(r, 'a/b/rel'));
+    symlinkSync('/a/f', join(r, 'a/b/abs'));
+    symlinkSync('/nowhere', join(r, 'a/b/dangling'));
+    for (const name of ['rel', 'abs', 'dangling']) {
+      expect(await resolveEntryInRoot(nodeFs, r, join(r, 'a/b'), name)).toBe(await resolveInRoot(nodeFs, r, join(r, 'a/b', name)));
+    }
+    expect(await resolveEntryInRoot(nodeFs, r, join(r, 'a/b'), 'abs')).toBe(join(r, 'a/f'));
+    // With "/" as the root (kmod's depmod -b), an absolute target is the host's.
+    expect(await resolveEntryInRoot(nodeFs, '/', join(r, 'a/b'), 'dangling')).toBeUndefined();
+  });
+});
+
+describe('readRegularFile', () => {
+  const budget = { what: 'test file', maxBytes: 1000 };
+  for (const [name, fs] of [['node:fs', nodeFs], ['another KabiFs', proxied]] as const) {
+    it(`${name}: refuses a FIFO without waiting on it, and a device`, async () => {
+      const r = root();
+      execFileSync('mkfifo', [join(r, 'fifo')]);
+      await expect(readRegularFile(fs, join(r, 'fifo'), budget)).rejects.toMatchObject({ code: 'NOT_A_FILE', file: join(r, 'fifo'), detail: 'refusing to read a FIFO as a test file: only regular files are read' });
+      await expect(readRegularFile(fs, '/dev/zero', budget)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      await expect(readRegularFile(fs, r, budget)).rejects.toMatchObject({ code: 'NOT_A_FILE', detail: expect.stringMatching(/a directory/) });
+    });
+
+    it(`${name}: refuses a file past the budget before reading it, reads one at the budget`, async () => {
+      const r = root();
+      truncateSync((writeFileSync(join(r, 'big'), ''), join(r, 'big')), 1001);
+      writeFileSync(join(r, 'ok'), Buffer.alloc(1000, 7));
+      await expect(readRegularFile(fs, join(r, 'big'), budget)).rejects.toMatchObject({ code: 'LIMIT', detail: 'is more than the 1000 bytes limit for a test file' });
+      expect((await readRegularFile(fs, join(r, 'ok'), budget)).equals(Buffer.alloc(1000, 7))).toBe(true);
+      await expect(readRegularFile(fs, join(r, 'missing'), budget)).rejects.toMatchObject({ code: 'ENOENT' });
+    });
+  }
+
+  it('reads a file with no size (/proc) up to the budget', () => {
+    expect(readRegularFileSync('/proc/self/status', READ_BUDGETS.text).toString()).toMatch(/^Name:/);
+    expect(() => readRegularFileSync('/proc/self/maps', { what: 'map', maxBytes: 10 })).toThrow(KabiError);
+  });
+});
+
+describe('readSystemFile', () => {
+  it('reads through links inside the root only, regular files only', async () => {
+    const r = root();
+    mkdirSync(join(r, 'etc'), { recursive: true });
+    writeFileSync(join(r, 'etc/real'), 'inside');
+    symlinkSync('/etc/real', join(r, 'etc/link'));
+    symlinkSync('/etc/hostname', join(r, 'etc/host'));
+    execFileSync('mkfifo', [join(r, 'etc/fifo')]);
+    expect(Buffer.from(await readSystemFile(nodeFs, r, '/etc/link')).toString()).toBe('inside');
+    await expect(readSystemFile(nodeFs, r, '/etc/host')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(readSystemFile(nodeFs, r, '/etc/fifo')).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+  });
+});
