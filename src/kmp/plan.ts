@@ -89,10 +89,7 @@ async function removeKmp(p: Planner, name: KmpName, stdin: string): Promise<void
   }
   const gone = r.kmp;
   // rpm may have erased the KMP's kernel before the KMP: nothing else would remove its directory.
-  if (gone.layout === 'tree' && gone.buildRelease !== undefined && !p.kernelsOf(gone.flavor).some((k) => k.release === gone.buildRelease)) {
-    const { kernel } = await p.kernel(gone.buildRelease);
-    if (kernel.systemMap === undefined) p.tidy.push(gone.buildRelease);
-  }
+  if (gone.layout === 'tree' && gone.buildRelease !== undefined && !p.kernels.some((k) => k.release === gone.buildRelease)) p.tidy.push(gone.buildRelease);
   if (p.policy.newest) {
     // On `rpm --reinstall` the package is still listed: it is not gone.
     const versions = versionsOf(set, name).filter((k) => !(k.origin === 'rpm' && k.nvr === gone.nvr));
@@ -130,9 +127,9 @@ async function kernelChanged(p: Planner, release: string): Promise<void> {
 async function removeKernel(p: Planner, release: string): Promise<void> {
   p.removedKernel = release;
   p.tidy.push(release);
-  const k = p.kernels.find((x) => x.release === release);
-  if (!k) return;
-  const state = await p.state(k);
+  // Its files are gone by now: not an installed kernel any more, but its directory may remain.
+  const { kernel } = await p.kernel(release);
+  const state = await p.state(kernel);
   state.links = new Map();
   if (p.policy.keepFallback) {
     const set = await p.kmps(`*-kmp-${kernelFlavor(release)}`);

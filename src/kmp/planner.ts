@@ -106,11 +106,18 @@ export class Planner {
     return (await resolveInRoot(this.fs, this.root, hostPath(this.root, usr)).catch(() => undefined)) ? usr : `/lib/modules/${release}`;
   }
 
-  /** A kernel by release: discovered, or described from /boot alone when its module directory is gone. */
+  /**
+   * A kernel by release: discovered, or else described from what is left (its directory, if
+   * any is, and /boot), for a kernel whose files are gone or not there yet.
+   */
   async kernel(release: string): Promise<{ kernel: InstalledKernel; hasModuleDir: boolean }> {
     const k = this.kernels.find((x) => x.release === release);
     if (k) return { kernel: k, hasModuleDir: true };
-    return { kernel: await describeKernel(this.fs, this.root, release, `/usr/lib/modules/${release}`), hasModuleDir: false };
+    let moduleDir = `/usr/lib/modules/${release}`;
+    for (const dir of [`/lib/modules/${release}`, moduleDir]) {
+      if ((await resolveInRoot(this.fs, this.root, hostPath(this.root, dir)).catch(() => undefined)) !== undefined) moduleDir = dir;
+    }
+    return { kernel: await describeKernel(this.fs, this.root, release, moduleDir), hasModuleDir: false };
   }
 
   /** Kernels of a flavor that weak-modules2 works on: a module directory and a System.map. */

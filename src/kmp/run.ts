@@ -1,9 +1,9 @@
 import { posix } from 'node:path';
-import { CACHE_FILE } from '../depmod/cache-file.js';
+import { removeCache, removeLegacyCache } from '../depmod/cache-file.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
-import { discoverKernels } from '../kernel/discover.js';
+import { discoverKernels, holdsKernel } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { applyPlan, recoverAll, withLinkerLock } from '../linker/apply.js';
 import { postProcess } from '../linker/post.js';
@@ -111,9 +111,10 @@ export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, op
 }
 
 /**
- * After --remove-kernel (or a KMP's removal after its kernel's): weak-updates goes once empty (a regular file someone put there stays,
- * and so does the directory holding it), kabi's depmod cache goes when the kernel itself is
- * gone, and the module directory goes when nothing is left in it.
+ * After --remove-kernel (or a KMP's removal after its kernel's): weak-updates goes once empty
+ * (a regular file someone put there stays, and so does the directory holding it); once the
+ * kernel itself is gone, so does kabi's depmod cache of it (and one an older kabi kept in the
+ * module directory), and the module directory when nothing is left in it.
  */
 async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): Promise<void> {
   for (const base of ['/usr/lib/modules', '/lib/modules']) {
@@ -121,10 +122,11 @@ async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): 
     if (dir === undefined) continue;
     if (!(await fs.lstat(dir)).isDirectory()) return;
     await rmdirIfEmpty(fs, posix.join(dir, 'weak-updates'));
-    // kabi's depmod cache is worth nothing without the kernel, whatever else was left there.
-    const left = await fs.readdir(dir);
-    if (left.includes(CACHE_FILE) && !left.includes('kernel') && !left.includes('System.map')) await fs.unlink(posix.join(dir, CACHE_FILE));
-    await rmdirIfEmpty(fs, dir);
+    if (!(await holdsKernel(fs, root, release, `${base}/${release}`))) {
+      await removeCache(fs, root, release);
+      await removeLegacyCache(fs, dir);
+      await rmdirIfEmpty(fs, dir);
+    }
     return;
   }
 }

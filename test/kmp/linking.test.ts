@@ -251,11 +251,13 @@ describe('weak-modules2 kernel modes', () => {
   it('--remove-kernel takes kabi\'s depmod cache away with the kernel even when others left files behind', async () => {
     const s = system();
     await s.install(s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') }));
-    expect(s.exists(`/usr/lib/modules/${K2}/modules.kabi-cache`)).toBe(true);
+    expect(s.exists(`/var/cache/kabi/depmod/${K2}`)).toBe(true);
     s.write(`/usr/lib/modules/${K2}/extra/left-behind.txt`, 'x');
+    s.write(`/usr/lib/modules/${K2}/modules.kabi-cache`, 'what kabi 0.1 kept here');
     s.removeKernelFiles(K2);
     await s.wm2(['--remove-kernel', K2]);
     expect(readdirSync(s.fx.path(`/usr/lib/modules/${K2}`))).toEqual(['extra']);
+    expect(s.exists(`/var/cache/kabi/depmod/${K2}`)).toBe(false);
   });
 
   it('--add-kernel of a kernel whose files are gone only reaches the initrd step', async () => {

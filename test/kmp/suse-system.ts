@@ -63,6 +63,7 @@ export class SuseSystem {
     for (const [release, abi] of Object.entries(kernels)) this.addKernel(release, abi);
     this.fx.write('/usr/lib/depmod.d/00-system.conf', 'search updates extra weak-updates kgraft built-in\n');
     this.fx.write('/etc/fstab', '/dev/root / ext4 defaults 0 0\n');
+    mkdirSync(this.fx.path('/var/cache'), { recursive: true }); // where kabi's depmod keeps its cache
     this.dracut = '/usr/bin/dracut';
     this.fx.write(this.dracut, '#!/bin/sh\nexit 0\n');
     chmodSync(this.fx.path(this.dracut), 0o755);
@@ -92,7 +93,6 @@ export class SuseSystem {
     rmSync(this.fx.path(`/usr/lib/modules/${release}/kernel`), { recursive: true, force: true });
     for (const f of readdirSync(this.fx.path(`/usr/lib/modules/${release}`))) {
       if (f === 'weak-updates' || f === 'updates' || f === 'extra') continue;
-      if (f === 'modules.kabi-cache') continue; // not the kernel package's: kabi cleans it up
       rmSync(this.fx.path(`/usr/lib/modules/${release}/${f}`), { recursive: true, force: true });
     }
     for (const f of [`/boot/System.map-${release}`, `/boot/config-${release}`]) rmSync(this.fx.path(f), { force: true });
