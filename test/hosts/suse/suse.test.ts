@@ -296,6 +296,8 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
       const s = rpmStep(root, 'rpm -e everything', ['-e', '--allmatches', 'boot-kmp-default', 'kernel-default', 'kernel-rt']);
       expect(s.problems).toEqual([]);
       expect(root.listing(['usr/lib/modules', 'usr/lib/kabi', 'usr/lib/kmp'])).toEqual(['usr/lib/modules/']);
+      // kabi's depmod cache went with each kernel.
+      expect(root.listing(['var/cache/kabi']).filter((p) => !p.endsWith('/'))).toEqual([]);
       expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
     });
   });
