@@ -117,17 +117,25 @@ export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, op
  * module directory), and the module directory when nothing is left in it.
  */
 async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): Promise<void> {
-  for (const base of ['/usr/lib/modules', '/lib/modules']) {
-    const dir = await resolveInRoot(fs, root, hostPath(root, `${base}/${release}`)).catch(() => undefined);
-    if (dir === undefined) continue;
+  let dir: string | undefined;
+  let base = '/usr/lib/modules';
+  for (const b of ['/usr/lib/modules', '/lib/modules']) {
+    dir = await resolveInRoot(fs, root, hostPath(root, `${b}/${release}`)).catch(() => undefined);
+    if (dir !== undefined) {
+      base = b;
+      break;
+    }
+  }
+  if (dir !== undefined) {
     if (!(await fs.lstat(dir)).isDirectory()) return;
     await rmdirIfEmpty(fs, posix.join(dir, 'weak-updates'));
-    if (!(await holdsKernel(fs, root, release, `${base}/${release}`))) {
-      await removeCache(fs, root, release);
-      await removeLegacyCache(fs, dir);
-      await rmdirIfEmpty(fs, dir);
-    }
-    return;
+  }
+  // rpm may have removed the directory already (nothing of kabi's was in it): the cache goes all the same.
+  if (await holdsKernel(fs, root, release, `${base}/${release}`)) return;
+  await removeCache(fs, root, release);
+  if (dir !== undefined) {
+    await removeLegacyCache(fs, dir);
+    await rmdirIfEmpty(fs, dir);
   }
 }
 

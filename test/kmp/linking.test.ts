@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ABI, nvr, SuseSystem } from './suse-system.js';
 
@@ -258,6 +258,12 @@ describe('weak-modules2 kernel modes', () => {
     await s.wm2(['--remove-kernel', K2]);
     expect(readdirSync(s.fx.path(`/usr/lib/modules/${K2}`))).toEqual(['extra']);
     expect(s.exists(`/var/cache/kabi/depmod/${K2}`)).toBe(false);
+    // A kernel whose directory rpm removed already (nothing was left in it): its cache goes too.
+    expect(s.exists(`/var/cache/kabi/depmod/${K1}`)).toBe(true);
+    s.removeKernelFiles(K1);
+    rmSync(s.fx.path(`/usr/lib/modules/${K1}`), { recursive: true });
+    await s.wm2(['--remove-kernel', K1]);
+    expect(s.exists(`/var/cache/kabi/depmod/${K1}`)).toBe(false);
   });
 
   it('--add-kernel of a kernel whose files are gone only reaches the initrd step', async () => {
