@@ -40,9 +40,21 @@ function versionsOf(set: KmpSet, name: KmpName): Kmp[] {
   return set.kmps.filter((k) => k.family === name.family && k.flavor === name.flavor);
 }
 
+/**
+ * A refused package among those looked at fails the run, as in weak-modules2. With versions
+ * grouped by family every KMP of the flavor is read, but only this KMP's own versions count.
+ */
+function refusedFor(p: Planner, set: KmpSet, name: KmpName): boolean {
+  if (!p.policy.newest) return set.refused.size > 0;
+  return [...set.refused].some((nvr) => {
+    const other = parseKmpName(nvr);
+    return other.family === name.family && other.flavor === name.flavor;
+  });
+}
+
 async function addKmp(p: Planner, name: KmpName): Promise<void> {
   const set = await p.kmps(globFor(p, name));
-  if (set.refused) {
+  if (refusedFor(p, set, name)) {
     p.failed = true;
     return;
   }
@@ -73,7 +85,7 @@ async function addKmp(p: Planner, name: KmpName): Promise<void> {
 
 async function removeKmp(p: Planner, name: KmpName, stdin: string): Promise<void> {
   const set = await p.kmps(globFor(p, name));
-  if (set.refused) {
+  if (refusedFor(p, set, name)) {
     p.failed = true;
     return;
   }
@@ -110,7 +122,9 @@ async function kernelChanged(p: Planner, release: string): Promise<void> {
     p.dlog('kernel_changed: kernel without modules');
   } else {
     const set = await p.kmps(`*-kmp-${flavor}`);
-    if (!set.refused) {
+    // weak-modules2 links nothing into the kernel when a KMP of its flavor is refused; kabi's
+    // rule settles every other KMP.
+    if (set.refused.size === 0 || p.policy.newest) {
       const state = await p.state(kernel);
       if (p.policy.newest) {
         for (const versions of byKmp(set.kmps).values()) await settleKmp(p, state, versions);

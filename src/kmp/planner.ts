@@ -26,7 +26,8 @@ export interface KmpPlanOptions {
 export interface KmpSet {
   /** Newest first; kabi's kept copies among them when keepFallback is on. */
   readonly kmps: Kmp[];
-  readonly refused: boolean;
+  /** Packages refused (weak-modules2 stops at the first and fails). */
+  readonly refused: ReadonlySet<string>;
   /** Every package the rpm query listed. */
   readonly listed: ReadonlySet<string>;
 }
@@ -162,7 +163,7 @@ export class Planner {
         else this.preserve.push({ kind: 'drop', kmp: p }); // no version of it is installed any more
       }
     }
-    return { kmps: kmps.sort(newestFirst), refused: found.refusals.length > 0, listed: found.listed };
+    return { kmps: kmps.sort(newestFirst), refused: new Set(found.refusals.map((r) => r.nvr)), listed: found.listed };
   }
 
   /** forwardOnly: a KMP never goes into a kernel older than the one it was built for. */

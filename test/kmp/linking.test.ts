@@ -68,6 +68,19 @@ describe('weak-modules2 --add-kmp', () => {
     expect(s.links(K2)).toEqual({});
   });
 
+  it('a refused KMP does not keep another from being added (wm2 rules, and the newest rule that reads them all)', async () => {
+    for (const env of [{}, { KABI_KMP_NEWEST: 'yes' }] as Record<string, string>[]) {
+      const s = system();
+      const multi = s.kmp('multi', 'default', '1.0', K1, { 'm.ko': s.module(K1, 'm') });
+      multi.files[`/usr/lib/modules/${K2}/updates/m2.ko`] = s.module(K2, 'm2');
+      expect((await s.install(multi, env)).status).toBe(1);
+      const p = s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') });
+      const r = await s.install(p, env);
+      expect(r.status, JSON.stringify(env)).toBe(0);
+      expect(s.links(K2)).toEqual({ 'updates/foo.ko': `/usr/lib/modules/${K1}/updates/foo.ko` });
+    }
+  });
+
   it('fails when the package is not installed at all', async () => {
     const s = system();
     const r = await s.wm2(['--add-kmp', 'ghost-kmp-default-1-1']);
