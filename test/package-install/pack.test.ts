@@ -76,8 +76,9 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 640 kB, unpacked ≤ 2.4 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(640 * 1024);
+  // Three bins (kabi, weak-modules, weak-modules2), each one bundle for start-up time.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 720 kB, unpacked ≤ 2.4 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(720 * 1024);
     expect(packed.unpackedSize).toBeLessThanOrEqual(2.4 * 1024 * 1024);
   });
 
