@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs, readTextIfExists } from '../fs.js';
+import { discoverKernels } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { findKernel } from './check.js';
 import { refreshInitramfs, type RefreshOptions, type RefreshResult, type RefreshStrategy } from './refresh.js';
@@ -15,6 +16,12 @@ import { refreshInitramfs, type RefreshOptions, type RefreshResult, type Refresh
  */
 
 export const DEFAULT_STATE_DIR = '/run/kabi/initramfs';
+/**
+ * SUSE's records (weak-modules2 with INITRD_IN_POSTTRANS, the kernel scriptlets): an empty file
+ * per kernel release, or `all`; its regenerate-initrd-posttrans rebuilds them. kabi's flush
+ * honours them too, so a kernel recorded by either tool is rebuilt once by whichever runs first.
+ */
+export const SUSE_STATE_DIR = '/run/regenerate-initrd';
 
 export interface DeferredRecord {
   readonly release: string;
@@ -86,14 +93,49 @@ export async function listDeferred(opts: StateOptions = {}): Promise<DeferredRec
     if (isNotFound(e)) return [];
     throw e;
   }
-  if (dir === undefined) return [];
   const out: DeferredRecord[] = [];
-  for (const name of (await fs.readdir(dir)).sort()) {
-    if (!name.endsWith('.json')) continue;
-    const r = await readRecord(fs, posix.join(dir, name));
-    if (r && `${r.release}.json` === name) out.push(r);
+  if (dir !== undefined) {
+    for (const name of (await fs.readdir(dir)).sort()) {
+      if (!name.endsWith('.json')) continue;
+      const r = await readRecord(fs, posix.join(dir, name));
+      if (r && `${r.release}.json` === name) out.push(r);
+    }
   }
-  return out;
+  if (opts.stateDir !== undefined && opts.stateDir !== DEFAULT_STATE_DIR) return out;
+  for (const release of (await suseRecords(fs, opts.root ?? '/')).releases) {
+    if (!out.some((r) => r.release === release)) out.push({ release, changedModules: undefined, since: '' });
+  }
+  return out.sort((a, b) => (a.release < b.release ? -1 : a.release > b.release ? 1 : 0));
+}
+
+/** SUSE's records: the files, and the kernels they name (`all`: every installed kernel). */
+async function suseRecords(fs: KabiFs, root: string): Promise<{ dir?: string; files: string[]; releases: string[] }> {
+  let dir: string | undefined;
+  try {
+    dir = await stateHost(fs, root, SUSE_STATE_DIR, false);
+  } catch (e) {
+    if (isNotFound(e)) return { files: [], releases: [] };
+    throw e;
+  }
+  if (dir === undefined) return { files: [], releases: [] };
+  const files = (await fs.readdir(dir)).sort();
+  const named = files.filter((f) => f !== 'all' && !f.startsWith('.') && !f.includes('\0'));
+  const all = files.includes('all') ? (await discoverKernels({ root, fs })).map((k) => k.release) : [];
+  return { dir, files, releases: [...new Set([...named, ...all])].sort() };
+}
+
+/**
+ * Take SUSE's records over as kabi's own (whole-image checks), then remove them: kabi's record
+ * is written before SUSE's goes, so a crash in between costs at most a second rebuild.
+ */
+async function adoptSuseRecords(fs: KabiFs, root: string, stateDir: string): Promise<void> {
+  const suse = await suseRecords(fs, root);
+  if (suse.dir === undefined) return;
+  for (const release of suse.releases) await deferRefresh({ root, fs, stateDir, release });
+  for (const f of suse.files) {
+    const st = await fs.lstat(posix.join(suse.dir, f)).catch(() => undefined);
+    if (st !== undefined && !st.isDirectory()) await fs.unlink(posix.join(suse.dir, f)).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+  }
 }
 
 export interface FlushOptions extends Omit<RefreshOptions, 'release' | 'changedModules' | 'strategy'> {
@@ -116,21 +158,26 @@ export interface FlushOutcome {
 export async function flushDeferred(opts: FlushOptions = {}): Promise<FlushOutcome[]> {
   const fs = opts.fs ?? nodeFs;
   const root = opts.root ?? '/';
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  if (!opts.dryRun && stateDir === DEFAULT_STATE_DIR) await adoptSuseRecords(fs, root, stateDir);
   const records = await listDeferred(opts);
   if (records.length === 0) return [];
-  const dir = (await stateHost(fs, root, opts.stateDir ?? DEFAULT_STATE_DIR, false))!;
-  const out: FlushOutcome[] = [];
-  for (const r of records) {
-    const file = posix.join(dir, `${r.release}.json`);
-    if (opts.dryRun) {
+  if (opts.dryRun) {
+    const out: FlushOutcome[] = [];
+    for (const r of records) {
       try {
         const result = await refreshInitramfs({ ...opts, release: r.release, strategy: opts.strategy ?? 'auto', ...(r.changedModules ? { changedModules: r.changedModules } : {}) });
         out.push({ release: r.release, result });
       } catch (e) {
         out.push({ release: r.release, error: e as Error });
       }
-      continue;
     }
+    return out;
+  }
+  const dir = (await stateHost(fs, root, stateDir, false))!;
+  const out: FlushOutcome[] = [];
+  for (const r of records) {
+    const file = posix.join(dir, `${r.release}.json`);
     const claimed = `${file}.flushing-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       await fs.rename(file, claimed);
