@@ -3,7 +3,7 @@ import type { ModuleCache } from '../compat/kernel-model.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound } from '../fs.js';
 import type { InstalledKernel } from '../kernel/discover.js';
-import { hostPath, resolveInRoot } from '../kernel/paths.js';
+import { confinedPath, hostPath, resolveInRoot } from '../kernel/paths.js';
 import { readWeakUpdates } from '../linker/weak-updates-state.js';
 import { KernelJudge } from './fit.js';
 import { moduleBasenames, weakUpdatesRel, type Kmp } from './kmp.js';
@@ -58,14 +58,18 @@ export class KernelState {
     return this.weakFiles.has(link);
   }
 
-  /** Does the link point at `module` (the same string, or the same file inside the root: `test -ef`)? */
+  /**
+   * Does the link point at `module`: the same string, or the same place inside the root (links
+   * on the way followed, `/lib` → `usr/lib` included)? At --remove-kmp the module is already gone,
+   * so the part of the path that no longer exists is compared as spelled.
+   */
   async pointsAt(link: string, module: string): Promise<boolean> {
     const target = this.links.get(link);
     if (target === undefined) return false;
     if (target === module) return true;
     const root = this.kernel.root;
-    const a = await resolveInRoot(this.fs, root, hostPath(root, target)).catch(() => undefined);
-    const b = await resolveInRoot(this.fs, root, hostPath(root, module)).catch(() => undefined);
+    const a = await confinedPath(this.fs, root, target).catch(() => undefined);
+    const b = await confinedPath(this.fs, root, module).catch(() => undefined);
     return a !== undefined && a === b;
   }
 

@@ -186,9 +186,10 @@ describe('weak-modules2 --remove-kmp', () => {
     const s = system();
     const v1 = s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') });
     s.unpack(v1);
-    // As the bash tool leaves them: weak-updates/updates/foo.ko -> absolute module path.
+    // As the bash tool leaves them: weak-updates/updates/foo.ko -> absolute module path, here
+    // spelled through /lib (-> usr/lib): by --remove-kmp the module is gone, and still recognised.
     mkdirSync(s.fx.path(`/usr/lib/modules/${K2}/weak-updates/updates`), { recursive: true });
-    symlinkSync(`/usr/lib/modules/${K1}/updates/foo.ko`, s.fx.path(`/usr/lib/modules/${K2}/weak-updates/updates/foo.ko`));
+    symlinkSync(`/lib/modules/${K1}/updates/foo.ko`, s.fx.path(`/usr/lib/modules/${K2}/weak-updates/updates/foo.ko`));
     mkdirSync(s.fx.path(`/usr/lib/modules/${R1}/weak-updates/updates`), { recursive: true });
     // (a stray link in another flavor is not the KMP's business)
     symlinkSync(`/lib/modules/${K1}/updates/foo.ko`, s.fx.path(`/usr/lib/modules/${R1}/weak-updates/updates/foo.ko`));
