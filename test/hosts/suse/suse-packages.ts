@@ -10,6 +10,9 @@
 //                          under /usr/lib/modules, with scriptlets that behave as SUSE's
 //                          kernel-scriptlets/rpm-script (--add-kernel in %post, --remove-kernel in
 //                          %postun once the files are gone, regenerate-initrd-posttrans)
+//   suseKernelExtraRpm(…)  kernel-<flavor>-extra: modules built with the kernel, in its kernel/,
+//                          with scriptlets that behave as SUSE's inkmp-script
+//                          (--add-kernel-modules, --remove-kernel-modules)
 //   kmpRpm({...})          <name>-kmp-<flavor>: corpus test modules built for a kernel, in that
 //                          kernel's updates/ (SUSE's layout) or in a directory of its own version
 //                          (a store KMP), with scriptlets that behave as SUSE's kmp-script
@@ -112,7 +115,7 @@ exit $err
   });
 }
 
-export function suseKernelRpm(k: CorpusKernel, flavor: 'default' | 'rt'): string {
+export function suseKernelRpm(k: CorpusKernel, flavor: 'default' | 'rt' | 'kdump'): string {
   const K = suseRelease(k, flavor);
   const md = `/usr/lib/modules/${K}`;
   const payload = payloadDir();
@@ -151,6 +154,54 @@ fi
 %postun
 [ -e ${md}/System.map ] && exit 0
 [ ! -x ${WM2} ] || ${WM2} --remove-kernel ${K}
+
+%posttrans
+[ ! -x /usr/lib/module-init-tools/regenerate-initrd-posttrans ] || /usr/lib/module-init-tools/regenerate-initrd-posttrans
+`,
+  });
+}
+
+/**
+ * kernel-<flavor>-extra: modules built with the kernel, in its kernel/ tree, with scriptlets
+ * that behave as SUSE's inkmp-script: %post feeds the package's modules to --add-kernel-modules
+ * (initrd left to %posttrans); %preun saves them; %postun feeds those that are gone to
+ * --remove-kernel-modules (an erase has no %posttrans: the initrd is built then). kernel/ modules
+ * are linked by no one: weak-modules2 reads the list, relinks the kernel's KMPs, runs depmod and
+ * the initrd step.
+ */
+export function suseKernelExtraRpm(k: CorpusKernel, flavor: 'default' | 'rt', modules: Partial<Record<TestModuleName, CorpusKernel>>): string {
+  const K = suseRelease(k, flavor);
+  const dir = `/usr/lib/modules/${K}/kernel/drivers/kabi-extra`;
+  const payload = payloadDir();
+  const files: string[] = [];
+  for (const [m, built] of Object.entries(modules)) {
+    const src = built?.builtModules?.[m as TestModuleName];
+    if (!src) throw new Error(`${m} was not built against ${built?.krel}`);
+    write(payload, `${dir}/${m}.ko`, readFileSync(src));
+    files.push(`${dir}/${m}.ko`);
+  }
+  const list = (nvr: string) => `rpm -ql "${nvr}" | sed -n '/\\.ko\\(\\.xz\\|\\.gz\\|\\.zst\\)\\?$/p'`;
+  return buildRpm({
+    name: `kernel-${flavor}-extra`,
+    ...evr(k),
+    payload,
+    provides: ['multiversion(kernel)'],
+    requires: ['/bin/bash', 'suse-module-tools', `kernel-${flavor} = %{version}-%{release}`],
+    files: [`%dir ${dirname(dir)}`, `%dir ${dir}`, ...files],
+    scripts: `%post -p /bin/bash
+nvr=%{name}-%{version}-%{release}
+[ ! -x ${WM2} ] || ${list('$nvr')} | INITRD_IN_POSTTRANS=1 ${WM2} --add-kernel-modules ${K} || exit $?
+
+%preun -p /bin/bash
+nvr=%{name}-%{version}-%{release}
+${list('$nvr')} > "/run/rpm-$nvr-modules"
+
+%postun -p /bin/bash
+nvr=%{name}-%{version}-%{release}
+modules=()
+while read -r m; do [ -e "$m" ] || modules+=("$m"); done < "/run/rpm-$nvr-modules"
+rm -f "/run/rpm-$nvr-modules"
+[ \${#modules[*]} = 0 ] || [ ! -x ${WM2} ] || printf '%s\\n' "\${modules[@]}" | ${WM2} --remove-kernel-modules ${K} || exit $?
 
 %posttrans
 [ ! -x /usr/lib/module-init-tools/regenerate-initrd-posttrans ] || /usr/lib/module-init-tools/regenerate-initrd-posttrans

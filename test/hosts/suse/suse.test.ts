@@ -10,14 +10,14 @@
 // 56 and 57 share their kABI; 47 does not (a kABI break): modules built for 57 load on 56 (and
 // weak-modules2 links them there, though 56 is older), modules built for 47 load nowhere else.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCorpus, type CorpusKernel } from '../../real/corpus.js';
 import { makeHostRoot, type HostRoot } from '../host-root.js';
 import { installedKernels } from '../oracle.js';
-import { buildRpm, payloadDir } from '../rpm.js';
+import { buildRpm, payloadDir, rpmRoot } from '../rpm.js';
 import { initrdModules, links, rpmStep } from './steps.js';
-import { kabiSuseRpm, kmpDir, kmpNvr, kmpRpm, suseBaseRpm, suseKernelRpm, suseModuleToolsRpm, suseRelease, WM2, type KmpPackage } from './suse-packages.js';
+import { kabiSuseRpm, kmpDir, kmpNvr, kmpRpm, suseBaseRpm, suseKernelExtraRpm, suseKernelRpm, suseModuleToolsRpm, suseRelease, WM2, type KmpPackage } from './suse-packages.js';
 
 function vendorPayload(release: string, built: CorpusKernel): string {
   const dir = payloadDir();
@@ -50,6 +50,7 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     pkg.d56 = suseKernelRpm(K56, 'default');
     pkg.d57 = suseKernelRpm(K57, 'default');
     pkg.r57 = suseKernelRpm(K57, 'rt');
+    pkg.k57 = suseKernelRpm(K57, 'kdump');
     kmps.bar = { base: 'bar', flavor: 'default', version: '1.0', kernel: K57, modules: ['kabi_minimal'] };
     kmps.barRt = { base: 'bar', flavor: 'rt', version: '1.0', kernel: K57, modules: ['kabi_minimal'] };
     kmps.foo1 = { base: 'foo', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_provider', 'kabi_consumer'], needsInitrd: true };
@@ -72,6 +73,8 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     kmps.boot1 = { base: 'boot', flavor: 'default', version: '1.0', kernel: K47, modules: ['kabi_minimal'] };
     kmps.boot2 = { base: 'boot', flavor: 'default', version: '2.0', kernel: K57, modules: ['kabi_minimal'] };
     for (const [k, p] of Object.entries(kmps)) pkg[k] = kmpRpm(p);
+    // Modules built with the kernel, in a sub-package (56 and 57 share their kABI: 57's build stands in).
+    pkg.x56 = suseKernelExtraRpm(K56, 'default', { kabi_ns_ok: K57 });
     // Not a KMP: someone's module for 47 dropped into 56's extra/, where it cannot load.
     pkg.vendor = buildRpm({
       name: 'vendor-blob',
@@ -100,6 +103,18 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     expect(s.problems).toEqual([]);
     expect(installedKernels(root)).toEqual([D47, D56, R57]);
     for (const k of [D47, D56, R57]) expect(statSync(root.path(`boot/initrd-${k}`)).size).toBeGreaterThan(0);
+  });
+
+  it('installs and erases kernel-kdump 57: depmod runs, no initrd is built for a kdump kernel; nothing is left', () => {
+    const K = suseRelease(K57, 'kdump');
+    const s = rpmStep(root, 'rpm -i kernel-kdump', ['-i', pkg.k57!]);
+    expect(s.problems).toEqual([]);
+    expect(installedKernels(root)).toContain(K);
+    expect(existsSync(root.path(`boot/initrd-${K}`))).toBe(false);
+    expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+    expect(rpmStep(root, 'rpm -e kernel-kdump', ['-e', 'kernel-kdump']).problems).toEqual([]);
+    expect(root.listing([`usr/lib/modules/${K}`])).toEqual([]);
+    expect(installedKernels(root)).toEqual([D47, D56, R57]);
   });
 
   it('installs a KMP built for the update kernel 57 before that kernel: linked into 56 (older, same kABI), not 47; the rt one stays rt', () => {
@@ -172,6 +187,19 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     expect(links(root, D56)).not.toHaveProperty('updates/bar/kabi_minimal.ko');
   });
 
+  it('takes over a link SUSE’s own weak-modules2 made (target spelled /lib/modules): erasing the KMP removes it', () => {
+    // As before kabi: the KMP installed and linked by SUSE's script, depmod run by it.
+    expect(rpmRoot(root, ['-i', '--noscripts', pkg.bar!]).status).toBe(0);
+    mkdirSync(root.path(`usr/lib/modules/${D56}/weak-updates/updates/bar`), { recursive: true });
+    symlinkSync(`/lib/modules/${D57}/updates/bar/kabi_minimal.ko`, root.path(`usr/lib/modules/${D56}/weak-updates/updates/bar/kabi_minimal.ko`));
+    for (const k of [D56, D57]) expect(root.chroot(['depmod', '-a', k]).status).toBe(0);
+    expect(links(root, D56)).toHaveProperty('updates/bar/kabi_minimal.ko', `/lib/modules/${D57}/updates/bar/kabi_minimal.ko`);
+    const s = rpmStep(root, 'rpm -e bar-kmp-default (linked by SUSE’s script)', ['-e', 'bar-kmp-default']);
+    expect(s.problems).toEqual([]);
+    expect(links(root, D56)).not.toHaveProperty('updates/bar/kabi_minimal.ko');
+    expect(readFileSync(root.path(`usr/lib/modules/${D56}/modules.dep`), 'utf8')).not.toContain('bar/');
+  });
+
   it('erases kernel-default 56: its weak-updates and its directory go', () => {
     expect(Object.keys(links(root, D56)).length).toBeGreaterThan(0);
     const s = rpmStep(root, 'rpm -e kernel-default 56', ['-e', 'kernel-default-6.1.0-56']);
@@ -239,7 +267,12 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
       expect(links(root, D56)).toEqual({});
       expect(links(root, D47)).toEqual({});
       expect(readFileSync(root.path(`usr/lib/modules/${D56}/modules.dep`), 'utf8')).toMatch(/^updates\/new\/kabi_minimal\.ko:/m);
+      // 2.0 goes: 57 gets the newest other version that fits there, 1.0 (from 56's tree).
+      expect(rpmStep(root, 'rpm -e new 2.0', ['-e', kmpNvr(kmps.new20!)]).problems).toEqual([]);
+      expect(links(root, D57)).toEqual({ 'updates/new/kabi_minimal.ko': `${kmpDir(kmps.new10!)}/kabi_minimal.ko` });
+      expect(links(root, D47)).toEqual({});
       expect(rpmStep(root, 'rpm -e new', ['-e', '--allmatches', 'new-kmp-default']).problems).toEqual([]);
+      expect(links(root, D57)).toEqual({});
     });
 
     it('KABI_KMP_NEWEST (store KMPs): each kernel links the newest build that loads there, in any order', () => {
@@ -254,6 +287,34 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
       expect(links(root, D47)).toEqual(at(kmps.new09s!));
       expect(rpmStep(root, 'rpm -e new', ['-e', '--allmatches', 'new-kmp-default']).problems).toEqual([]);
       policy('');
+    });
+  });
+
+  describe('kernel sub-packages (SUSE’s inkmp-script): --add-kernel-modules, --remove-kernel-modules', () => {
+    const extra = (k: string) => `usr/lib/modules/${k}/kernel/drivers/kabi-extra/kabi_ns_ok.ko`;
+    const inInitrd = (k: string) => initrdModules(root, k).filter((m) => m.endsWith('/kabi_ns_ok.ko'));
+    const dep = (k: string) => readFileSync(root.path(`usr/lib/modules/${k}/modules.dep`), 'utf8');
+
+    it('kernel-default-extra for 56: depmod and 56’s initrd take its module in, the KMP linked there stays; erased, neither keeps it', () => {
+      writeFileSync(root.path('etc/dracut.conf.d/60-extra-driver.conf'), 'drivers+=" kabi_ns_ok "\n');
+      expect(rpmStep(root, 'rpm -i bar-kmp-default', ['-i', pkg.bar!]).problems).toEqual([]);
+      const bar = { 'updates/bar/kabi_minimal.ko': `${kmpDir(kmps.bar!)}/kabi_minimal.ko` };
+      expect(links(root, D56)).toEqual(bar);
+      expect(inInitrd(D56)).toEqual([]);
+      const i = rpmStep(root, 'rpm -i kernel-default-extra 56', ['-i', pkg.x56!]);
+      expect(i.problems).toEqual([]);
+      expect(dep(D56)).toMatch(/^kernel\/drivers\/kabi-extra\/kabi_ns_ok\.ko:/m);
+      expect(inInitrd(D56)).toEqual([extra(D56)]);
+      expect(links(root, D56)).toEqual(bar);
+      expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
+      const e = rpmStep(root, 'rpm -e kernel-default-extra', ['-e', 'kernel-default-extra']);
+      expect(e.problems).toEqual([]);
+      expect(dep(D56)).not.toContain('kabi_ns_ok');
+      expect(inInitrd(D56)).toEqual([]);
+      expect(links(root, D56)).toEqual(bar);
+      expect(readdirIfAny(root.path('run')).filter((f) => f.startsWith('rpm-'))).toEqual([]);
+      rmSync(root.path('etc/dracut.conf.d/60-extra-driver.conf'));
+      expect(rpmStep(root, 'rpm -e bar-kmp-default', ['-e', 'bar-kmp-default']).problems).toEqual([]);
     });
   });
 
