@@ -35,7 +35,7 @@ import {
 } from './compat/kernel-model.js';
 import type { PlanOptions as PlanOptionsBase } from './linker/plan.js';
 import type { ApplyOptions as ApplyOptionsBase } from './linker/apply.js';
-import type { PostOptions as PostOptionsBase } from './linker/post.js';
+import type { DepmodStepOptions as DepmodStepOptionsBase } from './linker/post.js';
 import type { KernelPlan as KernelPlanBase, LinkMode as LinkModeBase, LinkPolicy as LinkPolicyBase, Plan as PlanBase } from './linker/types.js';
 import type { Runner as RunnerBase, RunResult as RunResultBase } from './util/run.js';
 import { decompress as decompressBase, detectCompression as detectCompressionBase } from '../native-bindings/index.js';
@@ -156,17 +156,26 @@ export type KernelModelOptions = KernelModelOptionsBase;
 export type LoadedKernelModel = LoadedKernelModelBase;
 export type { Verdict, Reason, ReasonKind, Semantics, MissingCrcPolicy, KernelModel, Candidate, KernelExport, TreeModule } from './compat/types.js';
 
+// Kernel and module packages (.deb, .rpm) judged before they are installed
+export { KernelPackages, type KernelPackageOptions } from './package/kernel-packages.js';
+export type { PackageMeta, PackageFormat } from './package/archive.js';
+export { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './package/limits.js';
+
 // Linker
 export { planAddModules, planRemoveModules, planAddKernel, planRemoveKernel } from './linker/plan.js';
 /** Options of the plan functions: root, semantics and link policy. */
 export type PlanOptions = PlanOptionsBase;
-export { applyPlan, recoverAll } from './linker/apply.js';
-/** Options of applyPlan. */
+export { applyPlan, recoverAll, recoverRoot, type ApplyResult, type DepmodStep } from './linker/apply.js';
+/** Options of applyPlan: the filesystem, the lock wait, the depmod step, a stop signal. */
 export type ApplyOptions = ApplyOptionsBase;
-export { postProcess } from './linker/post.js';
-/** Options of postProcess: what to run after links changed (depmod, initramfs) and how. */
-export type PostOptions = PostOptionsBase;
-/** How postProcess runs a program (replaceable in tests). */
+export { depmodStep } from './linker/post.js';
+/** Options of depmodStep: which depmod (kabi's own, the system's, none), the kernels, where messages go. */
+export type DepmodStepOptions = DepmodStepOptionsBase;
+export { withRootLock } from './linker/root-lock.js';
+export type { Recovery } from './linker/apply.js';
+export type { LockOptions } from './linker/lock.js';
+export { runLinker, type LinkerRunOptions, type LinkerRun } from './linker/run.js';
+/** How a depmod step runs a program (replaceable in tests). */
 export type Runner = RunnerBase;
 /** What a Runner returns. */
 export type RunResult = RunResultBase;

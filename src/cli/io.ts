@@ -19,9 +19,19 @@ export interface CliIo {
 }
 
 export function processIo(): CliIo {
+  // A reader that went away (`kabi link … | head -1`) must not end the run wherever the next
+  // write lands: without a listener EPIPE is an uncaught exception. Output to a closed stream
+  // is dropped and the run goes on to its end.
+  const closed = { stdout: false, stderr: false };
+  for (const name of ['stdout', 'stderr'] as const) {
+    process[name].on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET') throw e;
+      closed[name] = true;
+    });
+  }
   return {
-    stdout: (t) => void process.stdout.write(t),
-    stderr: (t) => void process.stderr.write(t),
+    stdout: (t) => void (closed.stdout || process.stdout.write(t)),
+    stderr: (t) => void (closed.stderr || process.stderr.write(t)),
     readStdin: readProcessStdin,
     env: process.env,
     cwd: process.cwd(),

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, fdatasync, fsyncSync, linkSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
@@ -19,6 +20,39 @@ const syncNodeFs: Ops = {
 };
 
 const opsOf = (fs: KabiFs): Ops => (fs === nodeFs ? syncNodeFs : fs);
+
+/**
+ * A larger transaction a replacement can join: the linker's, whose journal covers a kernel's
+ * weak-updates links and its depmod outputs together. When a replacement of files that
+ * `joins` in the transaction's directory has renamed every new file into place (while its
+ * commit marker still says so), `committed` is called: from then on the transaction is done
+ * and a crash is finished forwards.
+ */
+export interface ReplaceTransaction {
+  /** Identity of the directory (stat dev and ino). */
+  readonly dev: number;
+  readonly ino: number;
+  joins(names: readonly string[]): boolean;
+  committed(): Promise<void>;
+}
+
+const transactions = new AsyncLocalStorage<ReplaceTransaction>();
+
+/** Run `fn` with replacements in the transaction's directory joining it (see ReplaceTransaction). */
+export function withinTransaction<T>(tx: ReplaceTransaction, fn: () => Promise<T>): Promise<T> {
+  return transactions.run(tx, fn);
+}
+
+async function joinedTransaction(kfs: KabiFs, dir: string, names: readonly string[]): Promise<ReplaceTransaction | undefined> {
+  const tx = transactions.getStore();
+  if (tx === undefined || !tx.joins(names)) return undefined;
+  try {
+    const st = await kfs.stat(dir);
+    return st.dev === tx.dev && st.ino === tx.ino ? tx : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface OutputFile {
   readonly name: string;
@@ -119,6 +153,15 @@ export async function replaceFilesAtomically(kfs: KabiFs, dir: string, files: re
     await cleanup([marker]);
     throw new KabiError('IO', `could not rename into place: ${(e as Error).message}`, { file: failed.final, cause: e });
   }
+  const tx = await joinedTransaction(kfs, dir, files.map((f) => f.name));
+  if (tx !== undefined) {
+    try {
+      await tx.committed();
+    } catch (e) {
+      // The marker stays: the new files are in place and recovery finishes the rest forwards.
+      throw new KabiError('IO', `could not record the commit: ${(e as Error).message}`, { file: dir, cause: e });
+    }
+  }
   await flushDirectory(kfs, dir);
   await cleanup([marker]);
   await cleanup(backups.flatMap((b) => (b.backup ? [b.backup] : [])));
@@ -175,13 +218,22 @@ async function flushDirectory(kfs: KabiFs, dir: string): Promise<void> {
 const COMMIT = '.commit';
 const TEMP = /^(.*)(\.kabi-tmp-(\d+)-[0-9a-z]+)(\.old|\.commit)?$/;
 
+/** Whether `names` (a directory's entries) hold the commit marker of a replacement by `pid`. */
+export function hasCommitMarker(names: readonly string[], pid: number): boolean {
+  return names.some((n) => {
+    const m = TEMP.exec(n);
+    return m !== null && m[4] === COMMIT && Number(m[3]) === pid;
+  });
+}
+
 /**
  * Finish or undo a replacement a crashed run left in `dir`: with its commit marker every new
  * file was complete and the rest are renamed into place; without it nothing was renamed yet
  * and the temporary files go. Runs still in progress (a live pid other than ours) are left
- * alone. Returns true if something was repaired.
+ * alone, except the pids in `dead` (known gone: a run whose lock the caller now holds, the
+ * pid maybe reused since). Returns true if something was repaired.
  */
-export async function recoverInterruptedReplace(kfs: KabiFs, dir: string): Promise<boolean> {
+export async function recoverInterruptedReplace(kfs: KabiFs, dir: string, dead: ReadonlySet<number> = new Set()): Promise<boolean> {
   const fs = opsOf(kfs);
   let names: string[];
   try {
@@ -195,7 +247,7 @@ export async function recoverInterruptedReplace(kfs: KabiFs, dir: string): Promi
     const m = TEMP.exec(n);
     if (!m) continue;
     const pid = Number(m[3]);
-    if (pid !== process.pid && alive(pid)) continue;
+    if (pid !== process.pid && !dead.has(pid) && alive(pid)) continue;
     const g = byTag.get(m[2]!) ?? { temps: [], olds: [], commit: undefined };
     if (m[4] === COMMIT) g.commit = n;
     else if (m[4] === '.old') g.olds.push(n);

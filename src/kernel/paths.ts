@@ -42,8 +42,9 @@ interface WalkOptions {
 /**
  * Walk a system path component by component under the root, each symlink's target taken
  * inside the root (an absolute one from the root, `..` never above it), so that links in
- * the middle of the path are confined too. A target that already spells the host path
- * under the root (what `weak-modules --basedir` writes) is accepted as is.
+ * the middle of the path are confined too — as in a chroot. A target that spells the host
+ * path under the root (what the bash `weak-modules --basedir` writes) is taken from the root
+ * too: the installed system cannot follow it, so neither does kabi.
  */
 async function walkInRoot(fs: KabiFs, rootN: string, sys: string, opts: WalkOptions): Promise<string | undefined> {
   let links = 0;
@@ -73,8 +74,7 @@ async function walkInRoot(fs: KabiFs, rootN: string, sys: string, opts: WalkOpti
     const target = await fs.readlink(hostPath(rootN, next));
     let targetSys: string;
     if (posix.isAbsolute(target)) {
-      const inside = rootN !== '/' && (target === rootN || target.startsWith(rootN + '/')) ? systemPathOf(rootN, target) : undefined;
-      targetSys = inside ?? target;
+      targetSys = target;
       done = '/';
     } else {
       targetSys = target;

@@ -3,10 +3,10 @@ import { removeCache, removeLegacyCache } from '../depmod/cache-file.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
-import { discoverKernels, holdsKernel } from '../kernel/discover.js';
+import { holdsKernel } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
-import { applyPlan, recoverAll, withLinkerLock } from '../linker/apply.js';
-import { postProcess } from '../linker/post.js';
+import { depmodStep } from '../linker/post.js';
+import { runLinker } from '../linker/run.js';
 import { runCommand, type Runner } from '../util/run.js';
 import { initrdStep, type InitrdSettings } from './initrd.js';
 import { planKmp } from './plan.js';
@@ -32,15 +32,17 @@ export interface Wm2RunOptions {
 }
 
 export interface Wm2Result {
-  readonly status: 0 | 1;
+  /** 0, 1 (wm2's failures), or 128 + a signal that stopped the run at a safe point. */
+  readonly status: number;
   readonly plan: KmpPlan;
 }
 
 /**
- * One weak-modules2 run: plan, apply the links, keep or drop KMP copies, run depmod for every
- * kernel weak-modules2 would, then the initrd step. Exit status as weak-modules2's: 1 when a
- * package was refused or depmod or an initrd generator failed; a KMP that fits no kernel is
- * not a failure.
+ * One weak-modules2 run, all of it under the root's lock (the linker's, recovered first):
+ * plan, keep the KMP copies links may point at, apply the links kernel by kernel with each
+ * kernel's depmod files in the same transaction, drop copies no kernel uses, tidy removed
+ * kernels' directories, then the initrd step. Exit status as weak-modules2's: 1 when a package
+ * was refused or depmod or an initrd generator failed; a KMP that fits no kernel is not a failure.
  */
 export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, opts: Wm2RunOptions): Promise<Wm2Result> {
   const fs = opts.fs ?? nodeFs;
@@ -48,66 +50,67 @@ export async function weakModules2(mode: Wm2Mode, arg: string, stdin: string, op
   const run = opts.run ?? runCommand;
   const dryRun = opts.dryRun === true;
   const db = opts.db ?? rpmDatabase({ root, runner: run });
-  if (!dryRun) await recoverAll(root, { fs });
-  const plan = await planKmp(mode, arg, stdin, { root, fs, db, policy: opts.policy ?? WM2_POLICY });
-  for (const l of plan.lines) opts.say(l.level, l.text);
-  let failed = plan.failed;
-
-  if (!dryRun) {
-    if (plan.links.kernels.some((k) => k.ops.length > 0) || plan.removedKernel !== undefined) await applyPlan(plan.links, { fs });
-    if (plan.preserve.length > 0) {
-      await withLinkerLock(root, fs, async () => {
-        for (const op of plan.preserve) {
-          if (op.kind === 'keep') {
-            opts.say('dlog', `keeping a copy of ${op.kmp.nvr} for the kernels only it fits`);
-            await keepCopy(fs, root, op.kmp);
-          } else {
-            opts.say('dlog', `dropping the copy of ${op.kmp.nvr}: no kernel needs it`);
-            await dropCopy(fs, root, op.kmp.nvr);
-          }
-        }
-      });
-    }
-    for (const k of plan.tidy) await removeEmptyKernelDir(fs, root, k);
-  } else {
-    for (const op of plan.preserve) opts.say('dlog', `${op.kind === 'keep' ? 'would keep' : 'would drop'} a copy of ${op.kmp.nvr}`);
-  }
-
+  let plan: KmpPlan | undefined;
+  let failed = false;
   // The system's depmod, when asked for: its exit status counts (weak-modules2 returns 1 on it).
-  let depmodFailed = false;
   const traced: Runner = async (cmd, args, o) => {
     opts.say('trace', `+ ${[cmd, ...args].join(' ')}`);
     const r = await run(cmd, args, o);
-    if (cmd === opts.depmod && r.status !== 0) depmodFailed = true;
+    if (cmd === opts.depmod && r.status !== 0) failed = true;
     return r;
   };
-  const kernels = await discoverKernels({ root, fs });
-  const depmodFailures = await postProcess(plan.links, {
+  const linker = await runLinker({
     root,
     fs,
-    kernels,
     dryRun,
-    requireInstalled: false,
-    depmodMode: opts.depmod ? 'system' : 'native',
-    ...(opts.depmod ? { depmod: opts.depmod } : {}),
-    run: traced,
-    log: (l) => opts.say('log', l),
+    plan: async () => {
+      plan = await planKmp(mode, arg, stdin, { root, fs, db, policy: opts.policy ?? WM2_POLICY });
+      for (const l of plan.lines) opts.say(l.level, l.text);
+      for (const op of plan.preserve) {
+        if (dryRun) opts.say('dlog', `${op.kind === 'keep' ? 'would keep' : 'would drop'} a copy of ${op.kmp.nvr}`);
+        else if (op.kind === 'keep') {
+          // Before the links: they may point at the copy, and depmod reads it in the same transaction.
+          opts.say('dlog', `keeping a copy of ${op.kmp.nvr} for the kernels only it fits`);
+          await keepCopy(fs, root, op.kmp);
+        }
+      }
+      return plan.links;
+    },
+    depmod: (links, kernels) =>
+      depmodStep(links, {
+        root,
+        fs,
+        kernels,
+        dryRun,
+        requireInstalled: false,
+        depmodMode: opts.depmod ? 'system' : 'native',
+        ...(opts.depmod ? { depmod: opts.depmod } : {}),
+        run: traced,
+        log: (l) => opts.say('log', l),
+        warn: (l) => opts.say('warn', l),
+      }),
+    afterApply: async () => {
+      for (const op of plan!.preserve) {
+        if (op.kind !== 'drop') continue;
+        opts.say('dlog', `dropping the copy of ${op.kmp.nvr}: no kernel needs it`);
+        await dropCopy(fs, root, op.kmp.nvr);
+      }
+      for (const k of plan!.tidy) await removeEmptyKernelDir(fs, root, k);
+      await initrdSteps(plan!);
+    },
     warn: (l) => opts.say('warn', l),
   });
-  if (depmodFailures.length > 0 || depmodFailed) failed = true;
+  const done = plan!;
+  if (done.failed || linker.result.failed.length > 0 || linker.result.notStarted.length > 0) failed = true;
+  if (dryRun) await initrdSteps(done);
+  return { status: linker.interrupted ?? (failed ? 1 : 0), plan: done };
 
-  for (const r of plan.refresh) {
-    const ok = await initrdStep(r, {
-      root,
-      fs,
-      run: traced,
-      dryRun,
-      settings: opts.initrd,
-      say: (level, text) => opts.say(level, text),
-    });
-    if (!ok) failed = true;
+  async function initrdSteps(p: KmpPlan): Promise<void> {
+    for (const r of p.refresh) {
+      const ok = await initrdStep(r, { root, fs, run: traced, dryRun, settings: opts.initrd, say: (level, text) => opts.say(level, text) });
+      if (!ok) failed = true;
+    }
   }
-  return { status: failed ? 1 : 0, plan };
 }
 
 /**

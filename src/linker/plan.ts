@@ -3,14 +3,15 @@ import { ModuleCache } from '../compat/kernel-model.js';
 import type { Semantics, Verdict } from '../compat/types.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { isNotFound, nodeFs } from '../fs.js';
+import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
-import { hostPath, systemPathOf } from '../kernel/paths.js';
+import { hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
 import { rpmvercmp } from '../kernel/rpmvercmp.js';
 import { isModuleFileName, type KernelModule } from '../module/read-module.js';
 import type { KernelPlan, LinkMode, LinkOp, LinkPolicy, Plan } from './types.js';
 import { kernelModelForLinks, offendingSymbols, targetHost, validateLinks, type ValidateContext } from './validate.js';
 import { isInKernelTree, moduleReleaseFromPath, weakLinkPath } from './weak-link-name.js';
+import { modulesBase } from './root-lock.js';
 import { readWeakUpdates } from './weak-updates-state.js';
 
 export interface PlanOptions {
@@ -21,14 +22,20 @@ export interface PlanOptions {
   /** depmod (the default: weak-modules' own decision) or loader. */
   semantics?: Semantics;
   policy?: LinkPolicy;
+  /**
+   * A module named on the command line that is missing, a special file or not a module:
+   * `error` (the default: nothing is planned) or `warn` (weak-modules: skipped with a
+   * warning; a missing one is taken as a removed module, as el9 does).
+   */
+  badInput?: BadInput;
 }
 
 /** A module named on the command line or stdin. */
 export interface ModuleInput {
   /** As given, made absolute against the cwd; never canonicalised (links are compared as strings). */
   readonly given: string;
-  /** Where its bytes are on the host. */
-  readonly host: string;
+  /** Where its bytes are on the host, resolved inside the root; undefined when it is not there. */
+  readonly host: string | undefined;
   /** The path the installed system knows it by. */
   readonly system: string;
   readonly module: KernelModule | undefined;
@@ -42,17 +49,53 @@ interface Ctx extends ValidateContext {
   policy: LinkPolicy;
   messages: string[];
   warnings: string[];
+  /** Kernels left out: their state could not be read (each has a warning). */
+  skipped: Set<string>;
 }
 
 async function context(opts: PlanOptions): Promise<Ctx> {
   const fs = opts.fs ?? nodeFs;
   const root = opts.root ?? '/';
   const kernels = (await discoverKernels({ root, fs })).sort((a, b) => (a.release < b.release ? -1 : a.release > b.release ? 1 : 0));
-  return { fs, root, kernels, cache: new ModuleCache(fs), semantics: opts.semantics ?? 'depmod', policy: opts.policy ?? {}, messages: [], warnings: [] };
+  const warnings: string[] = [];
+  if ((await modulesBase(fs, root)) === undefined) warnings.push(`${hostPath(root, '/lib/modules')}: no such directory; no kernel to work on`);
+  return { fs, root, kernels, cache: new ModuleCache(fs), semantics: opts.semantics ?? 'depmod', policy: opts.policy ?? {}, messages: [], warnings, skipped: new Set() };
 }
 
 export function isInstalled(k: InstalledKernel): boolean {
   return k.symvers !== undefined && k.systemMap !== undefined;
+}
+
+/**
+ * Plan each usable kernel in turn. A kernel whose state cannot be read (a weak-updates that
+ * is a symlink, a symvers that is not one, an unreadable directory) is left out with a
+ * warning; the others are planned as usual.
+ */
+async function eachKernel(ctx: Ctx, fn: (k: InstalledKernel) => Promise<void>): Promise<void> {
+  for (const k of ctx.kernels) {
+    if (!usable(k, ctx.policy)) continue;
+    try {
+      await fn(k);
+    } catch (e) {
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      skipKernel(ctx, k.release, e as Error);
+    }
+  }
+}
+
+function skipKernel(ctx: Ctx, release: string, e: Error): void {
+  ctx.skipped.add(release);
+  ctx.warnings.push(`kernel ${release} left as it is: ${e.message}`);
+}
+
+/** Where a link leads inside the root; undefined when it dangles or loops. */
+async function resolves(ctx: Ctx, link: string, target: string): Promise<string | undefined> {
+  try {
+    return await targetHost(ctx.fs, ctx.root, link, target);
+  } catch (e) {
+    if (e instanceof KabiError) return undefined;
+    throw e;
+  }
 }
 
 /** A kernel the linker works on under this policy. */
@@ -60,28 +103,60 @@ function usable(k: InstalledKernel, policy: LinkPolicy): boolean {
   return policy.requireSymvers === false ? true : isInstalled(k);
 }
 
-export async function readInputs(paths: readonly string[], opts: PlanOptions, cache: ModuleCache): Promise<ModuleInput[]> {
+/** What to do with a module named on the command line that is missing, not a regular file or not a module. */
+export type BadInput = 'warn' | 'error';
+
+/**
+ * Read the modules named on the command line (`add`, `remove`) or found in another kernel's
+ * tree (`source`). Each path is taken as the installed system sees it: a path under the root
+ * is spelled without it, any other as the system's own, and symlinks are followed inside the
+ * root only (as a chroot would), so what is judged is what the system will load.
+ *
+ * A file that is not there is a removed module (weak-modules' reading, which --remove-modules
+ * needs; on --add it is warned about, or an error). A special file or a file that is not a
+ * module is skipped with a warning, or an error for `add` when `badInput` says so.
+ */
+export async function readInputs(paths: readonly string[], opts: PlanOptions, cache: ModuleCache, role: 'add' | 'remove' | 'source' = 'add', warnings: string[] = []): Promise<ModuleInput[]> {
   const root = opts.root ?? '/';
+  const fs = opts.fs ?? nodeFs;
+  const refuse = role === 'add' && opts.badInput !== 'warn';
   const out: ModuleInput[] = [];
   for (const p of paths) {
     if (p === '') continue;
     const given = resolve(opts.cwd ?? process.cwd(), p);
-    // Paths name files on this host; inside a root they also have a system spelling.
-    const system = (root !== '/' ? systemPathOf(root, given) : given) ?? given;
-    const host = given;
+    const system = systemPathOf(root, given) ?? given;
+    let host: string | undefined;
     let module: KernelModule | undefined;
+    let problem: string | undefined;
     try {
-      module = await cache.read(host);
+      host = await resolveInRoot(fs, root, hostPath(root, system));
+      if (host !== undefined && !(await fs.stat(host)).isFile()) problem = 'not a regular file';
+      else if (host !== undefined) module = await cache.read(host);
     } catch (e) {
-      if (!(e instanceof KabiError) || !(e.cause && isNotFound(e.cause))) throw e;
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      problem = e instanceof KabiError && e.file !== undefined ? e.detail : (e as Error).message;
     }
-    out.push({ given, host, system, module, release: module?.vermagic?.release ?? moduleReleaseFromPath(system) });
+    const release = module?.vermagic?.release ?? moduleReleaseFromPath(system);
+    if (problem !== undefined) {
+      if (refuse) throw new KabiError('MODULE_FORMAT', `${problem}; nothing was changed`, { file: given });
+      if (role !== 'remove') warnings.push(`${given}: ${problem}; skipped`);
+      if (role === 'source') continue;
+      // Only its path is known: the module's own kernel is still refreshed, as for a removed one.
+      out.push({ given, host: undefined, system, module: undefined, release: moduleReleaseFromPath(system) });
+      continue;
+    }
+    if (host === undefined && role === 'add') {
+      if (refuse) throw new KabiError('IO', `no such module file${root !== '/' ? ` under ${root}` : ''}; nothing was changed`, { file: given });
+      warnings.push(`${given}: no such file; taken as a removed module`);
+    }
+    out.push({ given, host, system, module, release });
   }
   return out;
 }
 
-function linkTarget(m: ModuleInput, policy: LinkPolicy): string {
-  return policy.targets === 'system' ? m.system : m.given;
+/** Links point at the module as the installed system sees it (never a host path under --basedir). */
+function linkTarget(m: ModuleInput): string {
+  return m.system;
 }
 
 function base(p: string): string {
@@ -108,9 +183,10 @@ async function linkIntoKernel(
   for (const d of result.dropped) {
     const mk = moduleReleaseFromPath(d.target) ?? d.verdict.name;
     const fromInput = adds.find((a) => a.link === d.link)?.input;
-    ctx.messages.push(
-      `Module ${base(d.link)} from kernel ${fromInput?.release ?? mk} is not compatible with kernel ${k.release} in symbols: ${offendingSymbols(d.verdict).map((s) => ' ' + s).join('')}`,
-    );
+    const symbols = offendingSymbols(d.verdict);
+    // A refusal that names no symbol (a kernel without modversions) says its reason instead.
+    const why = symbols.length > 0 ? ` in symbols: ${symbols.map((s) => ' ' + s).join('')}` : `: ${d.verdict.reasons.find((r) => r.severity === 'error')?.message ?? 'no reason given'}`;
+    ctx.messages.push(`Module ${base(d.link)} from kernel ${fromInput?.release ?? mk} is not compatible with kernel ${k.release}${why}`);
   }
   const accepted = new Set<string>();
   for (const a of adds) {
@@ -151,7 +227,7 @@ type PartialPlan = Omit<KernelPlan, 'changedModules'>;
 
 function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, PartialPlan>, alsoChanged: Map<string, string[]>): Plan {
   const kernels: KernelPlan[] = [];
-  const releases = new Set([...perKernel.keys(), ...alsoChanged.keys()]);
+  const releases = new Set([...perKernel.keys(), ...alsoChanged.keys()].filter((r) => !ctx.skipped.has(r)));
   for (const r of [...releases].sort()) {
     const kp = perKernel.get(r);
     const k = ctx.kernels.find((x) => x.release === r);
@@ -173,40 +249,41 @@ function finish(mode: LinkMode, ctx: Ctx, perKernel: Map<string, PartialPlan>, a
 /** weak-modules --add-modules. */
 export async function planAddModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
-  const inputs = (await readInputs(paths, opts, ctx.cache)).filter((m) => m.module !== undefined);
+  const given = await readInputs(paths, opts, ctx.cache, 'add', ctx.warnings);
+  const inputs = given.filter((m) => m.module !== undefined);
   const perKernel = new Map<string, PartialPlan>();
   const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
-  for (const k of ctx.kernels) {
-    if (!usable(k, ctx.policy)) continue;
+  await eachKernel(ctx, async (k) => {
     const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
-    let updateCase = false;
+    const relinked: string[] = [];
     const adds: { link: string; target: string; input: ModuleInput }[] = [];
     for (const m of chooseVersions(inputs, ctx.policy)) {
       if (!eligible(m, k, ctx.policy)) continue;
       const link = weakLinkPath(m.system, m.release, k.release);
-      const target = linkTarget(m, ctx.policy);
+      const target = linkTarget(m);
       const sub = link.slice(posix.join(k.moduleDir, 'weak-updates').length + 1);
       if (await exists(ctx, posix.join(k.moduleDir, 'extra', sub))) {
         ctx.messages.push(`found ${base(m.given)} for ${k.release} while installing for ${m.release}, update case?`);
       }
-      if (state.links.get(link) === target && (await targetHost(ctx.fs, ctx.root, link, target)) !== undefined) {
+      if (state.links.get(link) === target && (await resolves(ctx, link, target)) !== undefined) {
         ctx.messages.push(`weak module for ${base(m.given)} already exists for kernel ${k.release}, update case?`);
-        updateCase = true;
         // The link stays as it is but what it points at was replaced: depmod must read it again.
-        alsoChanged.set(k.release, [...(alsoChanged.get(k.release) ?? []), link]);
+        relinked.push(link);
       }
       adds.push({ link, target, input: m });
     }
-    if (adds.length === 0 && !updateCase) continue;
+    if (adds.length === 0) return;
     const r = await linkIntoKernel(k, state.links, adds, ctx, false, models);
     const multi = ctx.policy.multiVersion ? await retryOlderVersions(k, r, adds, inputs, ctx, models) : r;
     announceRemovals(state.links, multi.final, k.release, ctx);
     const ops = diff(state.links, multi.final, multi.verdicts, (l) => (multi.final.has(l) ? 'compatible' : 'incompatible'));
+    const updateCase = relinked.length > 0;
+    if (updateCase) alsoChanged.set(k.release, [...(alsoChanged.get(k.release) ?? []), ...relinked]);
     perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: ops.length > 0 || updateCase, initramfs: ops.length > 0 || updateCase, fellBack: multi.fellBack });
-  }
-  // weak-modules always refreshes each input module's own kernel.
-  for (const m of inputs) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
+  });
+  // weak-modules always refreshes each input module's own kernel (also for a file that is gone).
+  for (const m of given) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
   return finish('add-modules', ctx, perKernel, alsoChanged);
 }
 
@@ -253,7 +330,7 @@ async function retryOlderVersions(
       if (!eligible(m, k, ctx.policy)) continue;
       const link = weakLinkPath(m.system, m.release, k.release);
       const base = current ?? first.final;
-      const r = await linkIntoKernel(k, base, [{ link, target: linkTarget(m, ctx.policy), input: m }], ctx, false, models);
+      const r = await linkIntoKernel(k, base, [{ link, target: linkTarget(m), input: m }], ctx, false, models);
       if (!r.fellBack) {
         result = { ...r, accepted: new Set([...result.accepted, ...r.accepted]) };
         current = r.final;
@@ -277,32 +354,33 @@ async function exists(ctx: Ctx, sys: string): Promise<boolean> {
 /** weak-modules --remove-modules. */
 export async function planRemoveModules(paths: readonly string[], opts: PlanOptions = {}): Promise<Plan> {
   const ctx = await context(opts);
-  const inputs = await readInputs(paths, opts, ctx.cache);
+  const inputs = await readInputs(paths, opts, ctx.cache, 'remove', ctx.warnings);
   const perKernel = new Map<string, PartialPlan>();
   const alsoChanged = new Map<string, string[]>();
   const models = new Map<string, Awaited<ReturnType<typeof kernelModelForLinks>>>();
-  for (const k of ctx.kernels) {
-    if (!usable(k, ctx.policy)) continue;
+  await eachKernel(ctx, async (k) => {
     const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
     const next = new Map(state.links);
     for (const m of inputs) {
       const link = weakLinkPath(m.system, m.release, k.release);
       const target = state.links.get(link);
       if (target === undefined) continue;
-      if (target !== linkTarget(m, ctx.policy)) {
+      // Links are matched as strings, like the original; one the bash tool wrote under
+      // --basedir carries the root in its target.
+      if (target !== linkTarget(m) && target !== m.given) {
         ctx.messages.push(`Skipping symlink ${link}`);
         continue;
       }
       // An RPM upgrade adds the new version before removing the old one: while the file is
       // still there, the link is the new package's and stays.
-      if ((await targetHost(ctx.fs, ctx.root, link, target)) === undefined) next.delete(link);
+      if ((await resolves(ctx, link, target)) === undefined) next.delete(link);
     }
     // Whatever the removal broke goes too (no fallback when removing).
     const r = await linkIntoKernel(k, next, [], ctx, true, models);
     announceRemovals(state.links, r.final, k.release, ctx);
     const ops = diff(state.links, r.final, r.verdicts, (l) => (next.has(l) ? 'lost a provider' : 'module removed'));
     if (ops.length > 0) perKernel.set(k.release, { release: k.release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
-  }
+  });
   for (const m of inputs) if (m.release !== undefined) alsoChanged.set(m.release, [...(alsoChanged.get(m.release) ?? []), m.system]);
   return finish('remove-modules', ctx, perKernel, alsoChanged);
 }
@@ -323,6 +401,18 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
   }
   const perKernel = new Map<string, PartialPlan>();
   if (!k || !usable(k, ctx.policy)) return finish('add-kernel', ctx, perKernel, new Map());
+  try {
+    const ops = await addKernelOps(k, ctx, opts);
+    if (ops.length > 0) perKernel.set(release, { release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
+  } catch (e) {
+    if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+    skipKernel(ctx, release, e as Error);
+  }
+  return finish('add-kernel', ctx, perKernel, new Map());
+}
+
+async function addKernelOps(k: InstalledKernel, ctx: Ctx, opts: PlanOptions): Promise<LinkOp[]> {
+  const release = k.release;
   const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
   let current: Map<string, string> = new Map(state.links);
   const verdicts = new Map<string, Verdict>();
@@ -331,10 +421,18 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
   const sources = ctx.kernels.filter((s) => s.release !== release && (!ctx.policy.forwardOnly || rpmvercmp(release, s.release) > 0)).sort((a, b) => rpmvercmp(b.release, a.release));
   const seen = new Set<string>();
   for (const s of sources) {
-    const found = (await sourceModules(ctx, s)).filter((p) => !seen.has(p));
-    for (const p of found) seen.add(p);
-    if (found.length === 0) continue;
-    const inputs = (await readInputs(found.map((p) => hostPath(ctx.root, p)), opts, ctx.cache)).filter((m) => m.module !== undefined);
+    let inputs: ModuleInput[];
+    try {
+      const found = (await sourceModules(ctx, s)).filter((p) => !seen.has(p));
+      for (const p of found) seen.add(p);
+      if (found.length === 0) continue;
+      inputs = (await readInputs(found.map((p) => hostPath(ctx.root, p)), opts, ctx.cache, 'source', ctx.warnings)).filter((m) => m.module !== undefined);
+    } catch (e) {
+      // One kernel's tree that cannot be read gives no modules; the others still do.
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      ctx.warnings.push(`modules of kernel ${s.release} left out: ${(e as Error).message}`);
+      continue;
+    }
     const groups = dependencyGroups(inputs);
     // Independent modules are judged one by one in a single pass; modules that need each
     // other are linked all-or-nothing, group by group.
@@ -345,7 +443,7 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
     for (const b of batches) {
       const members = b.members.filter((m) => !taken.has(base(m.system)));
       if (members.length === 0) continue;
-      const adds = members.map((m) => ({ link: weakLinkPath(m.system, m.release, release), target: linkTarget(m, ctx.policy), input: m }));
+      const adds = members.map((m) => ({ link: weakLinkPath(m.system, m.release, release), target: linkTarget(m), input: m }));
       const r = await linkIntoKernel(k, current, adds, ctx, b.force, models);
       r.verdicts.forEach((v, l) => verdicts.set(l, v));
       current = r.final;
@@ -353,9 +451,7 @@ export async function planAddKernel(release: string, opts: PlanOptions = {}): Pr
     }
   }
   announceRemovals(state.links, current, release, ctx);
-  const ops = diff(state.links, current, verdicts, () => 'add-kernel');
-  if (ops.length > 0) perKernel.set(release, { release, installed: true, ops, depmod: true, initramfs: true, fellBack: false });
-  return finish('add-kernel', ctx, perKernel, new Map());
+  return diff(state.links, current, verdicts, () => 'add-kernel');
 }
 
 /** weak-modules --remove-kernel K: empty its weak-updates (the directory itself stays). */
@@ -364,10 +460,15 @@ export async function planRemoveKernel(release: string, opts: PlanOptions = {}):
   const k = ctx.kernels.find((x) => x.release === release);
   const perKernel = new Map<string, PartialPlan>();
   if (k) {
-    const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
-    const ops: LinkOp[] = [...state.links].map(([link, prev]) => ({ kind: 'remove' as const, link, previousTarget: prev, why: 'kernel removed' }));
-    if (ops.length > 0 || state.files.length > 0 || state.dirs.length > 0) {
-      perKernel.set(release, { release, installed: isInstalled(k), ops, depmod: false, initramfs: false, fellBack: false });
+    try {
+      const state = await readWeakUpdates(ctx.fs, ctx.root, k.moduleDir);
+      const ops: LinkOp[] = [...state.links].map(([link, prev]) => ({ kind: 'remove' as const, link, previousTarget: prev, why: 'kernel removed' }));
+      if (ops.length > 0 || state.dirs.length > 0) {
+        perKernel.set(release, { release, installed: isInstalled(k), ops, depmod: false, initramfs: false, fellBack: false });
+      }
+    } catch (e) {
+      if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
+      skipKernel(ctx, release, e as Error);
     }
   }
   return finish('remove-kernel', ctx, perKernel, new Map());
@@ -396,7 +497,7 @@ async function sourceModules(ctx: Ctx, s: InstalledKernel): Promise<string[]> {
   }
   const state = await readWeakUpdates(ctx.fs, ctx.root, s.moduleDir);
   for (const [link, target] of state.links) {
-    const host = await targetHost(ctx.fs, ctx.root, link, target);
+    const host = await resolves(ctx, link, target);
     const sys = host === undefined ? undefined : systemPathOf(ctx.root, host);
     // Only modules outside every kernel tree: those inside one are found from their own kernel.
     if (sys !== undefined && !/^\/(usr\/)?lib\/modules\//.test(sys) && isModuleFileName(sys)) out.push(sys);

@@ -1,23 +1,23 @@
-import { readFile } from 'node:fs/promises';
 import { updateDepmod, formatDepmodMessage, type DepmodChange } from '../depmod/index.js';
-import { KabiError } from '../errors.js';
 import { DepmodReaderThreads } from '../depmod/reader-threads.js';
-import type { KabiFs } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
+import { KabiError } from '../errors.js';
+import { nodeFs, readRegularFile, READ_BUDGETS, type KabiFs } from '../fs.js';
+import { confinedPath } from '../kernel/paths.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { runCommand, which, type Runner } from '../util/run.js';
+import type { DepmodStep } from './apply.js';
 import type { Plan } from './types.js';
 
-export interface PostOptions {
+export interface DepmodStepOptions {
   root: string;
   kernels: readonly InstalledKernel[];
-  dryRun: boolean;
   /** Print what is run (weak-modules' doit lines) and its notes. */
   log: (line: string) => void;
   warn: (line: string) => void;
   /**
    * How the depmod files of changed kernels are refreshed: kabi's own depmod (default;
-   * incremental, byte for byte what kmod writes), the system's `depmod`, or not at all.
+   * incremental, byte for byte what kmod writes, inside each kernel's link transaction),
+   * the system's `depmod` (after the links are committed), or not at all.
    */
   depmodMode?: 'native' | 'system' | 'none';
   /** depmod binary for 'system'; default: the first `depmod` on PATH. */
@@ -25,14 +25,12 @@ export interface PostOptions {
   fs?: KabiFs;
   /** weak-modules runs depmod only for kernels with a symvers and a System.map (default true). */
   requireInstalled?: boolean;
-  /** Called for each kernel whose initramfs should be refreshed (weak-modules' check_initramfs). */
-  initramfs?: (kernel: string) => Promise<void>;
   run?: Runner;
 }
 
-async function isRealSystemMap(file: string): Promise<boolean> {
+async function isRealSystemMap(fs: KabiFs, file: string): Promise<boolean> {
   try {
-    const text = new TextDecoder().decode(await readFile(file));
+    const text = new TextDecoder().decode(await readRegularFile(fs, file, READ_BUDGETS.symbols));
     return text.includes(' __ksymtab_');
   } catch {
     return false;
@@ -74,67 +72,72 @@ export function changedKernels(plan: Plan): string[] {
 }
 
 /**
- * After links change: depmod once per changed installed kernel (not once per module), then
- * the initramfs step for each changed kernel. Nothing runs in a dry run; the lines that
- * would run are still printed.
+ * depmod once per changed installed kernel (not once per module), as the linker's apply
+ * calls it for each kernel. A dry run prints the lines that would run and runs nothing.
  */
-/** Returns the kernels whose depmod files could not be refreshed (the caller exits non-zero). */
-export async function postProcess(plan: Plan, opts: PostOptions): Promise<string[]> {
-  const failed: string[] = [];
-  const run = opts.run ?? runCommand;
-  const changed = changedKernels(plan);
+export function depmodStep(plan: Plan, opts: DepmodStepOptions & { dryRun?: boolean }): DepmodStep | undefined {
   const mode = opts.depmodMode ?? 'native';
-  if (mode !== 'none') {
-    const depmod = mode === 'system' ? (opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod') : 'kabi depmod';
-    // One set of reader threads for every kernel refreshed (their code stays warm), ended after.
-    const readers = new DepmodReaderThreads();
-    try {
-      for (const release of changed) {
-        const k = opts.kernels.find((x) => x.release === release);
-        if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
-          opts.log(`Skipping depmod for non-installed kernel ${release}`);
-          continue;
-        }
-        const map = k.systemMap === undefined ? undefined : hostPath(opts.root, k.systemMap);
-        // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
-        const errsyms = map !== undefined && (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
-        const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
-        opts.log([depmod, ...args].join(' '));
-        if (opts.dryRun) continue;
-        if (mode === 'native') {
-          try {
-            const r = await updateDepmod({
-              root: opts.root,
-              release,
-              ...(opts.fs ? { fs: opts.fs } : {}),
-              changes: depmodChanges(plan, release),
-              errsyms: errsyms.length > 1,
-              ...(errsyms.length > 1 && map ? { systemMap: { path: map } } : {}),
-              readers,
-            });
-            const text = r.warnings.map((w) => formatDepmodMessage(w)).join('');
-            if (r.status !== 0) {
-              failed.push(release);
-              opts.warn(`depmod: refreshing ${release} failed; its previous files are unchanged\n${text.trimEnd()}`);
-            } else reportDepmodWarnings(text, release, opts.warn);
-          } catch (e) {
-            if (!(e instanceof KabiError)) throw e;
-            failed.push(release);
-            opts.warn(`depmod: refreshing ${release} failed (${e.message}); its previous files are unchanged`);
-          }
-          continue;
-        }
-        const r = await run(depmod, args);
-        if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
-        else reportDepmodWarnings(r.stderr, release, opts.warn);
-        // Like the original, the system's depmod's exit status is not checked.
+  if (mode === 'none') return undefined;
+  const run = opts.run ?? runCommand;
+  const fs = opts.fs ?? nodeFs;
+  let binary: string | undefined;
+  // One set of reader threads for every kernel refreshed (their code stays warm), ended by close().
+  const readers = new DepmodReaderThreads();
+  return {
+    transactional: mode === 'native',
+    close: () => readers.close(),
+    wants(release) {
+      const k = opts.kernels.find((x) => x.release === release);
+      if (!k || (opts.requireInstalled !== false && (k.symvers === undefined || k.systemMap === undefined))) {
+        opts.log(`Skipping depmod for non-installed kernel ${release}`);
+        return false;
       }
-    } finally {
-      readers.close();
-    }
-  }
-  if (opts.initramfs && !opts.dryRun) {
-    for (const release of plan.kernels.filter((k) => k.initramfs).map((k) => k.release).sort()) await opts.initramfs(release);
-  }
-  return failed;
+      return true;
+    },
+    async run(release) {
+      const k = opts.kernels.find((x) => x.release === release)!;
+      const depmod = mode === 'system' ? (binary ??= opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod') : 'kabi depmod';
+      // Resolved inside the root: a System.map linked to an absolute path names the root's file.
+      const map = k.systemMap === undefined ? undefined : await confinedPath(fs, opts.root, k.systemMap);
+      // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
+      const errsyms = map !== undefined && (await isRealSystemMap(fs, map)) ? ['-ae', '-F', map] : ['-a'];
+      const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
+      opts.log([depmod, ...args].join(' '));
+      if (opts.dryRun) return true;
+      if (mode === 'native') {
+        try {
+          const r = await updateDepmod({
+            root: opts.root,
+            release,
+            ...(opts.fs ? { fs: opts.fs } : {}),
+            changes: depmodChanges(plan, release),
+            errsyms: errsyms.length > 1,
+            ...(errsyms.length > 1 && map ? { systemMap: { path: map } } : {}),
+            readers,
+          });
+          const text = r.warnings.map((w) => formatDepmodMessage(w)).join('');
+          if (r.status !== 0) {
+            opts.warn(`depmod: refreshing ${release} failed; its previous files are unchanged\n${text.trimEnd()}`);
+            return false;
+          }
+          reportDepmodWarnings(text, release, opts.warn);
+          return true;
+        } catch (e) {
+          if (!(e instanceof KabiError)) throw e;
+          opts.warn(`depmod: refreshing ${release} failed (${e.message})`);
+          return false;
+        }
+      }
+      const r = await run(depmod, args);
+      if (r.spawnError) opts.warn(`weak-modules: cannot run ${depmod}: ${r.spawnError}`);
+      else reportDepmodWarnings(r.stderr, release, opts.warn);
+      // Like the original, the system's depmod's exit status is not checked.
+      return true;
+    },
+  };
+}
+
+/** The initramfs step for each kernel the plan changed and the run completed, in name order. */
+export async function refreshImages(plan: Plan, done: readonly string[], step: (release: string) => Promise<void>): Promise<void> {
+  for (const release of plan.kernels.filter((k) => k.initramfs && done.includes(k.release)).map((k) => k.release).sort()) await step(release);
 }

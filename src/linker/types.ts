@@ -51,11 +51,6 @@ export interface LinkPolicy {
   /** Among several versions of a module, link the newest one that is compatible, per kernel. */
   multiVersion?: boolean;
   /**
-   * How link targets are spelled: as the module path was given (weak-modules; with
-   * --basedir that includes the base dir), or as the installed system sees it (kabi link).
-   */
-  targets?: 'as-given' | 'system';
-  /**
    * Where --add-kernel looks for modules to link: `extra` (weak-modules: other kernels'
    * extra/ only) or `all` (also updates/ — DKMS —, depmod.d external directories, and the
    * targets other kernels already link to, such as a module store).

@@ -2,11 +2,12 @@ import { isAbsolute, posix } from 'node:path';
 import { checkAgainstKernel } from '../compat/engine.js';
 import { withInTreeProviders } from '../compat/in-tree-providers.js';
 import { loadKernelModel, type LoadedKernelModel, type ModuleCache } from '../compat/kernel-model.js';
-import type { Candidate, Semantics, Verdict } from '../compat/types.js';
+import type { Candidate, Reason, Semantics, Verdict } from '../compat/types.js';
+import type { KernelModule } from '../module/read-module.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import type { KabiFs } from '../fs.js';
 import type { InstalledKernel } from '../kernel/discover.js';
-import { resolveInRoot, systemPathOf, hostPath } from '../kernel/paths.js';
+import { resolveInRoot, hostPath } from '../kernel/paths.js';
 import { KabiError } from '../errors.js';
 
 /**
@@ -41,13 +42,14 @@ export interface ValidateContext {
   model?: LoadedKernelModel;
 }
 
-/** Where a link target's bytes are on the host (targets may be system paths or, with --basedir, host paths). */
+/**
+ * Where a link (system path) leads on the host, as the installed system sees it: the target
+ * is followed inside the root, as in a chroot. A target spelling a host path under the root
+ * (what the bash weak-modules writes with --basedir) dangles there, and so it is judged.
+ * Undefined when the link dangles.
+ */
 export async function targetHost(fs: KabiFs, root: string, link: string, target: string): Promise<string | undefined> {
   const sys = isAbsolute(target) ? target : posix.join(posix.dirname(link), target);
-  if (root !== '/' && (sys === root || sys.startsWith(root.replace(/\/+$/, '') + '/'))) {
-    const inside = systemPathOf(root, sys);
-    if (inside !== undefined) return resolveInRoot(fs, root, hostPath(root, inside));
-  }
   return resolveInRoot(fs, root, hostPath(root, sys));
 }
 
@@ -69,7 +71,13 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
   const model = ctx.model ?? (await kernelModelForLinks(kernel, ctx));
   const candidates: Candidate[] = [];
   for (const [link, target] of links) {
-    const host = await targetHost(ctx.fs, kernel.root, link, target);
+    let host: string | undefined;
+    try {
+      host = await targetHost(ctx.fs, kernel.root, link, target);
+    } catch (e) {
+      if (!(e instanceof KabiError)) throw e;
+      continue; // a loop of links: depmod does not see it either
+    }
     if (host === undefined) continue;
     try {
       candidates.push({ path: link, module: await ctx.cache.read(host) });
@@ -79,7 +87,9 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
     }
   }
   const judged = await withInTreeProviders(model, candidates.map((c) => c.module), { cache: ctx.cache, fs: ctx.fs });
-  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true });
+  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true }).map((v) =>
+    refuseAcrossReleases(v, candidates.find((c) => c.path === v.module)!.module, model),
+  );
   const byLink = new Map(verdicts.map((v) => [v.module, v]));
   const kept = new Map(links);
   const dropped: ValidationResult['dropped'] = [];
@@ -92,6 +102,22 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
   // Direct failures first, then those that failed because a provider was dropped (later rounds).
   dropped.sort((a, b) => rank(a.verdict) - rank(b.verdict));
   return { kept, dropped, verdicts: byLink };
+}
+
+/**
+ * Without CONFIG_MODVERSIONS the loader takes a module only when its whole version magic is
+ * the kernel's own (same_magic() has no CRCs to fall back on), whatever depmod's CRC-less check
+ * says: every CRC is 0 there, so depmod semantics would link anything with matching names.
+ */
+function refuseAcrossReleases(v: Verdict, mod: KernelModule, model: LoadedKernelModel): Verdict {
+  if (model.modversions || model.vermagic === undefined || mod.vermagic?.raw === model.vermagic.raw) return v;
+  const built = mod.vermagic ? `built for ${mod.vermagic.release}` : 'without a version magic';
+  const reason: Reason = {
+    kind: 'vermagic',
+    severity: 'error',
+    message: `kernel ${model.release} has no modversions: only a module built for ${model.release} itself loads (${mod.name} is ${built})`,
+  };
+  return { ...v, compatible: false, reasons: [reason, ...v.reasons] };
 }
 
 function rank(v: Verdict): number {

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -90,8 +90,9 @@ describe('RPM scriptlets from macros.kabi', () => {
 
     const post = rpmRun(scriptlet(POST, '2'), 2, sys.root);
     expect(post, post.stderr).toMatchObject({ status: 0 });
-    // The link still leads to the module, and K's image (which holds delta 1) is recorded, once.
-    expect(realpathSync(join(sys.root, 'lib/modules', K, 'weak-updates/delta.ko'))).toBe(realpathSync(sys.fx.path(module)));
+    // The link still leads to the module (by the path the installed system knows it by), and
+    // K's image (which holds delta 1) is recorded, once.
+    expect(readlinkSync(join(sys.root, 'lib/modules', K, 'weak-updates/delta.ko'))).toBe(module);
     const record = sys.fx.path(`/run/kabi/initramfs/${K}.json`);
     expect(existsSync(record)).toBe(true);
     expect(existsSync(sys.fx.path(`/run/kabi/initramfs/${K2}.json`))).toBe(false); // K2 has no image

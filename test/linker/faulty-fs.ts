@@ -7,17 +7,22 @@ export interface FaultPlan {
   failAt: number;
   /** After the failure every later call fails too, as if the process had been killed there. */
   crash?: boolean;
+  /** The errno the failing call gets (default EIO): ENOSPC, EROFS… */
+  code?: string;
 }
 
 /**
  * Wraps a KabiFs so that the Nth mutating call (or opening a file for writing) fails with
- * EIO. Counting mode (failAt = Infinity) tells how many mutating calls a clean run makes.
+ * EIO (or the code asked for). Counting mode (failAt = Infinity) tells how many mutating
+ * calls a clean run makes, and which.
  */
-export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: () => number; tripped: () => boolean; failedOn: () => string } {
+export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: () => number; tripped: () => boolean; failedOn: () => string; calls: () => string[] } {
   let n = 0;
   let dead = false;
   let failedOn = '';
-  const boom = (what: string) => Object.assign(new Error(`EIO: injected fault in ${what}`), { code: 'EIO' });
+  const calls: string[] = [];
+  const code = plan.code ?? 'EIO';
+  const boom = (what: string) => Object.assign(new Error(`${code}: injected fault in ${what}`), { code });
   const fs = new Proxy(base, {
     get(target, prop, receiver) {
       const orig = Reflect.get(target, prop, receiver) as unknown;
@@ -28,6 +33,7 @@ export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: ()
         const writes = MUTATING.has(name) || (name === 'open' && typeof args[1] === 'string' && /[wa+x]/.test(args[1]));
         if (writes) {
           n++;
+          calls.push(`${name} ${String(args[0])}`);
           if (n === plan.failAt) {
             if (plan.crash) dead = true;
             failedOn = `${name} ${String(args[0])}`;
@@ -38,5 +44,5 @@ export function faultyFs(base: KabiFs, plan: FaultPlan): { fs: KabiFs; count: ()
       };
     },
   });
-  return { fs, count: () => n, tripped: () => n >= plan.failAt, failedOn: () => failedOn };
+  return { fs, count: () => n, tripped: () => n >= plan.failAt, failedOn: () => failedOn, calls: () => calls };
 }

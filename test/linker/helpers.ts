@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { memoryIo } from '../../src/cli/io.js';
 import { weakModulesCommand } from '../../src/cli/commands/weak-modules.js';
 import type { KabiFs } from '../../src/fs.js';
@@ -69,4 +71,39 @@ export function recorder(dir: string, name: string): { path: string; calls: () =
       }
     },
   };
+}
+
+/**
+ * kmod's `depmod -b ROOT K` as the installed system would run it, in a copy of ROOT (returned):
+ * kmod follows a link's absolute target from the host's /, not from ROOT, so in the copy each
+ * weak-updates link (a system path, as kabi writes them) is re-pointed to where that path
+ * leads inside the copy. depmod's outputs name links by their own path, never their target,
+ * so they are what depmod run inside the installed system writes.
+ */
+export function kmodDepmodInRoot(root: string, release: string): string {
+  const copy = mkdtempSync(join(tmpdir(), 'kabi-kmod-root-'));
+  cpSync(root, copy, { recursive: true, verbatimSymlinks: true });
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(dir, n);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isSymbolicLink()) {
+        const t = readlinkSync(p);
+        if (isAbsolute(t)) {
+          unlinkSync(p);
+          symlinkSync(join(copy, t), p);
+        }
+      }
+    }
+  };
+  walk(join(copy, 'lib/modules', release, 'weak-updates'));
+  execFileSync('depmod', ['-b', copy, release], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return copy;
 }

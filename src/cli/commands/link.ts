@@ -1,10 +1,9 @@
 import { posix } from 'node:path';
 import { KabiError } from '../../errors.js';
-import { discoverKernels } from '../../kernel/discover.js';
-import { applyPlan, recoverAll } from '../../linker/apply.js';
 import { refreshStep } from '../../linker/initramfs-step.js';
 import { planAddKernel, planAddModules, planRemoveKernel, planRemoveModules, type PlanOptions } from '../../linker/plan.js';
-import { postProcess } from '../../linker/post.js';
+import { depmodStep } from '../../linker/post.js';
+import { runLinker } from '../../linker/run.js';
 import type { Plan } from '../../linker/types.js';
 import { parse, type Command } from '../command.js';
 import { verdictJson } from './check.js';
@@ -64,7 +63,17 @@ kernels that changed. Nothing is written with --dry-run; --json prints the plan.
                          auto (native rewrite where possible, else the generator; default),
                          native, generator, defer (record for \`kabi initramfs flush\`), none
 
-Exit status: 0 when the plan was made (and applied), 2 on error.
+Modules are judged as the installed system under --root sees them (symlinks followed inside
+the root), and links point at them by that path. The run holds the root's lock from before it
+reads anything until the initramfs step is done; each kernel's links and depmod files change
+together or not at all (see the README).
+
+Exit status: 0 when the plan was made and applied (incompatible modules are part of the plan;
+a kernel or a module of another kernel that cannot be read is left out with a warning);
+1 when some kernel could not be updated (each is named and left wholly as it was; the others
+are done); 128+N when signal N stopped the run between two kernels; 2 when nothing was done:
+a usage error, a module given that is missing or not a module, the lock not obtained in time
+($KABI_LOCK_TIMEOUT seconds, default 300), or --add-kernel of a kernel that is not installed.
 `);
       return 0;
     }
@@ -85,40 +94,37 @@ Exit status: 0 when the plan was made (and applied), 2 on error.
       cwd: io.cwd,
       semantics,
       policy: {
-        targets: 'system',
         forwardOnly: values['forward-only'] === true,
         multiVersion: values['multi-version'] === true,
         sources: 'all',
         requireSymvers: false,
       },
     };
-    if (!dryRun) await recoverAll(root, { fs: io.fs });
-    let plan: Plan;
-    if (values.add) plan = await planAddModules(positionals, opts);
-    else if (values.remove) plan = await planRemoveModules(positionals, opts);
-    else if (values['add-kernel'] !== undefined) plan = await planAddKernel(values['add-kernel'], opts);
-    else plan = await planRemoveKernel(values['remove-kernel']!, opts);
-
-    if (values.json) io.stdout(JSON.stringify(planJson(plan, dryRun), null, 2) + '\n');
-    else io.stdout(renderPlan(plan, dryRun));
-    if (dryRun) return 0;
-    await applyPlan(plan, { fs: io.fs });
-    if (plan.mode === 'remove-kernel') return 0;
-    const kernels = await discoverKernels({ root, fs: io.fs });
     const log = (l: string) => (values.json ? io.stderr(l + '\n') : io.stdout(l + '\n'));
-    const warn = (l: string) => io.stderr(l + '\n');
-    const failed = await postProcess(plan, {
-      requireInstalled: false,
+    const warn = (l: string) => io.stderr(`kabi link: ${l}\n`);
+    const run = await runLinker({
       root,
-      kernels,
-      dryRun,
-      log,
-      warn,
-      depmodMode,
       fs: io.fs,
-      ...(how === 'none' ? {} : { initramfs: refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn }) }),
+      dryRun,
+      warn,
+      plan: async () => {
+        if (values.add) return planAddModules(positionals, opts);
+        if (values.remove) return planRemoveModules(positionals, opts);
+        if (values['add-kernel'] !== undefined) return planAddKernel(values['add-kernel'], opts);
+        return planRemoveKernel(values['remove-kernel']!, opts);
+      },
+      onPlan: (plan) => {
+        for (const w of plan.warnings) warn(w);
+        if (values.json) io.stdout(JSON.stringify(planJson(plan, dryRun), null, 2) + '\n');
+        else io.stdout(renderPlan(plan, dryRun));
+      },
+      depmod: (plan, kernels) => (plan.mode === 'remove-kernel' || dryRun ? undefined : depmodStep(plan, { requireInstalled: false, root, kernels, log, warn, depmodMode, fs: io.fs })),
+      ...(how === 'none'
+        ? {}
+        : { initramfs: (plan) => refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn }) }),
     });
-    return failed.length > 0 ? 2 : 0;
+    if (run.interrupted !== undefined) return run.interrupted;
+    return run.result.failed.length > 0 ? 1 : 0;
   },
 };
 

@@ -1,12 +1,11 @@
 import { release as osRelease } from 'node:os';
 import { isKabiError, KabiError } from '../../errors.js';
 import { errnoCode } from '../../fs.js';
-import { discoverKernels } from '../../kernel/discover.js';
-import { applyPlan, recoverAll } from '../../linker/apply.js';
-import { initramfsStep, isExecutable } from '../../linker/initramfs-step.js';
+import { initramfsStep } from '../../linker/initramfs-step.js';
+import { runCommand, type Runner } from '../../util/run.js';
 import { planAddKernel, planAddModules, planRemoveKernel, planRemoveModules } from '../../linker/plan.js';
-import { postProcess } from '../../linker/post.js';
-import type { Plan } from '../../linker/types.js';
+import { depmodStep } from '../../linker/post.js';
+import { runLinker } from '../../linker/run.js';
 import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
 import type { CliIo } from '../io.js';
@@ -84,28 +83,51 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
   const log = (line: string) => verbose && io.stdout(line + '\n');
   const warn = (line: string) => io.stderr(line + '\n');
 
-  // dracut is needed only if this run may rebuild an image (the el9 script demands it
-  // even with --no-initramfs, which breaks minimal containers).
-  const mayRebuild = !noInitramfs && !dryRun && !checkProg && mode !== 'remove-kernel';
-  if (mayRebuild && !(await isExecutable(dracut))) {
-    io.stdout(`weak-modules: could not find dracut at ${dracut}\n`);
-    return 1;
-  }
+  // el9 refuses to start without dracut, even when no image would be rebuilt (a kernel's own
+  // %posttrans runs before its first image exists, and minimal roots have no dracut): kabi
+  // says el9's line, with el9's status, only when an image must really be rebuilt.
+  let dracutMissing = false;
+  const runInitramfs: Runner = async (cmd, args, runOpts) => {
+    const r = await runCommand(cmd, args, runOpts);
+    if (cmd === dracut && r.spawnError !== undefined && !dracutMissing) {
+      dracutMissing = true;
+      io.stdout(`weak-modules: could not find dracut at ${dracut}\n`);
+    }
+    return r;
+  };
 
   const release = parsed.positionals[0] ?? osRelease();
-  const opts = { root, fs: io.fs, cwd: io.cwd, semantics: 'depmod' as const, policy: { targets: 'as-given' as const } };
-  let plan: Plan;
+  const opts = { root, fs: io.fs, cwd: io.cwd, semantics: 'depmod' as const, badInput: 'warn' as const };
+  let paths: string[] = [];
+  if (mode === 'add-modules' || mode === 'remove-modules') {
+    paths = (await io.readStdin()).split('\n').filter((l) => l !== '');
+    if (paths.length === 0) return 0;
+  }
+  let run;
   try {
-    if (!dryRun) await recoverAll(root, { fs: io.fs });
-    if (mode === 'add-modules' || mode === 'remove-modules') {
-      const paths = (await io.readStdin()).split('\n').filter((l) => l !== '');
-      if (paths.length === 0) return 0;
-      plan = mode === 'add-modules' ? await planAddModules(paths, opts) : await planRemoveModules(paths, opts);
-    } else if (mode === 'add-kernel') {
-      plan = await planAddKernel(release, opts);
-    } else {
-      plan = await planRemoveKernel(release, opts);
-    }
+    run = await runLinker({
+      root,
+      fs: io.fs,
+      dryRun,
+      warn: (l) => warn(`weak-modules: ${l}`),
+      plan: async () => {
+        if (mode === 'add-modules') return planAddModules(paths, opts);
+        if (mode === 'remove-modules') return planRemoveModules(paths, opts);
+        if (mode === 'add-kernel') return planAddKernel(release, opts);
+        return planRemoveKernel(release, opts);
+      },
+      onPlan: (plan) => {
+        for (const m of plan.messages) log(m);
+        for (const w of plan.warnings) warn(`weak-modules: ${w}`);
+        if (mode === 'remove-kernel' && plan.kernels[0]) log(`rm -rf ${root === '/' ? '' : root}/lib/modules/${release}/weak-updates/*`);
+      },
+      // --remove-kernel runs neither depmod nor the initramfs step (the original exits first).
+      depmod: (plan, kernels) =>
+        mode === 'remove-kernel' ? undefined : depmodStep(plan, { root, fs: io.fs, depmodMode: o.has('system-depmod') ? 'system' : 'native', kernels, dryRun, log, warn }),
+      ...(noInitramfs || mode === 'remove-kernel'
+        ? {}
+        : { initramfs: (plan, kernels) => initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, run: runInitramfs, ...(checkProg ? { checkProg } : {}) }) }),
+    });
   } catch (e) {
     if (isKabiError(e) && e.code === 'KERNEL_NOT_FOUND') {
       io.stderr(`${e.message}\n`);
@@ -113,29 +135,11 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
     }
     throw e;
   }
-  for (const m of plan.messages) log(m);
-  for (const w of plan.warnings) warn(w);
-  if (mode === 'remove-kernel') {
-    const k = plan.kernels[0];
-    if (k) log(`rm -rf ${root === '/' ? '' : root}/lib/modules/${release}/weak-updates/*`);
-    if (!dryRun) await applyPlan(plan, { fs: io.fs });
-    return 0;
-  }
-  if (!dryRun) await applyPlan(plan, { fs: io.fs });
-  const kernels = await discoverKernels({ root, fs: io.fs });
-  const failed = await postProcess(plan, {
-    root,
-    fs: io.fs,
-    depmodMode: o.has('system-depmod') ? 'system' : 'native',
-    kernels,
-    dryRun,
-    log,
-    warn,
-    ...(noInitramfs ? {} : { initramfs: initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, ...(checkProg ? { checkProg } : {}) }) }),
-  });
-  // Incompatible modules leave the exit status 0 (scriptlets run this with `|| exit $?`); a
-  // kernel whose module indexes could not be written does not.
-  return failed.length > 0 ? 1 : 0;
+  if (run.interrupted !== undefined) return run.interrupted;
+  // Incompatible modules, and files or kernels skipped with a warning, leave the exit status
+  // 0 (scriptlets run this with \`|| exit $?\`); a kernel that could not be updated (and was
+  // left as it was) does not.
+  return run.result.failed.length > 0 || dracutMissing ? 1 : 0;
 }
 
 export const weakModulesCommand: Command = {
@@ -146,16 +150,14 @@ export const weakModulesCommand: Command = {
     try {
       return await weakModules(argv, io);
     } catch (e) {
-      if (e instanceof KabiError) {
-        io.stderr(`weak-modules: ${e.message}\n`);
-        return 2;
-      }
-      // A failed write must fail the RPM scriptlet (`|| exit $?`); the journal undoes half-done work.
-      if (errnoCode(e) !== undefined) {
+      // el9's statuses are 0 and 1: whatever stopped the run (a lock held too long, a write
+      // that failed before any kernel changed) is 1, never anything a scriptlet does not expect.
+      if (e instanceof KabiError || errnoCode(e) !== undefined) {
         io.stderr(`weak-modules: ${(e as Error).message}\n`);
         return 1;
       }
-      throw e;
+      io.stderr(`weak-modules: internal error: ${(e as Error)?.message ?? String(e)}; nothing more was changed (a kernel in progress is finished or undone by the next run)\n`);
+      return 1;
     }
   },
 };

@@ -362,6 +362,15 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
       expect(readdirIfAny(root.path('run/regenerate-initrd'))).toEqual([]);
     });
   });
+
+  it('erases kabi: SUSE’s weak-modules2 is back on its name, nothing of kabi’s is left', () => {
+    const s = rpmStep(root, 'rpm -e kabi', ['-e', 'kabi'], { kabiRuns: false });
+    expect(s.problems).toEqual([]);
+    expect(readFileSync(root.path(WM2), 'utf8')).toContain('test stand-in');
+    expect(existsSync(root.path(`${WM2}.suse`))).toBe(false);
+    expect(existsSync(root.path('etc/alternatives/weak-modules2'))).toBe(false);
+    expect(root.listing(['var/cache/kabi', 'usr/lib/kabi', 'usr/libexec/kabi', 'usr/lib/node_modules/kabi'])).toEqual([]);
+  });
 });
 
 function readdirIfAny(dir: string): string[] {
