@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,5 +143,35 @@ describe('weak-modules2 command line', () => {
     expect(r.stderr).toContain(`Package ${nvr(p)} added to kernel ${K2}\n`);
     expect(s.links(K2)).toEqual({ 'updates/foo.ko': `/usr/lib/modules/${K1}/updates/foo.ko` });
     expect(existsSync(s.fx.path(`/run/regenerate-initrd/${K2}`))).toBe(true);
+  });
+
+  it('waits for the root lock another kabi run holds, and gives up (exit 1) without changing anything after KABI_LOCK_TIMEOUT', () => {
+    const s = system();
+    const p = s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') });
+    s.unpack(p);
+    const bin = mkdtempSync(join(tmpdir(), 'wm2-bin-'));
+    writeFileSync(join(bin, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} "$@"\n`);
+    chmodSync(join(bin, 'rpm'), 0o755);
+    const wm2 = () =>
+      spawnSync(process.execPath, [join(REPO, 'dist/bin/weak-modules2.js'), '--add-kmp', nvr(p)], {
+        env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, KABI_ROOT: s.root, INITRD_IN_POSTTRANS: '1', KABI_LOCK_TIMEOUT: '1' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const lock = s.fx.path('/usr/lib/modules/.kabi.lock');
+    const holder = execFileSync('sh', ['-c', `flock -o -x '${lock}' sleep 30 >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' }).trim();
+    try {
+      for (let i = 0; i < 100 && spawnSync('flock', ['-n', lock, 'true']).status === 0; i++) spawnSync('sleep', ['0.02']);
+      const before = snapshot(s.root);
+      const r = wm2();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/holds the lock; gave up after 1 s without changing anything/);
+      expect(snapshot(s.root)).toEqual(before);
+    } finally {
+      execFileSync('kill', ['-9', holder]);
+    }
+    const again = wm2();
+    expect(again.status).toBe(0);
+    expect(s.links(K2)).toEqual({ 'updates/foo.ko': `/usr/lib/modules/${K1}/updates/foo.ko` });
   });
 });
