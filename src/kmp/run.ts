@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { removeCache, removeLegacyCache } from '../depmod/cache-file.js';
+import { forgetCache, removeLegacyCache } from '../depmod/cache-file.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
@@ -135,7 +135,7 @@ async function removeEmptyKernelDir(fs: KabiFs, root: string, release: string): 
   }
   // rpm may have removed the directory already (nothing of kabi's was in it): the cache goes all the same.
   if (await holdsKernel(fs, root, release, `${base}/${release}`)) return;
-  await removeCache(fs, root, release);
+  await forgetCache(fs, root, release);
   if (dir !== undefined) {
     await removeLegacyCache(fs, dir);
     await rmdirIfEmpty(fs, dir);

@@ -17,6 +17,9 @@ const RPM = [0xed, 0xab, 0xee, 0xdb];
 export async function isPackageFile(fs: KabiFs, path: string): Promise<boolean> {
   let head: Uint8Array;
   try {
+    // Only a regular file can be a package: opening a FIFO would wait for a writer forever,
+    // and a device is the module reader's to refuse in its own words.
+    if (!(await fs.stat(path)).isFile()) return false;
     const h = await fs.open(path, 'r');
     try {
       const buf = Buffer.alloc(8);

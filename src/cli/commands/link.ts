@@ -118,6 +118,7 @@ a usage error, a module given that is missing or not a module, the lock not obta
         if (values.json) io.stdout(JSON.stringify(planJson(plan, dryRun), null, 2) + '\n');
         else io.stdout(renderPlan(plan, dryRun));
       },
+      ...(values['remove-kernel'] !== undefined ? { forgetKernel: values['remove-kernel'] } : {}),
       depmod: (plan, kernels) => (plan.mode === 'remove-kernel' || dryRun ? undefined : depmodStep(plan, { requireInstalled: false, root, kernels, log, warn, depmodMode, fs: io.fs })),
       ...(how === 'none'
         ? {}
