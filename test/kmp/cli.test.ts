@@ -11,6 +11,14 @@ const K1 = '6.4.0-150600.21-default';
 const K2 = '6.4.0-150600.23-default';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
+/** A directory for PATH with `rpm` answering from the fixture's recorded database. */
+function fakeRpmDir(): string {
+  const bin = mkdtempSync(join(tmpdir(), 'wm2-bin-'));
+  writeFileSync(join(bin, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} "$@"\n`);
+  chmodSync(join(bin, 'rpm'), 0o755);
+  return bin;
+}
+
 function system(): SuseSystem {
   return new SuseSystem({ [K1]: 'A', [K2]: 'A' });
 }
@@ -128,9 +136,7 @@ describe('weak-modules2 command line', () => {
     const s = system();
     const p = s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') });
     s.unpack(p);
-    const bin = mkdtempSync(join(tmpdir(), 'wm2-bin-'));
-    writeFileSync(join(bin, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} "$@"\n`);
-    chmodSync(join(bin, 'rpm'), 0o755);
+    const bin = fakeRpmDir();
     const wm2 = join(REPO, 'dist/bin/weak-modules2.js');
     expect(existsSync(wm2), 'npm run build first').toBe(true);
     const r = spawnSync(process.execPath, [wm2, '--add-kmp', nvr(p), '-v'], {
@@ -149,9 +155,7 @@ describe('weak-modules2 command line', () => {
     const s = system();
     const p = s.kmp('foo', 'default', '1.0', K1, { 'foo.ko': s.module(K1, 'foo') });
     s.unpack(p);
-    const bin = mkdtempSync(join(tmpdir(), 'wm2-bin-'));
-    writeFileSync(join(bin, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} "$@"\n`);
-    chmodSync(join(bin, 'rpm'), 0o755);
+    const bin = fakeRpmDir();
     const wm2 = () =>
       spawnSync(process.execPath, [join(REPO, 'dist/bin/weak-modules2.js'), '--add-kmp', nvr(p)], {
         env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, KABI_ROOT: s.root, INITRD_IN_POSTTRANS: '1', KABI_LOCK_TIMEOUT: '1' },
