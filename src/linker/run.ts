@@ -20,7 +20,7 @@ export interface LinkerRunOptions {
   depmod: (plan: Plan, kernels: readonly InstalledKernel[]) => DepmodStep | undefined;
   /** More work under the lock once every kernel's transaction ended (not in a dry run, nor after a signal): weak-modules2's kept KMP copies and initrd step. */
   afterApply?: (plan: Plan, result: ApplyResult) => Promise<void>;
-  /** The initramfs step per changed kernel, run after every kernel's transaction (not in a dry run). */
+  /** The initramfs step per changed kernel, run after every kernel's transaction; in a dry run it is made with the caller's dryRun and only says what it would do. */
   initramfs?: (plan: Plan, kernels: readonly InstalledKernel[]) => (release: string) => Promise<void>;
   warn: (line: string) => void;
   lockTimeoutMs?: number;
@@ -66,6 +66,8 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (opts.dryRun) {
           // The lines that would run are printed; nothing runs.
           for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
+          // The images that would be rebuilt, and why, decided for the tree the plan would leave.
+          if (opts.initramfs) await refreshImages(plan, plan.kernels.map((k) => k.release), opts.initramfs(plan, kernels));
           return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: stops.status() };
         }
         const result = await applyPlan(plan, { fs, signal: stops.signal, depmod: depmod ?? 'none' });

@@ -76,12 +76,12 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  // Three bins (kabi, weak-modules, weak-modules2), each one bundle for start-up time: main's
-  // limits for two (640 kB, 2.4 MB) plus weak-modules2's bundle (124 kB gzipped, 462 kB), measured
-  // after the merge of the linker's safety work: 751 kB packed, 2.58 MB unpacked in all.
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 768 kB, unpacked ≤ 2.85 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(768 * 1024);
-    expect(packed.unpackedSize).toBeLessThanOrEqual(2.85 * 1024 * 1024);
+  // The generators' models (initramfs/generator/, bundled into each bin) took the tarball to 660 kB
+  // with two bins; weak-modules2's bundle adds 145 kB gzipped (547 kB): 836 kB measured with three.
+  // A bundle of tests or fixtures would add megabytes.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 850 kB, unpacked ≤ 2.95 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(850 * 1024);
+    expect(packed.unpackedSize).toBeLessThanOrEqual(2.95 * 1024 * 1024);
   });
 
   it('has its licence and no @types/node (nor any build tool) among what it installs', () => {

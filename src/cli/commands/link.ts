@@ -122,7 +122,7 @@ a usage error, a module given that is missing or not a module, the lock not obta
       depmod: (plan, kernels) => (plan.mode === 'remove-kernel' || dryRun ? undefined : depmodStep(plan, { requireInstalled: false, root, kernels, log, warn, depmodMode, fs: io.fs })),
       ...(how === 'none'
         ? {}
-        : { initramfs: (plan) => refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn }) }),
+        : { initramfs: (plan) => refreshStep({ root, fs: io.fs, plan, strategy: how as 'auto' | 'native' | 'generator' | 'defer', log, warn, dryRun }) }),
     });
     if (run.interrupted !== undefined) return run.interrupted;
     return run.result.failed.length > 0 ? 1 : 0;
