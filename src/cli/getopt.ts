@@ -11,6 +11,8 @@ export interface LongOption {
 export interface GetoptResult {
   options: Map<string, string | true>;
   positionals: string[];
+  /** Every option in the order given, repeats included (`-vv`, the last of several modes). */
+  sequence: [string, string | true][];
 }
 
 export class GetoptError extends Error {}
@@ -18,6 +20,11 @@ export class GetoptError extends Error {}
 export function getopt(argv: readonly string[], longs: readonly LongOption[], shorts: Record<string, string> = {}): GetoptResult {
   const options = new Map<string, string | true>();
   const positionals: string[] = [];
+  const sequence: [string, string | true][] = [];
+  const set = (name: string, value: string | true) => {
+    options.set(name, value);
+    sequence.push([name, value]);
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') {
@@ -37,20 +44,20 @@ export function getopt(argv: readonly string[], longs: readonly LongOption[], sh
         if (eq >= 0) value = a.slice(eq + 1);
         else if (i + 1 < argv.length) value = argv[++i];
         if (value === undefined) throw new GetoptError(`option '--${opt.name}' requires an argument`);
-        options.set(opt.name, value);
+        set(opt.name, value);
       } else {
         if (eq >= 0) throw new GetoptError(`option '--${opt.name}' doesn't allow an argument`);
-        options.set(opt.name, true);
+        set(opt.name, true);
       }
     } else if (a.startsWith('-') && a.length > 1) {
       for (const ch of a.slice(1)) {
         const long = shorts[ch];
         if (long === undefined) throw new GetoptError(`invalid option -- '${ch}'`);
-        options.set(long, true);
+        set(long, true);
       }
     } else {
       positionals.push(a);
     }
   }
-  return { options, positionals };
+  return { options, positionals, sequence };
 }

@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs, readTextIfExists } from '../fs.js';
+import { discoverKernels } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { findKernel } from './check.js';
 import { processAlive } from './image-lock.js';
@@ -20,6 +21,12 @@ import { refreshInitramfs, type RefreshOptions, type RefreshResult, type Refresh
  */
 
 export const DEFAULT_STATE_DIR = '/run/kabi/initramfs';
+/**
+ * SUSE's records (weak-modules2 with INITRD_IN_POSTTRANS, the kernel scriptlets): an empty file
+ * per kernel release, or `all`; its regenerate-initrd-posttrans rebuilds them. kabi's flush
+ * honours them too, so a kernel recorded by either tool is rebuilt once by whichever runs first.
+ */
+export const SUSE_STATE_DIR = '/run/regenerate-initrd';
 
 export interface DeferredRecord {
   readonly release: string;
@@ -114,13 +121,49 @@ export async function listDeferred(opts: StateOptions = {}): Promise<DeferredRec
     if (isNotFound(e)) return [];
     throw e;
   }
-  if (dir === undefined) return [];
   const out: DeferredRecord[] = [];
-  for (const [release, files] of await recordFiles(fs, dir)) {
-    const records = (await Promise.all(files.map((f) => readRecord(fs, f)))).filter((r): r is DeferredRecord => r !== undefined && r.release === release);
-    if (records.length > 0) out.push(merge(records));
+  if (dir !== undefined) {
+    for (const [release, files] of await recordFiles(fs, dir)) {
+      const records = (await Promise.all(files.map((f) => readRecord(fs, f)))).filter((r): r is DeferredRecord => r !== undefined && r.release === release);
+      if (records.length > 0) out.push(merge(records));
+    }
+  }
+  if (opts.stateDir === undefined || opts.stateDir === DEFAULT_STATE_DIR) {
+    for (const release of (await suseRecords(fs, opts.root ?? '/')).releases) {
+      if (!out.some((r) => r.release === release)) out.push({ release, changedModules: undefined, since: '' });
+    }
   }
   return out.sort((a, b) => (a.release < b.release ? -1 : a.release > b.release ? 1 : 0));
+}
+
+/** SUSE's records: the files, and the kernels they name (`all`: every installed kernel). */
+async function suseRecords(fs: KabiFs, root: string): Promise<{ dir?: string; files: string[]; releases: string[] }> {
+  let dir: string | undefined;
+  try {
+    dir = await stateHost(fs, root, SUSE_STATE_DIR, false);
+  } catch (e) {
+    if (isNotFound(e)) return { files: [], releases: [] };
+    throw e;
+  }
+  if (dir === undefined) return { files: [], releases: [] };
+  const files = (await fs.readdir(dir)).sort();
+  const named = files.filter((f) => f !== 'all' && !f.startsWith('.') && !f.includes('\0'));
+  const all = files.includes('all') ? (await discoverKernels({ root, fs })).map((k) => k.release) : [];
+  return { dir, files, releases: [...new Set([...named, ...all])].sort() };
+}
+
+/**
+ * Take SUSE's records over as kabi's own (whole-image checks), then remove them: kabi's record
+ * is written before SUSE's goes, so a crash in between costs at most a second rebuild.
+ */
+async function adoptSuseRecords(fs: KabiFs, root: string, stateDir: string): Promise<void> {
+  const suse = await suseRecords(fs, root);
+  if (suse.dir === undefined) return;
+  for (const release of suse.releases) await deferRefresh({ root, fs, stateDir, release });
+  for (const f of suse.files) {
+    const st = await fs.lstat(posix.join(suse.dir, f)).catch(() => undefined);
+    if (st !== undefined && !st.isDirectory()) await fs.unlink(posix.join(suse.dir, f)).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+  }
 }
 
 export interface FlushOptions extends Omit<RefreshOptions, 'release' | 'changedModules' | 'strategy'> {
@@ -146,15 +189,17 @@ const CLAIM = '.flushing-';
 export async function flushDeferred(opts: FlushOptions = {}): Promise<FlushOutcome[]> {
   const fs = opts.fs ?? nodeFs;
   const root = opts.root ?? '/';
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  if (!opts.dryRun && stateDir === DEFAULT_STATE_DIR) await adoptSuseRecords(fs, root, stateDir);
   let dir: string | undefined;
   try {
-    dir = await stateHost(fs, root, opts.stateDir ?? DEFAULT_STATE_DIR, false);
+    dir = await stateHost(fs, root, stateDir, false);
   } catch (e) {
-    if (isNotFound(e)) return [];
-    throw e;
+    if (!isNotFound(e)) throw e;
   }
-  if (dir === undefined) return [];
-  if (!opts.dryRun) await recoverClaims(fs, dir);
+  // A dry run lists SUSE's records too, with no state directory of kabi's.
+  if (dir === undefined && !opts.dryRun) return [];
+  if (!opts.dryRun) await recoverClaims(fs, dir!);
   const records = await listDeferred(opts);
   const out: FlushOutcome[] = [];
   for (const r of records) {
@@ -168,7 +213,7 @@ export async function flushDeferred(opts: FlushOptions = {}): Promise<FlushOutco
       continue;
     }
     const claimed: [string, string][] = [];
-    for (const f of (await recordFiles(fs, dir)).get(r.release) ?? []) {
+    for (const f of (await recordFiles(fs, dir!)).get(r.release) ?? []) {
       const c = `${f}${CLAIM}${process.pid}-${randomBytes(4).toString('hex')}`;
       try {
         await fs.rename(f, c);

@@ -20,6 +20,8 @@ export interface LinkerRunOptions {
   /** Called with the plan before anything changes (the commands print it). */
   onPlan?: (plan: Plan) => void;
   depmod: (plan: Plan, kernels: readonly InstalledKernel[]) => DepmodStep | undefined;
+  /** More work under the lock once every kernel's transaction ended (not in a dry run, nor after a signal): weak-modules2's kept KMP copies and initrd step. */
+  afterApply?: (plan: Plan, result: ApplyResult) => Promise<void>;
   /** The initramfs step per changed kernel, run after every kernel's transaction; in a dry run it is made with the caller's dryRun and only says what it would do. */
   initramfs?: (plan: Plan, kernels: readonly InstalledKernel[]) => (release: string) => Promise<void>;
   warn: (line: string) => void;
@@ -94,6 +96,7 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
             }
           }
         }
+        if (opts.afterApply && !stops.signal.aborted) await opts.afterApply(plan, result);
         if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
         return { plan, result, interrupted: stops.status() };
       } finally {

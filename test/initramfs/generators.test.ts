@@ -133,6 +133,36 @@ describe('deferred refreshes (RPM %post records, %posttrans flushes)', () => {
     expect(await listDeferred({ root: s.root })).toEqual([]);
   });
 
+  it("honours SUSE's /run/regenerate-initrd records (weak-modules2, the kernel scriptlets): each kernel rebuilt once, the records gone", async () => {
+    const s = makeImageSystem({ compression: 'gzip' });
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '9'));
+    s.fx.write(`/run/regenerate-initrd/${K}`, '');
+    s.fx.write('/run/regenerate-initrd/6.1.0-1-gone', '');
+    await deferRefresh({ root: s.root, release: K, changedModules: [`/lib/modules/${K}/kernel/drivers/beta.ko`] });
+    // kabi's record and SUSE's name one kernel: listed once (kabi's, which knows what changed).
+    expect(await listDeferred({ root: s.root })).toMatchObject([{ release: '6.1.0-1-gone', changedModules: undefined }, { release: K, changedModules: [`/lib/modules/${K}/kernel/drivers/beta.ko`] }]);
+    // A dry run changes nothing.
+    expect((await flushDeferred({ root: s.root, strategy: 'native', level: 1, dryRun: true })).map((o) => o.release)).toEqual(['6.1.0-1-gone', K]);
+    expect(readdirSync(s.fx.path('/run/regenerate-initrd')).sort()).toEqual(['6.1.0-1-gone', K]);
+    const out = await flushDeferred({ root: s.root, strategy: 'native', level: 1 });
+    expect(out.map((o) => [o.release, o.result?.action ?? (o.dropped ? 'dropped' : o.error?.message)])).toEqual([
+      ['6.1.0-1-gone', 'dropped'],
+      [K, 'native'],
+    ]);
+    expect(readdirSync(s.fx.path('/run/regenerate-initrd'))).toEqual([]);
+    expect(lsinitramfs(s.imageHost)).toContain(`usr/lib/modules/${K}/kernel/drivers/beta.ko`);
+    // `all`: every installed kernel.
+    s.fx.write('/run/regenerate-initrd/all', '');
+    const installed = (await discoverKernels({ root: s.root })).map((k) => k.release).sort();
+    expect(installed).toContain(K);
+    expect((await listDeferred({ root: s.root })).map((r) => r.release)).toEqual(installed);
+    const all = await flushDeferred({ root: s.root, strategy: 'native', level: 1 });
+    expect(all.map((o) => o.release)).toEqual(installed);
+    expect(all.find((o) => o.release === K)).toMatchObject({ result: { action: 'none' } });
+    expect(readdirSync(s.fx.path('/run/regenerate-initrd'))).toEqual([]);
+    expect(await listDeferred({ root: s.root })).toEqual([]);
+  });
+
   it('refuses release names that are paths', async () => {
     const fx = makeRoot();
     await expect(deferRefresh({ root: fx.root, release: '../../etc' })).rejects.toThrow(/not a kernel release/);

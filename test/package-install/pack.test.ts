@@ -76,11 +76,12 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  // The generators' models (initramfs/generator/, bundled into each bin) took the tarball to 660 kB;
-  // a bundle of tests or fixtures would add megabytes.
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 704 kB, unpacked ≤ 2.4 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(704 * 1024);
-    expect(packed.unpackedSize).toBeLessThanOrEqual(2.4 * 1024 * 1024);
+  // The generators' models (initramfs/generator/, bundled into each bin) took the tarball to 660 kB
+  // with two bins; weak-modules2's bundle adds 145 kB gzipped (547 kB): 836 kB measured with three.
+  // A bundle of tests or fixtures would add megabytes.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 850 kB, unpacked ≤ 2.95 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(850 * 1024);
+    expect(packed.unpackedSize).toBeLessThanOrEqual(2.95 * 1024 * 1024);
   });
 
   it('has its licence and no @types/node (nor any build tool) among what it installs', () => {
