@@ -35,6 +35,7 @@ export interface CheckOptions {
   limits?: Partial<ImageLimits>;
 }
 
+/** How one file of an image differs from what its generator would put there now. */
 export type ChangeKind =
   /** In the image and installed, but the installed file differs (contents or link target). */
   | 'changed'
@@ -45,6 +46,7 @@ export type ChangeKind =
   /** Not in the image, but named in the generator's configuration: only the generator can add it. */
   | 'config';
 
+/** One file of an image that differs from what its generator would put there now. */
 export interface ImageChange {
   readonly kind: ChangeKind;
   readonly name: string;
@@ -55,6 +57,7 @@ export interface ImageChange {
   readonly detail: string;
 }
 
+/** Whether a kernel's initramfs image holds what its generator would put there now, and every difference. */
 export interface ImageCheck {
   readonly release: string;
   /** System path of the image. */
