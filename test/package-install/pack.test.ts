@@ -22,6 +22,7 @@ describe('npm pack', () => {
           /^dist\/lib\/(index\.js|index\.cjs|read-worker\.js)$/.test(f) ||
           (/^dist\/(src|native-bindings)\/.*\.d\.ts$/.test(f) && !/^dist\/src\/(bin|cli)\//.test(f)) ||
           /^docs\/[\w-]+\.md$/.test(f) ||
+          /^dist\/man\/[\w-]+\.1$/.test(f) ||
           f.startsWith('integrations/')
         ),
     );
@@ -67,6 +68,17 @@ describe('npm pack', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('ships a man page for kabi, each of its commands and weak-modules, where package.json points man at them', () => {
+    const pages = [...packed.files.keys()].filter((f) => f.startsWith('dist/man/'));
+    // The build writes them from the option tables (scripts/build.mjs, src/cli/man.ts): every page it wrote is packed.
+    expect(walk(join(REPO, 'dist/man')).map((f) => `dist/man/${f}`).filter((f) => !packed.files.has(f))).toEqual([]);
+    for (const name of ['kabi', 'kabi-check', 'kabi-link', 'kabi-status', 'kabi-initramfs', 'kabi-depmod', 'kabi-preserve', 'kabi-inspect', 'kabi-completion', 'weak-modules']) {
+      expect(pages, name).toContain(`dist/man/${name}.1`);
+      expect(readFileSync(join(REPO, `dist/man/${name}.1`), 'utf8')).toMatch(/^\.TH /m);
+    }
+    expect(posix.normalize((PKG as { directories?: { man?: string } }).directories?.man ?? '')).toBe('dist/man');
   });
 
   it('has the docs the README links to', () => {

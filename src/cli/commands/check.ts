@@ -4,6 +4,8 @@ import type { Verdict } from '../../compat/types.js';
 import { KabiError } from '../../errors.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
 import type { CliIo } from '../io.js';
+import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
+import { withProgress } from '../progress.js';
 import { paint } from '../style.js';
 
 const usage = 'Usage: kabi check [--root DIR] [--kernel K]... [--semantics loader|depmod] [--missing-crc reject|warn] [--json] MODULE...';
@@ -16,10 +18,10 @@ export const checkCommand: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        root: { type: 'string' },
-        kernel: { type: 'string', multiple: true, short: 'k' },
-        semantics: { type: 'string' },
-        'missing-crc': { type: 'string' },
+        root: ROOT_OPTION,
+        kernel: KERNELS_OPTION,
+        semantics: SEMANTICS_OPTION,
+        'missing-crc': { type: 'string', arg: 'POLICY', choices: ['reject', 'warn'], help: 'a symbol without a CRC entry: reject (Debian) or warn (upstream); default: the kernel distribution’s' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -28,7 +30,7 @@ export const checkCommand: Command = {
     if (values.help) {
       io.stdout(`${usage}
 
-Checks each MODULE against every kernel installed under --root (default /), or only the
+Checks each MODULE against every kernel installed under --root (default $KABI_ROOT, else /), or only the
 --kernel releases given, as the kernel's module loader would (--semantics loader, the
 default) or exactly as depmod -e -E and so weak-modules would (--semantics depmod).
 The modules given are taken as installed together, ahead of same-named modules of the
@@ -45,16 +47,17 @@ Exit status: 0 if every module loads on every kernel, 1 if any does not, 2 on er
     if (missingCrc !== undefined && missingCrc !== 'reject' && missingCrc !== 'warn') throw new KabiError('USAGE', `--missing-crc must be reject or warn\n${usage}`);
     if (positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
 
-    const result = await checkModules(positionals, {
-      root: values.root ?? '/',
+    const root = await systemRoot(io, values.root);
+    const result = await withProgress(io, 'kabi check', 'judging the modules', () => checkModules(positionals, {
+      root,
       fs: io.fs,
       cwd: io.cwd,
       semantics,
       ...(values.kernel ? { kernels: values.kernel } : {}),
       ...(missingCrc ? { missingCrcPolicy: missingCrc } : {}),
-    });
+    }));
     if (result.kernels.length === 0) {
-      io.stderr(`kabi check: no kernels installed under ${values.root ?? '/'}\n`);
+      io.stderr(`kabi check: no kernels installed under ${root}\n`);
       return EXIT_ERROR;
     }
     if (values.json) {
@@ -86,7 +89,7 @@ export function verdictJson(v: Verdict) {
 const MAX_REASONS = 3;
 
 /** Module rows × kernel columns, then the first reasons of every refusal. */
-export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdoutIsTTY'>): string {
+export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdoutIsTTY' | 'env' | 'color'>): string {
   const modules = [...new Set(verdicts.map((v) => v.module))];
   const kernels = [...new Set(verdicts.map((v) => v.kernel))];
   const cell = (m: string, k: string) => verdicts.find((v) => v.module === m && v.kernel === k);
@@ -100,7 +103,7 @@ export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdou
       const v = cell(m, k);
       const text = v === undefined ? '-' : v.compatible ? 'ok' : 'incompatible';
       const padded = text.padEnd(widths[i]!);
-      out += '  ' + (v === undefined ? padded : paint(padded, v.compatible ? 'green' : 'red', io.stdoutIsTTY));
+      out += '  ' + (v === undefined ? padded : paint(padded, v.compatible ? 'green' : 'red', io));
     });
     out += '\n';
   }

@@ -1,13 +1,15 @@
-import { resolve } from 'node:path';
 import { KabiError } from '../../errors.js';
 import { explainCell } from '../../status/explain.js';
 import { explanationJson, statusJson } from '../../status/json.js';
 import { renderExplanation, renderStatus } from '../../status/render.js';
 import { statusReport, storeSystemPath } from '../../status/report.js';
+import { selectKernels } from '../../status/select.js';
 import { parse, type Command } from '../command.js';
+import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
+import { painter } from '../style.js';
 
-const usage = `Usage: kabi status [--root DIR] [--store DIR]... [--dkms-tree DIR] [--semantics loader|depmod] [--json]
+const usage = `Usage: kabi status [--root DIR] [--kernel K]... [--store DIR]... [--dkms-tree DIR] [--semantics loader|depmod] [--json]
        kabi status --why MODULE --kernel K [--root DIR] [--store DIR]... [--json]`;
 
 const help = `${usage}
@@ -27,8 +29,10 @@ kernel installed under --root (default /, or $KABI_ROOT), from the filesystem al
   --dkms-tree DIR    DKMS's tree (default /var/lib/dkms)
   --semantics S      loader (default): as the kernel's loader decides;
                      depmod: as depmod -e -E and so weak-modules decide
+  --kernel K         only kernel K's column (repeatable)
   --why MODULE       explain one cell in full: every reason, which module provides each
-  --kernel K         symbol, and every known copy (MODULE is a name or a file)
+                     symbol, and every known copy (MODULE is a name or a file), on the
+                     one --kernel K given
   --json             the report as JSON (format documented in docs/status.md)
 
 Exit status: 0 when the report was made (whatever it says), 2 on error.
@@ -42,12 +46,12 @@ export const statusCommand: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        root: { type: 'string' },
+        root: ROOT_OPTION,
         store: { type: 'string', multiple: true },
         'dkms-tree': { type: 'string' },
-        semantics: { type: 'string' },
+        semantics: SEMANTICS_OPTION,
         why: { type: 'string' },
-        kernel: { type: 'string', short: 'k' },
+        kernel: KERNELS_OPTION,
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -60,8 +64,8 @@ export const statusCommand: Command = {
     if (positionals.length > 0) throw new KabiError('USAGE', `unexpected argument '${positionals[0]}'\n${usage}`);
     const semantics = values.semantics ?? 'loader';
     if (semantics !== 'loader' && semantics !== 'depmod') throw new KabiError('USAGE', `--semantics must be loader or depmod\n${usage}`);
-    if ((values.why === undefined) !== (values.kernel === undefined)) throw new KabiError('USAGE', `--why and --kernel go together\n${usage}`);
-    const root = resolve(io.cwd, values.root ?? (io.env.KABI_ROOT || '/'));
+    if (values.why !== undefined && values.kernel?.length !== 1) throw new KabiError('USAGE', `--why needs one --kernel K\n${usage}`);
+    const root = await systemRoot(io, values.root);
     const stores = [...(values.store ?? []), ...(io.env.KABI_STORE ?? '').split(':').filter((s) => s !== '')].map((s) => storeSystemPath(root, s));
     const progress = createProgress(io, 'kabi status');
     const opts = {
@@ -75,14 +79,14 @@ export const statusCommand: Command = {
     };
     try {
       if (values.why !== undefined) {
-        const e = await explainCell({ ...opts, module: values.why, kernel: values.kernel! });
+        const e = await explainCell({ ...opts, module: values.why, kernel: values.kernel![0]! });
         progress.clear();
-        io.stdout(values.json ? JSON.stringify(explanationJson(e), null, 2) + '\n' : renderExplanation(e, io.stdoutIsTTY));
+        io.stdout(values.json ? JSON.stringify(explanationJson(e), null, 2) + '\n' : renderExplanation(e, painter(io)));
         return 0;
       }
-      const report = await statusReport(opts);
+      const report = selectKernels(await statusReport(opts), values.kernel);
       progress.clear();
-      io.stdout(values.json ? JSON.stringify(statusJson(report), null, 2) + '\n' : renderStatus(report, io.stdoutIsTTY));
+      io.stdout(values.json ? JSON.stringify(statusJson(report), null, 2) + '\n' : renderStatus(report, painter(io)));
       return 0;
     } finally {
       progress.clear();
