@@ -4,7 +4,7 @@
 // kabi imitates depmod, modinfo's -F/-b/-k and name lookup in inspect, shell completion and man
 // pages written from the same option tables.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -67,6 +67,13 @@ describe('option errors', () => {
     expect(() => parseOptions(['--ro', '/r'], table)).toThrow(/unknown option '--ro' \(did you mean --root\?\)/);
     expect(parseOptions(['--ro', '/r'], table, { abbreviations: true }).values).toEqual({ root: '/r' });
   });
+
+  it('kabi depmod keeps depmod’s status 1 for a usage error and accepts its abbreviations', async () => {
+    const r = await kabi(['depmod', '--bogus']);
+    expect(r.code).toBe(1);
+    const { fx } = root();
+    expect((await kabi(['depmod', '--basedi', fx.root, '--show', OLD])).code).toBe(0);
+  });
 });
 
 describe('--version', () => {
@@ -78,6 +85,7 @@ describe('--version', () => {
     copyFileSync(BIN, join(dir, 'dist/bin/kabi.js'));
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'kabi', version: '9.8.7-test', type: 'module' }));
     expect(bin(['--version'], {}, join(dir, 'dist/bin/kabi.js'))).toMatchObject({ code: 0, out: 'kabi 9.8.7-test\n' });
+    expect(bin(['depmod', '-V'], {}, join(dir, 'dist/bin/kabi.js')).out).toMatch(/^kabi depmod 9\.8\.7-test: /);
   });
 });
 
@@ -140,6 +148,30 @@ describe('kabi inspect as modinfo', () => {
   });
 });
 
+describe('kabi depmod -o and -A', () => {
+  it('-o writes the files elsewhere and leaves the tree alone; -A does nothing while modules.dep is current', async () => {
+    const { fx } = root();
+    const out = mkdtempSync(join(tmpdir(), 'kabi-depmod-o-'));
+    expect((await kabi(['depmod', '-b', fx.root, '-o', out, OLD])).code).toBe(0);
+    expect(() => statSync(fx.path(`/lib/modules/${OLD}/modules.dep`))).toThrow();
+    const written = readFileSync(join(out, 'lib/modules', OLD, 'modules.dep'), 'utf8');
+    expect(written).toContain('updates/dkms/my-drv.ko:');
+    expect((await kabi(['depmod', '-b', fx.root, OLD])).code).toBe(0);
+    expect(readFileSync(fx.path(`/lib/modules/${OLD}/modules.dep`), 'utf8')).toBe(written);
+
+    const dep = fx.path(`/lib/modules/${OLD}/modules.dep`);
+    const past = new Date(Date.now() + 60_000);
+    utimesSync(dep, past, past);
+    expect((await kabi(['depmod', '-A', '-b', fx.root, OLD])).code).toBe(0);
+    expect(Math.abs(statSync(dep).mtimeMs - past.getTime())).toBeLessThan(1);
+    // A module newer than modules.dep: -A runs.
+    const later = new Date(Date.now() + 120_000);
+    utimesSync(fx.path(`/lib/modules/${OLD}/updates/dkms/my-drv.ko`), later, later);
+    expect((await kabi(['depmod', '-A', '-b', fx.root, OLD])).code).toBe(0);
+    expect(Math.abs(statSync(dep).mtimeMs - past.getTime())).toBeGreaterThan(1000);
+  });
+});
+
 describe('shell completion and man pages, from the option tables', () => {
   it('bash completes commands, options, choices and the kernels under --root', () => {
     const { fx } = root();
@@ -171,6 +203,7 @@ describe('shell completion and man pages, from the option tables', () => {
     for (const [cmd, options] of [
       ['link', ['--root', '--kernel', '--add', '--no-depmod', '--initramfs']],
       ['inspect', ['--field', '--basedir', '--kernel']],
+      ['depmod', ['--quick', '--outdir', '--symbol-prefix', '--warn', '--version']],
       ['status', ['--root', '--kernel', '--why']],
     ] as const) {
       const page = readFileSync(new URL(`../../dist/man/kabi-${cmd}.1`, import.meta.url), 'utf8');
