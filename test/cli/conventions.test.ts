@@ -112,6 +112,26 @@ describe('colour', () => {
   });
 });
 
+describe('progress', () => {
+  it('inspect, check, link and depmod draw a progress line on stderr when it is a terminal, erase it, and draw nothing otherwise', async () => {
+    const { fx, m } = root();
+    for (const argv of [
+      ['inspect', m, m, m],
+      ['check', '--root', fx.root, m],
+      ['link', '--root', fx.root, '--add', '--dry-run', m],
+      ['depmod', '--root', fx.root, '-n', OLD],
+    ]) {
+      const tty = await kabi(argv, { isTTY: true });
+      expect(tty.err, argv[0]).toMatch(new RegExp(`^\\rkabi ${argv[0]}: `));
+      // Erased at the end: the last thing written is a blank line and a carriage return.
+      expect(tty.err, argv[0]).toMatch(/\r +\r$/);
+      const plain = await kabi(argv, { isTTY: false });
+      expect(plain.err, argv[0]).toBe('');
+      expect(plain.out, argv[0]).toBe(tty.out);
+    }
+  });
+});
+
 describe('kabi link', () => {
   it('--kernel changes only the kernels named; the plan lists only the steps that will run', async () => {
     const { fx, m } = root();
