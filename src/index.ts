@@ -180,6 +180,11 @@ export type KernelModelOptions = KernelModelOptionsBase;
 export type LoadedKernelModel = LoadedKernelModelBase;
 export type { Verdict, Reason, ReasonKind, Semantics, MissingCrcPolicy, KernelModel, Candidate, KernelExport, TreeModule } from './compat/types.js';
 
+// Kernel and module packages (.deb, .rpm) judged before they are installed
+export { KernelPackages, type KernelPackageOptions } from './package/kernel-packages.js';
+export type { PackageMeta, PackageFormat } from './package/archive.js';
+export { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './package/limits.js';
+
 // Linker
 export { planAddModules, planRemoveModules, planAddKernel, planRemoveKernel } from './linker/plan.js';
 /** Options of the plan functions: root, semantics and link policy. */

@@ -11,10 +11,13 @@
 // Library (plain Node >= 20, no npm dependencies):
 //   ensureChroot({ suite, packages, arch, mirror })   → path of the pristine chroot (never write to it)
 //   copyChroot(pristine, dest)                         → a private, writable copy (cp -a --reflink=auto)
-//   runInChroot(dir, argv, { env, input, timeoutMs, binds }) → { status, stdout, stderr }
+//   runInChroot(dir, argv, { env, input, timeoutMs, binds, overlay, cwd }) → { status, stdout, stderr }
 //       runs argv chrooted into dir inside a private mount namespace with /proc, /dev, /sys
 //       and /dev/pts mounted (objtool and dracut need /proc; package scriptlets need /dev/null),
-//       so nothing stays mounted when the command ends, even if it is killed.
+//       so nothing stays mounted when the command ends, even if it is killed. With `overlay`,
+//       the command sees a writable overlay of dir whose changes are thrown away afterwards:
+//       a pristine chroot can be used in place (DKMS builds write to /var/lib/dkms and
+//       /lib/modules; binds get their mount points there too).
 //
 // Cache: ${KABI_CORPUS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kabi-corpus}/chroots/<suite>-<arch>-<hash>/
 // with a `.kabi-chroot-complete` stamp written last: a half-built chroot is never used.
@@ -26,6 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnAsync } from './util.mjs';
 
 /** Bump to rebuild every cached chroot (the recipe below changed). */
 const RECIPE = 1;
@@ -124,33 +128,63 @@ export function copyChroot(pristine, dest) {
 
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
+/** The shell script (run under unshare) that mounts what the command needs and chroots into it. */
+function chrootScript(dir, argv, { env = {}, binds = {}, overlay = false, cwd = '/' }) {
+  let scratch;
+  let root = dir;
+  const mounts = [];
+  if (overlay) {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'kabi-chroot-overlay-'));
+    for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(scratch, d));
+    root = path.join(scratch, 'merged');
+    mounts.push(`mount -t overlay overlay -o ${q(`lowerdir=${dir},upperdir=${scratch}/upper,workdir=${scratch}/work`)} ${q(root)}`);
+  }
+  mounts.push(
+    `mount -t proc proc ${q(path.join(root, 'proc'))}`,
+    `mount -t sysfs sys ${q(path.join(root, 'sys'))} 2>/dev/null || true`,
+    `mount --rbind /dev ${q(path.join(root, 'dev'))}`,
+    ...Object.entries(binds).map(([host, inside]) => {
+      const target = path.join(root, inside);
+      return `mkdir -p ${q(target)} && mount --bind ${q(host)} ${q(target)}`;
+    }),
+  );
+  const envArgs = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', HOME: '/root', ...env }).map(
+    ([k, v]) => `${k}=${v}`,
+  );
+  const inner = cwd === '/' ? argv : ['sh', '-c', 'cd "$0" && exec "$@"', cwd, ...argv];
+  const script = `set -e\n${mounts.join('\n')}\nexec chroot ${q(root)} /usr/bin/env -i ${envArgs.map(q).join(' ')} ${inner.map(q).join(' ')}`;
+  // The overlay dies with the namespace; its upper layer is all that is left to remove.
+  const cleanup = () => scratch && fs.rmSync(scratch, { recursive: true, force: true });
+  return { script, cleanup };
+}
+
+const UNSHARE = ['--mount', '--propagation', 'private', '--fork', 'sh', '-c'];
+
 /**
  * Run argv chrooted into dir. The mounts live in a private mount namespace that dies with the
  * command. `binds` maps host directories to paths inside the chroot (read-write bind mounts).
  */
-export function runInChroot(dir, argv, { env = {}, input, timeoutMs = 600_000, binds = {} } = {}) {
-  const mounts = [
-    `mount -t proc proc ${q(path.join(dir, 'proc'))}`,
-    `mount -t sysfs sys ${q(path.join(dir, 'sys'))} 2>/dev/null || true`,
-    `mount --rbind /dev ${q(path.join(dir, 'dev'))}`,
-    ...Object.entries(binds).map(([host, inside]) => {
-      const target = path.join(dir, inside);
-      return `mkdir -p ${q(target)} && mount --bind ${q(host)} ${q(target)}`;
-    }),
-  ];
-  const envArgs = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', HOME: '/root', ...env }).map(
-    ([k, v]) => `${k}=${v}`,
-  );
-  const script = `set -e\n${mounts.join('\n')}\nexec chroot ${q(dir)} /usr/bin/env -i ${envArgs.map(q).join(' ')} ${argv.map(q).join(' ')}`;
-  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--fork', 'sh', '-c', script], {
-    encoding: 'utf8',
-    input,
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  if (r.error && r.error.code !== 'ETIMEDOUT') throw new Error(`unshare/chroot: ${r.error.message}`);
-  return { status: r.status, signal: r.signal, timedOut: r.error?.code === 'ETIMEDOUT', stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+export function runInChroot(dir, argv, { env = {}, input, timeoutMs = 600_000, binds = {}, overlay = false, cwd = '/' } = {}) {
+  const { script, cleanup } = chrootScript(dir, argv, { env, binds, overlay, cwd });
+  try {
+    const r = spawnSync('unshare', [...UNSHARE, script], {
+      encoding: 'utf8',
+      input,
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    if (r.error && r.error.code !== 'ETIMEDOUT') throw new Error(`unshare/chroot: ${r.error.message}`);
+    return { status: r.status, signal: r.signal, timedOut: r.error?.code === 'ETIMEDOUT', stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  } finally {
+    cleanup();
+  }
+}
+
+/** runInChroot without blocking the event loop (builds run side by side). */
+export function runInChrootAsync(dir, argv, { env = {}, timeoutMs = 600_000, binds = {}, overlay = false, cwd = '/' } = {}) {
+  const { script, cleanup } = chrootScript(dir, argv, { env, binds, overlay, cwd });
+  return spawnAsync('unshare', [...UNSHARE, script], { timeoutMs }).finally(cleanup);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

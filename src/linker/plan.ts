@@ -183,9 +183,10 @@ async function linkIntoKernel(
   for (const d of result.dropped) {
     const mk = moduleReleaseFromPath(d.target) ?? d.verdict.name;
     const fromInput = adds.find((a) => a.link === d.link)?.input;
-    ctx.messages.push(
-      `Module ${base(d.link)} from kernel ${fromInput?.release ?? mk} is not compatible with kernel ${k.release} in symbols: ${offendingSymbols(d.verdict).map((s) => ' ' + s).join('')}`,
-    );
+    const symbols = offendingSymbols(d.verdict);
+    // A refusal that names no symbol (a kernel without modversions) says its reason instead.
+    const why = symbols.length > 0 ? ` in symbols: ${symbols.map((s) => ' ' + s).join('')}` : `: ${d.verdict.reasons.find((r) => r.severity === 'error')?.message ?? 'no reason given'}`;
+    ctx.messages.push(`Module ${base(d.link)} from kernel ${fromInput?.release ?? mk} is not compatible with kernel ${k.release}${why}`);
   }
   const accepted = new Set<string>();
   for (const a of adds) {

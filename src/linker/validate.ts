@@ -2,7 +2,8 @@ import { isAbsolute, posix } from 'node:path';
 import { checkAgainstKernel } from '../compat/engine.js';
 import { withInTreeProviders } from '../compat/in-tree-providers.js';
 import { loadKernelModel, type LoadedKernelModel, type ModuleCache } from '../compat/kernel-model.js';
-import type { Candidate, Semantics, Verdict } from '../compat/types.js';
+import type { Candidate, Reason, Semantics, Verdict } from '../compat/types.js';
+import type { KernelModule } from '../module/read-module.js';
 import type { DepmodConfig } from '../depmod/config.js';
 import type { KabiFs } from '../fs.js';
 import type { InstalledKernel } from '../kernel/discover.js';
@@ -86,7 +87,9 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
     }
   }
   const judged = await withInTreeProviders(model, candidates.map((c) => c.module), { cache: ctx.cache, fs: ctx.fs });
-  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true });
+  const verdicts = checkAgainstKernel(candidates, judged, { semantics: ctx.semantics, fixedTree: true, cascade: true }).map((v) =>
+    refuseAcrossReleases(v, candidates.find((c) => c.path === v.module)!.module, model),
+  );
   const byLink = new Map(verdicts.map((v) => [v.module, v]));
   const kept = new Map(links);
   const dropped: ValidationResult['dropped'] = [];
@@ -99,6 +102,22 @@ export async function validateLinks(kernel: InstalledKernel, links: ReadonlyMap<
   // Direct failures first, then those that failed because a provider was dropped (later rounds).
   dropped.sort((a, b) => rank(a.verdict) - rank(b.verdict));
   return { kept, dropped, verdicts: byLink };
+}
+
+/**
+ * Without CONFIG_MODVERSIONS the loader takes a module only when its whole version magic is
+ * the kernel's own (same_magic() has no CRCs to fall back on), whatever depmod's CRC-less check
+ * says: every CRC is 0 there, so depmod semantics would link anything with matching names.
+ */
+function refuseAcrossReleases(v: Verdict, mod: KernelModule, model: LoadedKernelModel): Verdict {
+  if (model.modversions || model.vermagic === undefined || mod.vermagic?.raw === model.vermagic.raw) return v;
+  const built = mod.vermagic ? `built for ${mod.vermagic.release}` : 'without a version magic';
+  const reason: Reason = {
+    kind: 'vermagic',
+    severity: 'error',
+    message: `kernel ${model.release} has no modversions: only a module built for ${model.release} itself loads (${mod.name} is ${built})`,
+  };
+  return { ...v, compatible: false, reasons: [reason, ...v.reasons] };
 }
 
 function rank(v: Verdict): number {

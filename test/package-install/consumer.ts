@@ -85,7 +85,7 @@ export const crc: string = kabi.formatCrc(0x1234n);
   type ModVersion,
   type Plan,
   type PlanOptions,
-  type PostOptions,
+  type DepmodStepOptions,
   type ReadModuleFileOptions,
   type SymversTable,
   type Verdict,
@@ -111,7 +111,7 @@ const table: SymversTable = parseSymvers('0x00000001\\tprintk\\tvmlinux\\tEXPORT
 const planOpts: PlanOptions = { root: '/mnt/image', semantics: 'loader', policy: { forwardOnly: true } };
 const plan: Plan = await planAddModules(['/tmp/m.ko'], planOpts);
 const apply: ApplyOptions = { lockTimeoutMs: 1000 };
-const post: Partial<PostOptions> = { dryRun: true, depmodMode: 'native' };
+const post: Partial<DepmodStepOptions> = { depmodMode: 'native', requireInstalled: false };
 
 try {
   await checkModules([], { root: '/nonexistent' });

@@ -88,9 +88,11 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 640 kB, unpacked ≤ 2.4 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(640 * 1024);
-    expect(packed.unpackedSize).toBeLessThanOrEqual(2.4 * 1024 * 1024);
+  // The library bundle holds the high-level API (initramfs, status and preserve code too) and
+  // the man pages ship: ~690 kB / 2.5 MB today. A test bundle or the fixtures would be far more.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 720 kB, unpacked ≤ 2.7 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(720 * 1024);
+    expect(packed.unpackedSize).toBeLessThanOrEqual(2.7 * 1024 * 1024);
   });
 
   it('has its licence and no @types/node (nor any build tool) among what it installs', () => {

@@ -19,7 +19,7 @@ const corpus = loadCorpus();
 const oldest = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'oldest' })[0]!;
 const twin = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'twin' })[0]!;
 const newest = corpus.kernels({ arch: 'amd64', series: '6.1', role: 'newest' })[0]!;
-const k612 = corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })[0]!;
+const k612 = corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.12', role: 'newest' })[0]!;
 const KERNELS = [oldest, twin, newest, k612];
 /** Generous: the machine is shared, and a full depmod of a .ko.xz tree is seconds of work. A hang is minutes. */
 const LIMIT = 600_000;

@@ -32,28 +32,34 @@ function modinfoField(file: string, field: string): string {
   return sh('modinfo', ['-F', field, file]).trim();
 }
 
-/** Numeric position of an ABI in its series: 6.1.0-47 → 47, 6.12.117+deb12 → 117. */
-function abiOrdinal(k: CorpusKernel): number {
-  const m = /^6\.1\.0-(\d+)$/.exec(k.abi) ?? /^6\.12\.(\d+)\+deb12$/.exec(k.abi);
-  if (!m?.[1]) throw new Error(`unexpected ABI ${k.abi}`);
-  return Number(m[1]);
-}
+/** ABIs in Debian's order (6.1.0-47 < 6.1.0-57, 7.2.6+deb13 < 7.2.12+deb13). */
+const abiOrder = (a: CorpusKernel, b: CorpusKernel) => a.abi.localeCompare(b.abi, 'en', { numeric: true });
 
 describe('corpus manifest', () => {
   it('holds the full set of kernels', () => {
-    expect(corpus.manifest.version).toBe(1);
+    expect(corpus.manifest.version).toBe(2);
     expect(corpus.manifest.only).toBeNull();
-    expect(all).toHaveLength(8);
+    expect(all).toHaveLength(13);
 
-    for (const series of ['6.1', '6.12'] as const) {
-      const ks = corpus.kernels({ arch: 'amd64', series });
-      expect(ks.map((k) => k.role).sort(), `amd64 ${series}`).toEqual(series === '6.1' ? ['newest', 'oldest', 'twin'] : ['newest', 'oldest']);
-      const [oldest, newest] = [ks.find((k) => k.role === 'oldest')!, ks.find((k) => k.role === 'newest')!];
-      expect(oldest.abi).not.toBe(newest.abi);
-      expect(abiOrdinal(oldest)).toBeLessThan(abiOrdinal(newest));
+    const groups = [
+      ['bookworm', '6.1', ['newest', 'oldest', 'twin'], /^6\.1\.0-\d+$/],
+      ['bookworm', '6.12', ['newest', 'oldest'], /^6\.12\.\d+\+deb12$/],
+      ['trixie', '6.12', ['newest', 'oldest'], /^6\.12\.\d+\+deb13$/],
+      ['trixie-backports', '7.x', ['newest', 'oldest', 'previous'], /^7\.\d+\.\d+\+deb13$/],
+    ] as const;
+    for (const [suite, series, roles, abi] of groups) {
+      const ks = corpus.kernels({ arch: 'amd64', suite, series });
+      expect(ks.map((k) => k.role).sort(), `amd64 ${suite} ${series}`).toEqual([...roles]);
+      const sorted = [...ks].sort(abiOrder);
+      expect(sorted[0]!.role, `${suite} ${series}: the oldest ABI is oldest`).toBe('oldest');
+      expect(sorted[sorted.length - 1]!.role).toBe('newest');
       for (const k of ks) {
+        expect(k.abi).toMatch(abi);
         expect(k.flavour).toBe('amd64');
         expect(k.krel).toBe(`${k.abi}-amd64`);
+        expect(k.mergedUsr).toBe(suite !== 'bookworm');
+        expect(k.layout).toBe(series === '7.x' ? 'split' : 'image');
+        expect(k.toolchain ?? null, k.krel).toBe(k.role === 'twin' ? null : suite === 'bookworm' ? 'host' : 'trixie');
         // The twin stands in for a kernel the modules were not built for.
         if (k.role === 'twin') expect(k.builtModules, k.krel).toBeUndefined();
         else expect(k.builtModules, k.krel).toBeDefined();
@@ -86,8 +92,8 @@ describe('corpus manifest', () => {
       expect(a.get(n), n).toBeDefined();
       expect(b.get(n), n).toBe(a.get(n));
     }
-    // Every kernel symbol a built module imports is on the list.
-    for (const k of built) {
+    // Every kernel symbol a module built for bookworm imports is on the list.
+    for (const k of built.filter((x) => x.suite === 'bookworm')) {
       for (const name of TEST_MODULES) {
         const imported = sh('modprobe', ['--dump-modversions', corpus.builtModule(k, name)]).split('\n').filter(Boolean).map((l) => l.split('\t')[1]!);
         for (const sym of imported) if (sym !== 'kabi_provider_value') expect(listed, `${name} on ${k.krel} imports ${sym}`).toContain(sym);
@@ -101,7 +107,8 @@ describe('corpus manifest', () => {
       for (const p of [k.treeRoot, k.moduleDir, k.systemMap, k.config, k.headersDir, k.symvers]) {
         expect(path.isAbsolute(p), p).toBe(true);
       }
-      expect(k.moduleDir).toBe(path.join(k.treeRoot, 'lib', 'modules', k.krel));
+      expect(k.moduleDir).toBe(path.join(k.treeRoot, k.mergedUsr ? 'usr/lib' : 'lib', 'modules', k.krel));
+      if (k.mergedUsr) expect(fs.readlinkSync(path.join(k.treeRoot, 'lib'))).toBe('usr/lib');
     }
   });
 });
@@ -113,7 +120,7 @@ describe.each(all.map((k) => [k.krel, k] as const))('kernel %s', (_krel, k) => {
     expect(found.length).toBeGreaterThan(500);
     const ext = k.compression === 'xz' ? '.ko.xz' : '.ko';
     expect(found.filter((f) => !f.endsWith(ext))).toEqual([]);
-    expect(k.compression).toBe(k.series === '6.12' ? 'xz' : 'none');
+    expect(k.compression).toBe(k.series === '6.1' ? 'none' : 'xz');
   });
 
   it('has System.map, config, modules.order and modules.builtin', () => {
@@ -124,14 +131,20 @@ describe.each(all.map((k) => [k.krel, k] as const))('kernel %s', (_krel, k) => {
     expect(k.systemMapIsStub).toBe(/The real System\.map is in/.test(map));
     const config = fs.readFileSync(k.config, 'utf8');
     expect(config).toMatch(/^CONFIG_MODULES=y$/m);
-    expect(config).toMatch(/^CONFIG_MODVERSIONS=y$/m);
+    // 7.x dropped modversions: only a module built for the very release loads there.
+    expect(config).toMatch(k.series === '7.x' ? /^# CONFIG_MODVERSIONS is not set$/m : /^CONFIG_MODVERSIONS=y$/m);
+    expect(k.modversions).toBe(k.series !== '7.x');
+    if (k.layout === 'split') for (const f of [k.systemMap, k.config, k.vmlinuz!]) expect(path.dirname(f)).toBe(k.moduleDir);
+    if (k.arch === 'amd64') expect(fs.existsSync(k.vmlinuz!)).toBe(true);
     for (const f of ['modules.order', 'modules.builtin']) expect(fs.existsSync(path.join(k.moduleDir, f)), f).toBe(true);
   });
 
   it('has a self-contained header set with Module.symvers', () => {
     expect(headersRelease(k)).toBe(k.krel);
     const symvers = fs.readFileSync(k.symvers, 'utf8');
-    expect(symvers).toMatch(/^0x[0-9a-f]{8}\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t/m);
+    if (k.modversions) expect(symvers).toMatch(/^0x[0-9a-f]{8}\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t/m);
+    // Without modversions every CRC is 0.
+    else expect(symvers.split('\n').filter((l) => l !== '' && !l.startsWith('0x00000000\t'))).toEqual([]);
     expect(symvers.split('\n').length).toBeGreaterThan(10_000);
     // No symlink may point at the machine's own /usr/src or /usr/lib.
     expect(sh('find', [k.headersRoot, k.treeRoot, '-lname', '/*'])).toBe('');
@@ -157,13 +170,51 @@ describe.each(built.map((k) => [k.krel, k] as const))('test modules built agains
     expect(modinfoField(ko('kabi_ns_missing'), 'depends')).toBe('usb-storage');
 
     const versions = (n: TestModuleName) => sh('modprobe', ['--dump-modversions', ko(n)]);
-    expect(versions('kabi_nongpl')).toMatch(/^0x[0-9a-f]{8}\tktime_get_mono_fast_ns$/m);
-    expect(versions('kabi_consumer')).toMatch(/^0x[0-9a-f]{8}\tkabi_provider_value$/m);
-    // The CRCs the modules recorded are the ones the header set (and the provider) export.
-    const symvers = fs.readFileSync(k.symvers, 'utf8');
-    const crc = /^(0x[0-9a-f]{8})\tktime_get_mono_fast_ns\tvmlinux\tEXPORT_SYMBOL_GPL\t/m.exec(symvers)?.[1];
-    expect(crc).toBeDefined();
-    expect(versions('kabi_nongpl')).toContain(`${crc}\tktime_get_mono_fast_ns`);
+    if (!k.modversions) {
+      // 7.x: no __versions section at all, and the vermagic says so.
+      for (const n of TEST_MODULES) expect(sh('readelf', ['-SW', ko(n)]), n).not.toMatch(/__versions/);
+      expect(modinfoField(ko('kabi_minimal'), 'vermagic')).not.toMatch(/modversions/);
+    } else {
+      expect(versions('kabi_nongpl')).toMatch(/^0x[0-9a-f]{8}\tktime_get_mono_fast_ns$/m);
+      expect(versions('kabi_consumer')).toMatch(/^0x[0-9a-f]{8}\tkabi_provider_value$/m);
+      // The CRCs the modules recorded are the ones the header set (and the provider) export.
+      const symvers = fs.readFileSync(k.symvers, 'utf8');
+      const crc = /^(0x[0-9a-f]{8})\tktime_get_mono_fast_ns\tvmlinux\tEXPORT_SYMBOL_GPL\t/m.exec(symvers)?.[1];
+      expect(crc).toBeDefined();
+      expect(versions('kabi_nongpl')).toContain(`${crc}\tktime_get_mono_fast_ns`);
+    }
     expect(fs.readFileSync(k.builtSymvers!, 'utf8')).toMatch(/\tkabi_provider_value\t\S*kabi_provider\tEXPORT_SYMBOL_GPL\t/);
+  });
+});
+
+describe('DKMS packages built against the corpus kernels', () => {
+  const sources = corpus.manifest.dkmsSources;
+
+  it('several versions of v4l2loopback, acpi-call and two more packages, each tried on every kernel the test modules are built for', () => {
+    const versions = (name: string) => sources.filter((s) => s.name === name).map((s) => s.version);
+    expect(versions('v4l2loopback-dkms').map((v) => v.split('.').slice(0, 2).join('.'))).toEqual(expect.arrayContaining(['0.12', '0.13', '0.15']));
+    expect(versions('acpi-call-dkms').length).toBeGreaterThanOrEqual(1);
+    expect(new Set(sources.map((s) => s.name)).size).toBeGreaterThanOrEqual(4);
+    for (const k of built) {
+      expect(k.dkms!.map((d) => `${d.source} ${d.version}`).sort(), k.krel).toEqual(sources.map((s) => `${s.name} ${s.version}`).sort());
+    }
+  });
+
+  it.each(built.map((k) => [k.krel, k] as const))('on %s: what must build did, and every built module is for that kernel', (_krel, k) => {
+    for (const d of k.dkms!) {
+      if (d.expected) expect(d.status, `${d.source} ${d.version}: ${d.error ?? ''}`).toBe('built');
+      if (d.status !== 'built') {
+        expect(d.error, `${d.source} ${d.version}`).toBeTruthy();
+        continue;
+      }
+      expect(Object.keys(d.modules).length).toBeGreaterThan(0);
+      for (const [name, file] of Object.entries(d.modules)) {
+        expect(fs.existsSync(file), file).toBe(true);
+        // dkms build leaves them uncompressed (only dkms install compresses).
+        expect(file.endsWith('.ko'), file).toBe(true);
+        expect(modinfoField(file, 'vermagic').split(/\s+/)[0], file).toBe(k.krel);
+        expect(modinfoField(file, 'name').replace(/-/g, '_'), file).toBe(name.replace(/-/g, '_'));
+      }
+    }
   });
 });

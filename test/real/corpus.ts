@@ -17,7 +17,9 @@ declare module 'vitest' {
   }
 }
 
-export type Series = '6.1' | '6.12';
+export type Series = '6.1' | '6.12' | '7.x';
+/** The Debian release a kernel comes from: its own suite's toolchain builds its modules. */
+export type Suite = 'bookworm' | 'trixie' | 'trixie-backports';
 export type DpkgArch = 'amd64' | 's390x' | 'i386' | 'armhf';
 
 /** The test modules built from corpus/modules/ against every amd64 header set. */
@@ -40,8 +42,29 @@ export interface CorpusPackage {
   file: string;
 }
 
+/** One build of a Debian DKMS package against a corpus kernel (corpus/debian/dkms.mjs). */
+export interface DkmsBuild {
+  /** Debian package and version, e.g. "v4l2loopback-dkms", "0.12.7-2". */
+  source: string;
+  version: string;
+  /** dkms.conf's PACKAGE_NAME and PACKAGE_VERSION. */
+  dkmsName: string;
+  dkmsVersion: string;
+  /** The suites that offer this version. */
+  suites: string[];
+  /** Whether the package's own release promises to build for this kernel (such builds must succeed). */
+  expected: boolean;
+  toolchain: string;
+  status: 'built' | 'failed' | 'excluded';
+  /** Module name (as dkms.conf's BUILT_MODULE_NAME) → built file (.ko, .ko.xz: as dkms made it). */
+  modules: Record<string, string>;
+  log: string;
+  /** For failed and excluded builds: the first line that says why. */
+  error?: string;
+}
+
 export interface CorpusKernel {
-  /** e.g. "6.1.0-47", "6.12.117+deb12". */
+  /** e.g. "6.1.0-47", "6.12.117+deb12", "7.2.12+deb13". */
   abi: string;
   /** Kernel release (uname -r, lib/modules/<krel>), e.g. "6.1.0-47-amd64". */
   krel: string;
@@ -49,16 +72,24 @@ export interface CorpusKernel {
   /** Debian flavour: amd64, s390x, 686-pae, armmp. */
   flavour: string;
   series: Series;
-  /** Which of the ABIs apt offered for its arch+series this one is. */
-  role: 'oldest' | 'newest' | 'twin';
+  suite: Suite;
+  /** Which of the ABIs apt offered for its arch+suite+series this one is. */
+  role: Role;
+  /**
+   * image: one linux-image package, System.map/config/vmlinuz in /boot. split (7.x):
+   * linux-binary + linux-modules + linux-base, all of it in /usr/lib/modules/<krel>/.
+   */
+  layout: 'image' | 'split';
+  /** The tree is a merged-/usr system: modules in usr/lib/modules, lib -> usr/lib. */
+  mergedUsr: boolean;
   /** Number of files named *.ko* under moduleDir. */
   moduleCount: number;
   compression: 'none' | 'xz';
-  /** Root to use as `depmod -b` / `modprobe -d` base dir (holds lib/modules/<krel> and boot/). */
+  /** Root to use as `depmod -b` / `modprobe -d` base dir (holds lib/modules/<krel>, boot/ unless split). */
   treeRoot: string;
-  /** treeRoot/lib/modules/<krel>: as shipped (no modules.dep etc.: depmod has not run there). */
+  /** treeRoot/[usr/]lib/modules/<krel>: as shipped (no modules.dep etc.: depmod has not run there). */
   moduleDir: string;
-  /** boot/System.map-<krel>. Debian's is a one-line stub (see systemMapIsStub). */
+  /** boot/System.map-<krel>, or moduleDir/System.map (split). Debian's is a one-line stub (see systemMapIsStub). */
   systemMap: string;
   /**
    * True when systemMap is Debian's stub ("The real System.map is in the linux-image-<version>-dbg
@@ -66,15 +97,23 @@ export interface CorpusKernel {
    */
   systemMapIsStub: boolean;
   config: string;
+  /** The bootable image (amd64 always; foreign kernels when shipped). */
+  vmlinuz: string | null;
+  /** CONFIG_MODVERSIONS (7.x has it off: only a module built for the very release loads). */
+  modversions: boolean;
   /** Root the header packages were extracted into (usr/src/…, usr/lib/linux-kbuild-…). */
   headersRoot: string;
   /** The linux-headers-<krel> dir: `make -C <headersDir> M=… modules` works. */
   headersDir: string;
   /** headersDir/Module.symvers. */
   symvers: string;
-  packages: { image: CorpusPackage; headers: CorpusPackage; common: CorpusPackage; kbuild: CorpusPackage };
-  /** All ABIs apt offered for this arch+series when the corpus was prepared. */
+  /** image (layout image) or binary + modules + base (layout split), and headers, common, kbuild. */
+  packages: Partial<Record<'image' | 'binary' | 'modules' | 'base', CorpusPackage>> & { headers: CorpusPackage; common: CorpusPackage; kbuild: CorpusPackage };
+  /** All ABIs apt offered for this arch+suite+series when the corpus was prepared. */
   offeredAbis: string[];
+  /** Which toolchain built the test modules (host: this machine's gcc-12; trixie: gcc-14 in a chroot). */
+  toolchain?: 'host' | 'trixie';
+  compiler?: string;
   /** amd64 only: where the test modules were built. */
   builtDir?: string;
   buildLog?: string;
@@ -82,7 +121,11 @@ export interface CorpusKernel {
   builtSymvers?: string;
   /** amd64 only: test module name → path of its .ko (uncompressed). */
   builtModules?: Record<TestModuleName, string>;
+  /** Every offered version of every DKMS package of the corpus, built (or tried) against this kernel. */
+  dkms?: DkmsBuild[];
 }
+
+export type Role = 'oldest' | 'previous' | 'newest' | 'twin';
 
 export interface CorpusManifest {
   version: number;
@@ -90,14 +133,16 @@ export interface CorpusManifest {
   cacheDir: string;
   /** Architectures the manifest was restricted to (fetch.mjs --only), or null for the full set. */
   only: DpkgArch[] | null;
+  dkmsSources: { name: string; version: string; suites: string[]; file: string; dkmsName: string; dkmsVersion: string }[];
   kernels: CorpusKernel[];
 }
 
 export interface KernelFilter {
   arch?: DpkgArch;
   series?: Series;
+  suite?: Suite;
   flavour?: string;
-  role?: 'oldest' | 'newest' | 'twin';
+  role?: Role;
   /** Only kernels the test modules were built against. */
   built?: boolean;
 }
@@ -127,6 +172,7 @@ export function loadCorpus(): Corpus {
   const matches = (k: CorpusKernel, f: KernelFilter): boolean =>
     (f.arch === undefined || k.arch === f.arch) &&
     (f.series === undefined || k.series === f.series) &&
+    (f.suite === undefined || k.suite === f.suite) &&
     (f.flavour === undefined || k.flavour === f.flavour) &&
     (f.role === undefined || k.role === f.role) &&
     (f.built === undefined || (k.builtModules !== undefined) === f.built);
@@ -149,11 +195,11 @@ export function loadCorpus(): Corpus {
 }
 
 /**
- * The amd64 kernels the initramfs generator tests (dracut, initramfs-tools) build images of:
+ * The bookworm amd64 kernels the initramfs generator tests (dracut, initramfs-tools) build images of:
  * the newest of each series, with the oldest of the same series as the other kernel beside it.
  */
 export function generatorKernels(): { K61: CorpusKernel; K61_OTHER: CorpusKernel; K612: CorpusKernel; K612_OTHER: CorpusKernel } {
   const corpus = loadCorpus();
-  const pick = (series: Series, role: 'newest' | 'oldest') => corpus.kernels({ arch: 'amd64', series, role })[0]!;
+  const pick = (series: Series, role: 'newest' | 'oldest') => corpus.kernels({ arch: 'amd64', suite: 'bookworm', series, role })[0]!;
   return { K61: pick('6.1', 'newest'), K61_OTHER: pick('6.1', 'oldest'), K612: pick('6.12', 'newest'), K612_OTHER: pick('6.12', 'oldest') };
 }

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
-// kabi's native depmod against the installed kmod on the Debian kernel trees of the corpus:
-// a 6.1 .ko tree, a 6.12 .ko.xz tree (amd64) and the big-endian s390x tree. Each tree is
-// copied (module files hard-linked, never written) twice; kmod's depmod -b runs on one copy,
-// kabi on the other, first as shipped, then after adding an extra/ module and weak-updates
-// links (kabi incrementally), then after removing a link. Every output must be byte for byte
-// kmod's, and kmod's modprobe and modinfo must answer the same for every module from either.
+// kabi's native depmod against the kmod of each kernel's own release on the Debian kernel trees
+// of the corpus: kmod 30 (this machine) on a 6.1 .ko tree, a 6.12 .ko.xz tree (amd64) and the
+// big-endian s390x tree; kmod 34 (the trixie chroot, kabi writing kmod 34's pre-order index
+// layout) on the newest 7.x tree (merged /usr). Each tree is copied (module files hard-linked,
+// never written) twice; kmod's depmod -b runs on one copy, kabi on the other, first as shipped,
+// then after adding an extra/ module and weak-updates links (kabi incrementally), then after
+// removing a link. Every output must be byte for byte kmod's, and kmod's modprobe and modinfo
+// must answer the same for every module from either.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
@@ -19,9 +21,10 @@ import { summarizeElfFast, summarizeElfGeneral, summaryFromKernelModule } from '
 import { maybeDecompress } from '../../native-bindings/index.js';
 import { readModule } from '../../src/module/read-module.js';
 import { loadCorpus, type CorpusKernel } from './corpus.js';
+import { kmodOf, kmodRuns } from './kmod.js';
+import { TOOLCHAINS } from '../../corpus/debian/toolchains.mjs';
 
 const corpus = loadCorpus();
-const OUTPUTS = DEPMOD_OUTPUTS.filter((f) => f !== 'modules.weakdep' || installedKmodFlavor().weakdep);
 const made: string[] = [];
 afterAll(() => {
   for (const d of made) rmSync(d, { recursive: true, force: true });
@@ -38,19 +41,26 @@ function copyTree(k: CorpusKernel, label: string): string {
 
 const moduleDir = (root: string, k: CorpusKernel) => join(root, 'lib', 'modules', k.krel);
 
-function kmod(root: string, k: CorpusKernel): { status: number | null; stderr: string } {
-  const r = spawnSync('depmod', ['-b', root, k.krel], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 1 << 28 });
-  return { status: r.status, stderr: r.stderr.split(root).join('<root>') };
+/** kmod's depmod -b root K, with the kmod of the kernel's release. */
+async function kmod(root: string, k: CorpusKernel): Promise<{ status: number | null; stderr: string }> {
+  const [r] = await kmodRuns(kmodOf(k).tool, root, [(at) => ['depmod', '-b', at(root), k.krel]]);
+  return { status: r!.status, stderr: r!.stderr.split(root).join('<root>') };
+}
+
+/** The kmod release kabi writes for: the one on the kernel's own release (its index layout, its decompressors). */
+function flavorOf(k: CorpusKernel) {
+  return kmodOf(k).version === 34 ? kmodFlavor(34, { gz: false, xz: true, zstd: true }) : installedKmodFlavor();
 }
 
 async function kabi(root: string, k: CorpusKernel, changes?: DepmodChange[]) {
-  const r = await runDepmod({ root, release: k.krel, configRoot: '/', externalRoot: '/', ...(changes ? { changes } : {}) });
+  const r = await runDepmod({ root, release: k.krel, configRoot: '/', externalRoot: '/', kmod: flavorOf(k), ...(changes ? { changes } : {}) });
   return { status: r.status, stderr: r.messages.map(formatDepmodMessage).join('').split(root).join('<root>'), stats: r.stats };
 }
 
 /** The output files that differ between two module directories. */
-function differing(a: string, b: string): string[] {
-  return OUTPUTS.filter((f) => {
+function differing(a: string, b: string, k: CorpusKernel): string[] {
+  const outputs = DEPMOD_OUTPUTS.filter((f) => f !== 'modules.weakdep' || flavorOf(k).weakdep);
+  return outputs.filter((f) => {
     const x = existsSync(join(a, f)) ? readFileSync(join(a, f)) : undefined;
     const y = existsSync(join(b, f)) ? readFileSync(join(b, f)) : undefined;
     return x === undefined || y === undefined || !x.equals(y);
@@ -64,17 +74,24 @@ function moduleNames(dir: string): string[] {
     .map((l) => l.slice(0, l.indexOf(':')).split('/').pop()!.split('.')[0]!.replace(/-/g, '_'));
 }
 
-/** Ask kmod's readers about every module, in batches; root paths are masked. */
-function readersAnswer(root: string, k: CorpusKernel, names: string[]): { modprobe: string; modinfo: string } {
+/** Ask kmod's readers (of the kernel's release) about every module, in batches; root paths are masked. */
+async function readersAnswer(root: string, k: CorpusKernel, names: string[]): Promise<{ modprobe: string; modinfo: string }> {
+  const batches: string[][] = [];
+  for (let i = 0; i < names.length; i += 500) batches.push(names.slice(i, i + 500));
+  const runs = await kmodRuns(
+    kmodOf(k).tool,
+    root,
+    batches.flatMap((batch) => [
+      (at: (p: string) => string) => ['modprobe', '-S', k.krel, '-d', at(root), '--show-depends', '-a', ...batch],
+      (at: (p: string) => string) => ['modinfo', '-b', at(root), '-k', k.krel, ...batch],
+    ]),
+  );
   let modprobe = '';
   let modinfo = '';
-  for (let i = 0; i < names.length; i += 500) {
-    const batch = names.slice(i, i + 500);
-    const p = spawnSync('modprobe', ['-S', k.krel, '-d', root, '--show-depends', '-a', ...batch], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    modprobe += `${p.status}\n${p.stdout}${p.stderr}`;
-    const m = spawnSync('modinfo', ['-b', root, '-k', k.krel, ...batch], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    modinfo += `${m.status}\n${m.stdout}${m.stderr}`;
-  }
+  runs.forEach((r, i) => {
+    if (i % 2 === 0) modprobe += `${r.status}\n${r.stdout}${r.stderr}`;
+    else modinfo += `${r.status}\n${r.stdout}${r.stderr}`;
+  });
   return { modprobe: modprobe.split(root).join('<root>'), modinfo: modinfo.split(root).join('<root>') };
 }
 
@@ -89,7 +106,12 @@ function extraModules(k: CorpusKernel): { name: string; from: string }[] {
   ];
 }
 
-const kernels = [corpus.kernel('6.1.0-56-amd64'), corpus.kernels({ arch: 'amd64', series: '6.12', role: 'newest' })[0]!, corpus.kernels({ arch: 's390x' })[0]!];
+const kernels = [
+  corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.1', role: 'twin' })[0]!,
+  corpus.kernels({ arch: 'amd64', suite: 'bookworm', series: '6.12', role: 'newest' })[0]!,
+  corpus.kernels({ arch: 's390x' })[0]!,
+  corpus.kernels({ arch: 'amd64', series: '7.x', role: 'newest' })[0]!,
+];
 
 describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (_label, k) => {
   const a = copyTree(k, 'kmod');
@@ -98,11 +120,11 @@ describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (
   const db = moduleDir(b, k);
 
   it('writes what kmod writes for the tree as shipped', async () => {
-    const km = kmod(a, k);
+    const km = await kmod(a, k);
     const ka = await kabi(b, k);
     expect(ka.status).toBe(km.status);
     expect(km.status).toBe(0);
-    expect(differing(da, db)).toEqual([]);
+    expect(differing(da, db, k)).toEqual([]);
     expect(ka.stderr).toBe(km.stderr);
     expect(ka.stats.parsed).toBe(ka.stats.modules);
   });
@@ -114,15 +136,15 @@ describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (
     const url = new URL('../../dist/src/depmod/index.js', import.meta.url).href;
     const script = `
       const { runDepmod } = await import(${JSON.stringify(url)});
-      const r = await runDepmod({ root: process.argv[1], release: process.argv[2], configRoot: '/', externalRoot: '/' });
+      const r = await runDepmod({ root: process.argv[1], release: process.argv[2], configRoot: '/', externalRoot: '/', kmod: JSON.parse(process.argv[3]) });
       console.log(JSON.stringify({ status: r.status, threads: r.stats.timings['read.threads'], parsed: r.stats.parsed, modules: r.stats.modules }));
     `;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, c, k.krel], { encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, c, k.krel, JSON.stringify(flavorOf(k))], { encoding: 'utf8', timeout: 600_000 });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { status: number; threads: number; parsed: number; modules: number };
     expect(out).toMatchObject({ status: 0, parsed: out.modules });
     expect(out.threads).toBeGreaterThan(0);
-    expect(differing(da, moduleDir(c, k))).toEqual([]);
+    expect(differing(da, moduleDir(c, k), k)).toEqual([]);
   });
 
   it('summarises every module on its fast path, as the general path does', async () => {
@@ -168,30 +190,30 @@ describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (
       for (const root of [da, db]) symlinkSync(target, join(root, link));
       changes.push({ kind: 'added', path: sys(link) });
     }
-    const km = kmod(a, k);
+    const km = await kmod(a, k);
     const ka = await kabi(b, k, changes);
     expect(ka.stats.incremental).toBe(true);
     expect(ka.stats.parsed).toBeLessThanOrEqual(changes.length);
     expect(ka.status).toBe(km.status);
-    expect(differing(da, db)).toEqual([]);
+    expect(differing(da, db, k)).toEqual([]);
     expect(ka.stderr).toBe(km.stderr);
     expect(readFileSync(join(db, 'modules.dep'), 'latin1')).toContain(`extra/${first}`);
 
     // Remove a link again.
     for (const root of [da, db]) unlinkSync(join(root, links[0]![0]));
-    const km2 = kmod(a, k);
+    const km2 = await kmod(a, k);
     const ka2 = await kabi(b, k, [{ kind: 'removed', path: sys(links[0]![0]) }]);
     expect(ka2.stats.incremental).toBe(true);
     expect(ka2.stats.parsed).toBe(0);
-    expect(differing(da, db)).toEqual([]);
+    expect(differing(da, db, k)).toEqual([]);
     expect(ka2.stderr).toBe(km2.stderr);
   });
 
-  it("kmod's modprobe and modinfo answer the same from kabi's files, for every module", () => {
+  it("kmod's modprobe and modinfo answer the same from kabi's files, for every module", async () => {
     const names = moduleNames(da);
     expect(names.length).toBeGreaterThan(2000);
-    const fromKmod = readersAnswer(a, k, names);
-    const fromKabi = readersAnswer(b, k, names);
+    const fromKmod = await readersAnswer(a, k, names);
+    const fromKabi = await readersAnswer(b, k, names);
     expect(fromKabi.modprobe === fromKmod.modprobe).toBe(true);
     expect(fromKabi.modinfo === fromKmod.modinfo).toBe(true);
     expect(fromKmod.modprobe).toContain('insmod <root>/lib/modules/');
@@ -218,19 +240,20 @@ describe.each(kernels.map((k) => [k.krel, k] as const))('native depmod on %s', (
   }
 
   if (k.arch === 'amd64' && k.series === '6.1') {
-    it("kmod's readers also read kmod 34's pre-order layout as written by kabi", async () => {
-      const shipped = copyTree(k, 'kmod-shipped');
-      expect(kmod(shipped, k).status).toBe(0);
+    it("kabi writing for kmod 34 is byte for byte kmod 34's depmod on the same tree, and kmod 30's readers read it as their own", async () => {
+      const kmod34 = copyTree(k, 'kmod34');
+      const [r34] = await kmodRuns(TOOLCHAINS.trixie, kmod34, [(at) => ['depmod', '-b', at(kmod34), k.krel]]);
+      expect(r34!.status, r34!.stderr).toBe(0);
       const c = copyTree(k, 'kabi34');
-      const r = await runDepmod({ root: c, release: k.krel, configRoot: '/', externalRoot: '/', kmod: kmodFlavor(34), cache: false });
+      const r = await runDepmod({ root: c, release: k.krel, configRoot: '/', externalRoot: '/', kmod: kmodFlavor(34, { gz: false }), cache: false });
       expect(r.status).toBe(0);
       const dc = moduleDir(c, k);
-      const ds = moduleDir(shipped, k);
-      // The texts are the same; the indexes hold the same tries with the root first.
-      expect(differing(ds, dc).filter((f) => !f.endsWith('.bin'))).toEqual([]);
+      expect(DEPMOD_OUTPUTS.filter((f) => !readFileSync(join(dc, f)).equals(readFileSync(join(moduleDir(kmod34, k), f))))).toEqual([]);
       expect(readFileSync(join(dc, 'modules.dep.bin')).readUInt32BE(8) & 0x0fffffff).toBe(12);
+      const shipped = copyTree(k, 'kmod-shipped');
+      expect((await kmod(shipped, k)).status).toBe(0);
       const names = moduleNames(dc);
-      expect(readersAnswer(c, k, names).modprobe === readersAnswer(shipped, k, names).modprobe).toBe(true);
+      expect((await readersAnswer(c, k, names)).modprobe === (await readersAnswer(shipped, k, names)).modprobe).toBe(true);
     });
   }
 });

@@ -17,7 +17,11 @@ interface InspectJson {
 
 const corpus = loadCorpus();
 
-describe.each(corpus.kernels().filter((k) => k.role !== 'twin').map((k) => [`${k.krel} (${k.arch}, ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`, k] as const))('module reader vs kmod on %s', (_label, k) => {
+// Every bookworm ABI the corpus has (but the twin); of trixie's and 7.x's, the newest (their other ABIs
+// are the same code built again).
+const kernels = corpus.kernels().filter((k) => k.role !== 'twin' && (k.suite === 'bookworm' || k.role === 'newest'));
+
+describe.each(kernels.map((k) => [`${k.krel} (${k.arch}, ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`, k] as const))('module reader vs kmod on %s', (_label, k) => {
   const files = moduleFiles(k.moduleDir);
   let inspected: InspectJson[] = [];
 
@@ -74,7 +78,8 @@ describe.each(corpus.kernels().filter((k) => k.role !== 'twin').map((k) => [`${k
       checked++;
       const kbuild = rel.slice('kernel/'.length).replace(/\.ko(\.xz)?$/, '');
       const want = (byModule.get(kbuild) ?? []).map((e) => `${e.symbol} 0x${e.crc.toString(16).padStart(8, '0')} ${e.exportType === 'EXPORT_SYMBOL_GPL'} ${e.namespace ?? ''}`).sort();
-      const got = j.exports.map((e) => `${e.symbol} ${e.crc} ${e.gpl} ${e.namespace ?? ''}`).sort();
+      // Without modversions (7.x) the module has no CRCs and Module.symvers writes 0 for each.
+      const got = j.exports.map((e) => `${e.symbol} ${e.crc ?? (k.modversions ? null : '0x00000000')} ${e.gpl} ${e.namespace ?? ''}`).sort();
       exportsSeen += got.length;
       if (JSON.stringify(want) !== JSON.stringify(got)) diffs.push(`${rel}: symvers ${want.length} vs kabi ${got.length}: ${want.filter((w) => !got.includes(w)).slice(0, 2)} | ${got.filter((g) => !want.includes(g)).slice(0, 2)}`);
     }

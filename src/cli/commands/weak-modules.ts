@@ -1,7 +1,8 @@
 import { release as osRelease } from 'node:os';
 import { isKabiError, KabiError } from '../../errors.js';
 import { errnoCode } from '../../fs.js';
-import { initramfsStep, isExecutable } from '../../linker/initramfs-step.js';
+import { initramfsStep } from '../../linker/initramfs-step.js';
+import { runCommand, type Runner } from '../../util/run.js';
 import { planAddKernel, planAddModules, planRemoveKernel, planRemoveModules } from '../../linker/plan.js';
 import { depmodStep } from '../../linker/post.js';
 import { runLinker } from '../../linker/run.js';
@@ -88,13 +89,18 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
   const log = (line: string) => verbose && io.stdout(line + '\n');
   const warn = (line: string) => io.stderr(line + '\n');
 
-  // dracut is needed only if this run may rebuild an image (the el9 script demands it
-  // even with --no-initramfs, which breaks minimal containers).
-  const mayRebuild = !noInitramfs && !dryRun && !checkProg && mode !== 'remove-kernel';
-  if (mayRebuild && !(await isExecutable(dracut))) {
-    io.stdout(`weak-modules: could not find dracut at ${dracut}\n`);
-    return 1;
-  }
+  // el9 refuses to start without dracut, even when no image would be rebuilt (a kernel's own
+  // %posttrans runs before its first image exists, and minimal roots have no dracut): kabi
+  // says el9's line, with el9's status, only when an image must really be rebuilt.
+  let dracutMissing = false;
+  const runInitramfs: Runner = async (cmd, args, runOpts) => {
+    const r = await runCommand(cmd, args, runOpts);
+    if (cmd === dracut && r.spawnError !== undefined && !dracutMissing) {
+      dracutMissing = true;
+      io.stdout(`weak-modules: could not find dracut at ${dracut}\n`);
+    }
+    return r;
+  };
 
   const release = parsed.positionals[0] ?? osRelease();
   const opts = { root, fs: io.fs, cwd: io.cwd, semantics: 'depmod' as const, badInput: 'warn' as const };
@@ -126,7 +132,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
         mode === 'remove-kernel' ? undefined : depmodStep(plan, { root, fs: io.fs, depmodMode: o.has('system-depmod') ? 'system' : 'native', kernels, dryRun, log, warn }),
       ...(noInitramfs || mode === 'remove-kernel'
         ? {}
-        : { initramfs: (plan, kernels) => initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, ...(checkProg ? { checkProg } : {}) }) }),
+        : { initramfs: (plan, kernels) => initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, run: runInitramfs, ...(checkProg ? { checkProg } : {}) }) }),
     });
   } catch (e) {
     if (isKabiError(e) && e.code === 'KERNEL_NOT_FOUND') {
@@ -139,7 +145,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
   // Incompatible modules, and files or kernels skipped with a warning, leave the exit status
   // 0 (scriptlets run this with \`|| exit $?\`); a kernel that could not be updated (and was
   // left as it was) does not.
-  return run.result.failed.length > 0 ? 1 : 0;
+  return run.result.failed.length > 0 || dracutMissing ? 1 : 0;
 }
 
 export const weakModulesCommand: Command = {
