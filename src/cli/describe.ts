@@ -32,7 +32,7 @@ export type Operand = Completion | readonly string[];
 
 /**
  * What the operands of each command (or "command subcommand") are, for completion. A command
- * missing here completes files; test/cli/completion.test.ts checks the list is whole.
+ * missing here completes files; test/cli/conventions.test.ts checks the list is whole.
  */
 export const OPERANDS: Readonly<Record<string, Operand>> = {
   check: 'file',

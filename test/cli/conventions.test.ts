@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { memoryIo } from '../../src/cli/io.js';
-import { main } from '../../src/cli/main.js';
+import { commands, main } from '../../src/cli/main.js';
+import { describeCommands, OPERANDS } from '../../src/cli/describe.js';
 import { parseOptions } from '../../src/cli/options.js';
 import { cellTone } from '../../src/status/render.js';
 import type { Cell } from '../../src/status/types.js';
@@ -207,6 +208,16 @@ describe('shell completion and man pages, from the option tables', () => {
     expect(complete('kabi', 'link', '--semantics', '')).toEqual(['loader', 'depmod']);
     expect(complete('kabi', 'initramfs', '')).toEqual(['ls', 'check', 'update', 'regenerate', 'flush']);
     expect(complete('kabi', 'link', '--root', fx.root, '--add-kernel', '').sort()).toEqual([OLD, NEW]);
+  });
+
+  it('knows what the operands of every command and subcommand are', async () => {
+    const models = await describeCommands(commands);
+    const keys = models.flatMap((m) => (m.subcommands.length === 0 ? [m.name] : m.subcommands.map((s) => `${m.name} ${s.name}`)));
+    expect(keys.filter((k) => !(k in OPERANDS))).toEqual([]);
+    expect(Object.keys(OPERANDS).filter((k) => !keys.includes(k))).toEqual([]);
+    // Every option a command parses with is in its model (so in its man page and completion).
+    const link = models.find((m) => m.name === 'link')!;
+    expect(Object.keys(link.options)).toEqual(expect.arrayContaining(['root', 'kernel', 'add', 'remove', 'add-kernel', 'remove-kernel', 'dry-run', 'depmod', 'initramfs']));
   });
 
   it('zsh and fish scripts parse, and fish completes the same words', () => {
