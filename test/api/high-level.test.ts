@@ -112,6 +112,25 @@ describe('the high-level API has the CLI’s defaults', () => {
     expect(errors).toEqual(['nosuch: IO']);
   });
 
+  it('preserve and initramfs calls are kabi preserve and kabi initramfs, and print as their --json', async () => {
+    const fx = root();
+    mod(fx, 'drv');
+    const saved = await preserve.save({ root: fx.root, kernel: OLD });
+    expect(saved.saved).toBe(true);
+    const list = await preserve.list({ root: fx.root });
+    expect(list.map((x) => x.release)).toEqual([OLD]);
+    expect(JSON.parse(JSON.stringify(list))).toEqual(JSON.parse((await kabi(['preserve', 'list', '--root', fx.root, '--json'])).out));
+    // Another root has no running kernel of its own: it must be named.
+    await expect(preserve.save({ root: fx.root })).rejects.toMatchObject({ code: 'USAGE' });
+    const img = await initramfs.check(NEW, { root: fx.root });
+    expect(img.exists).toBe(false);
+    // The CLI spells an absent value null where the JSON form leaves it out.
+    const cli = JSON.parse((await kabi(['initramfs', 'check', '--root', fx.root, '--json', NEW])).out, (_k, v: unknown) => (v === null ? undefined : v));
+    expect(JSON.parse(JSON.stringify(img))).toEqual(cli);
+    // An image that was never built is not created.
+    expect((await initramfs.update(NEW, { root: fx.root })).action).toBe('none');
+  });
+
   it('a root that does not exist is ROOT_NOT_FOUND from every call, as from every command (dry runs too)', async () => {
     const missing = join(makeRoot('kabi-api-gone-').root, 'typo');
     const calls: [string, () => Promise<unknown>][] = [
