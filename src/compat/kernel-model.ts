@@ -6,7 +6,7 @@ import { loadDepmodConfig, type DepmodConfig } from '../depmod/config.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { loaderConfigFrom, parseKernelConfig } from '../kernel/kconfig.js';
 import { chooseModules, scanModuleFiles, type ModuleFile } from '../kernel/module-tree.js';
-import { hostPath, readSystemFile, realHostPath } from '../kernel/paths.js';
+import { confinedPath, readSystemFile } from '../kernel/paths.js';
 import { readModuleFile, type KernelModule } from '../module/read-module.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
 import { readSymversFile } from '../symvers/read-file.js';
@@ -89,7 +89,7 @@ export async function loadKernelModel(kernel: InstalledKernel, opts: KernelModel
   if (opts.extraFiles) files = [...files, ...opts.extraFiles];
   const chosen = chooseModules(depmodConfig, files);
 
-  const symversTable = kernel.symvers ? await readSymversFile((await realHostPath(fs, root, kernel.symvers.path)) ?? hostPath(root, kernel.symvers.path), { fs }) : undefined;
+  const symversTable = kernel.symvers ? await readSymversFile(await confinedPath(fs, root, kernel.symvers.path), { fs }) : undefined;
   const parseAll = opts.parseAllModules === true || symversTable === undefined;
   const byKbuildPath = symversTable ? groupByModulePath(symversTable) : undefined;
 

@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { updateDepmod, formatDepmodMessage, type DepmodChange } from '../depmod/index.js';
 import { DepmodReaderThreads } from '../depmod/reader-threads.js';
 import { KabiError } from '../errors.js';
-import type { KabiFs } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
+import { nodeFs, readRegularFile, READ_BUDGETS, type KabiFs } from '../fs.js';
+import { confinedPath } from '../kernel/paths.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { runCommand, which, type Runner } from '../util/run.js';
 import type { DepmodStep } from './apply.js';
@@ -29,9 +28,9 @@ export interface DepmodStepOptions {
   run?: Runner;
 }
 
-async function isRealSystemMap(file: string): Promise<boolean> {
+async function isRealSystemMap(fs: KabiFs, file: string): Promise<boolean> {
   try {
-    const text = new TextDecoder().decode(await readFile(file));
+    const text = new TextDecoder().decode(await readRegularFile(fs, file, READ_BUDGETS.symbols));
     return text.includes(' __ksymtab_');
   } catch {
     return false;
@@ -80,6 +79,7 @@ export function depmodStep(plan: Plan, opts: DepmodStepOptions & { dryRun?: bool
   const mode = opts.depmodMode ?? 'native';
   if (mode === 'none') return undefined;
   const run = opts.run ?? runCommand;
+  const fs = opts.fs ?? nodeFs;
   let binary: string | undefined;
   // One set of reader threads for every kernel refreshed (their code stays warm), ended by close().
   const readers = new DepmodReaderThreads();
@@ -97,9 +97,10 @@ export function depmodStep(plan: Plan, opts: DepmodStepOptions & { dryRun?: bool
     async run(release) {
       const k = opts.kernels.find((x) => x.release === release)!;
       const depmod = mode === 'system' ? (binary ??= opts.depmod ?? (await which('depmod')) ?? '/sbin/depmod') : 'kabi depmod';
-      const map = k.systemMap === undefined ? undefined : hostPath(opts.root, k.systemMap);
+      // Resolved inside the root: a System.map linked to an absolute path names the root's file.
+      const map = k.systemMap === undefined ? undefined : await confinedPath(fs, opts.root, k.systemMap);
       // Debian ships a stub System.map: with it, -e would call every kernel symbol unknown.
-      const errsyms = map !== undefined && (await isRealSystemMap(map)) ? ['-ae', '-F', map] : ['-a'];
+      const errsyms = map !== undefined && (await isRealSystemMap(fs, map)) ? ['-ae', '-F', map] : ['-a'];
       const args = [...(opts.root !== '/' ? ['-b', opts.root] : []), ...errsyms, release];
       opts.log([depmod, ...args].join(' '));
       if (opts.dryRun) return true;

@@ -18,7 +18,7 @@ import { baseRpm, kernelRpm, kmodRpm, RHEL_DEPMOD_CONF } from './rpm-packages.js
 import { rpmRoot, rpmScriptletFailures } from './rpm.js';
 import { afterStep } from './step-check.js';
 
-const LEFTOVER_DIRS = ['boot', 'usr/lib/modules', 'usr/sbin', 'usr/libexec', 'etc/alternatives', 'var/lib/dpkg/alternatives', 'run', 'etc/kernel'];
+const LEFTOVER_DIRS = ['boot', 'usr/lib/modules', 'var/cache/kabi', 'usr/sbin', 'usr/libexec', 'etc/alternatives', 'var/lib/dpkg/alternatives', 'run', 'etc/kernel'];
 
 describe('rpm --root: kabi package, kernel-core and kmod packages', () => {
   let root: HostRoot;
@@ -116,6 +116,6 @@ describe('rpm --root: kabi package, kernel-core and kmod packages', () => {
     const r = step('rpm -e kabi', ['-e', 'kabi'], false);
     expect(r.problems).toEqual([]);
     expect(existsSync(root.path('usr/sbin/weak-modules'))).toBe(false);
-    expect(root.listing(['usr/libexec/kabi', 'usr/lib/node_modules/kabi', 'etc/alternatives/weak-modules'])).toEqual([]);
+    expect(root.listing(['usr/libexec/kabi', 'usr/lib/node_modules/kabi', 'etc/alternatives/weak-modules', 'var/cache/kabi'])).toEqual([]);
   });
 });
