@@ -112,12 +112,9 @@ export const READ_BUDGETS = {
   cache: { what: 'depmod cache', maxBytes: 1024 * MiB },
 } as const satisfies Record<string, ReadBudget>;
 
-/**
- * Flags for opening an input: O_NONBLOCK, so opening a FIFO never waits for a writer (it is
- * then refused by its type; nothing changes for a regular file); O_NOCTTY, so a terminal never
- * becomes ours.
- */
-export const OPEN_FOR_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+// O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused by its type);
+// it changes nothing for a regular file. O_NOCTTY: a terminal never becomes ours.
+const OPEN_FOR_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
 
 export function formatBytes(n: number): string {
   if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;

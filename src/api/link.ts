@@ -110,6 +110,7 @@ export async function apply(what: LinkRequest | Plan, opts: LinkApplyOptions = {
     semantics: opts.semantics ?? 'loader',
     policy: { forwardOnly: opts.forwardOnly === true, multiVersion: opts.multiVersion === true, sources: 'all', requireSymvers: false },
   };
+  const forget = given ? (given.mode === 'remove-kernel' ? given.kernels[0]?.release : undefined) : 'removeKernel' in what ? what.removeKernel : undefined;
   const run = await runLinker({
     root,
     fs,
@@ -128,6 +129,8 @@ export async function apply(what: LinkRequest | Plan, opts: LinkApplyOptions = {
       for (const w of p.warnings) warn(w);
       opts.onPlan?.(p);
     },
+    // --remove-kernel: kabi's depmod cache of that kernel goes with it (the host's removal path does not know it).
+    ...(forget !== undefined ? { forgetKernel: forget } : {}),
     depmod: (p, installed) => (p.mode === 'remove-kernel' || dryRun ? undefined : depmodStep(p, { requireInstalled: false, root, kernels: installed, log, warn, depmodMode, fs })),
     ...(initramfs === 'none' ? {} : { initramfs: (p) => refreshStep({ root, fs, plan: p, strategy: initramfs, log, warn }) }),
   });

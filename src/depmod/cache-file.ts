@@ -364,6 +364,23 @@ export async function removeCache(fs: KabiFs, root: string, release: string): Pr
   }
 }
 
+/**
+ * A kernel's removal path: its cache goes (the host's removal lists do not know it), and so
+ * do the caches of kernels already gone.
+ */
+export async function forgetCache(fs: KabiFs, root: string, release: string): Promise<void> {
+  const loc = await cacheLocation(fs, root, release);
+  if (loc === undefined) return;
+  await removeCache(fs, root, release);
+  await pruneCaches(fs, root, loc);
+  try {
+    // The directory is kabi's too: gone with the last kernel's cache.
+    await fs.rmdir(loc.dir);
+  } catch {
+    /* other kernels' caches are still there */
+  }
+}
+
 /** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */
 export async function pruneCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
   let names: string[];

@@ -1,3 +1,4 @@
+import { forgetCache as forgetDepmodCache } from '../depmod/cache-file.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
@@ -21,6 +22,11 @@ export interface LinkerRunOptions {
   initramfs?: (plan: Plan, kernels: readonly InstalledKernel[]) => (release: string) => Promise<void>;
   warn: (line: string) => void;
   lockTimeoutMs?: number;
+  /**
+   * The kernel a --remove-kernel run takes away: kabi's depmod cache of it goes too (after
+   * the links, under the lock), since the host's removal path does not know that file.
+   */
+  forgetKernel?: string;
 }
 
 /** A whole linker run: the plan, where each kernel ended, and whether a signal stopped it. */
@@ -67,6 +73,9 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         }
         for (const c of result.cleanupLeft) opts.warn(`kernel ${c.release} done, but what it staged could not be removed (${c.error.message}); the next run removes it`);
         if (result.notStarted.length > 0) opts.warn(`interrupted: kernels ${result.notStarted.join(', ')} were not changed; run the command again to finish`);
+        if (opts.forgetKernel !== undefined) {
+          await forgetDepmodCache(fs, opts.root, opts.forgetKernel).catch((e: Error) => opts.warn(`cannot remove kabi's depmod cache of ${opts.forgetKernel}: ${e.message}`));
+        }
         if (opts.initramfs && !stops.signal.aborted) await refreshImages(plan, result.done, opts.initramfs(plan, kernels));
         return { plan, result, interrupted: stops.status() };
       } finally {

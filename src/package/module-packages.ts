@@ -1,5 +1,5 @@
 import type { KabiFs } from '../fs.js';
-import { isNotFound, OPEN_FOR_READ } from '../fs.js';
+import { isNotFound } from '../fs.js';
 import { readModuleBytes, type KernelModule } from '../module/read-module.js';
 import { PackageArchive } from './archive.js';
 import { isModulePath } from './entry.js';
@@ -17,11 +17,11 @@ const RPM = [0xed, 0xab, 0xee, 0xdb];
 export async function isPackageFile(fs: KabiFs, path: string): Promise<boolean> {
   let head: Uint8Array;
   try {
-    // Without blocking, and only a regular file: a FIFO or device given as a module is the
-    // module reader's to refuse (NOT_A_FILE), never a read that waits for a writer.
-    const h = await fs.open(path, OPEN_FOR_READ);
+    // Only a regular file can be a package: opening a FIFO would wait for a writer forever,
+    // and a device is the module reader's to refuse in its own words.
+    if (!(await fs.stat(path)).isFile()) return false;
+    const h = await fs.open(path, 'r');
     try {
-      if (!(await h.stat()).isFile()) return false;
       const buf = Buffer.alloc(8);
       const { bytesRead } = await h.read(buf, 0, 8, 0);
       head = buf.subarray(0, bytesRead);

@@ -1,7 +1,7 @@
 // The high-level API (src/api/, exported from src/index.ts) does what the kabi commands do,
 // with the same defaults: the loader's rules, links as the installed system sees them, depmod
 // finished in the same run, and a root that does not exist is an error, never an empty answer.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
@@ -76,6 +76,19 @@ describe('the high-level API has the CLI’s defaults', () => {
     await apply(p, {});
     expect(Object.keys(weakLinks(fx.root, NEW))).toEqual(['dkms/drv.ko']);
     expect(readFileSync(fx.path(`/lib/modules/${NEW}/modules.dep`), 'utf8')).toContain('weak-updates/dkms/drv.ko:');
+  });
+
+  it('apply({ removeKernel }) takes kabi\'s depmod cache of that kernel with it, as kabi link --remove-kernel', async () => {
+    const fx = root();
+    mkdirSync(fx.path('/var/cache'), { recursive: true });
+    await apply({ add: [mod(fx, 'drv')] }, { root: fx.root });
+    const cache = (k: string) => fx.path(`/var/cache/kabi/depmod/${k}`);
+    expect(existsSync(cache(NEW))).toBe(true);
+    await apply({ removeKernel: NEW }, { root: fx.root });
+    expect(weakLinks(fx.root, NEW)).toEqual({});
+    expect(existsSync(cache(NEW))).toBe(false);
+    expect((await kabi(['link', '--root', fx.root, '--remove-kernel', OLD])).code).toBe(0);
+    expect(existsSync(cache(OLD))).toBe(false);
   });
 
   it('kernels: only those kernels change, as kabi link --kernel', async () => {

@@ -294,6 +294,23 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     // Also for a kernel that never had weak-updates, or does not exist at all.
     expect((await wm(['--basedir', fx.root, '--remove-kernel', '9.9.9'])).status).toBe(0);
   });
+
+  it('--remove-kernel takes kabi\'s depmod cache of the kernel with it (the host\'s removal path does not know it)', async () => {
+    const fx = threeKernels();
+    mkdirSync(join(fx.root, 'var/cache'), { recursive: true });
+    const m = extraModule(fx, A, 'drv.ko', basic('drv'));
+    await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], m);
+    const cache = (k: string) => join(fx.root, 'var/cache/kabi/depmod', k);
+    expect(existsSync(cache(B))).toBe(true);
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', B, '--dry-run'])).status).toBe(0);
+    expect(existsSync(cache(B))).toBe(true);
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
+    expect(existsSync(cache(B))).toBe(false);
+    expect(existsSync(cache(A))).toBe(true);
+    // The last kernel's removal leaves no directory of kabi's behind.
+    for (const k of [A, C]) expect((await wm(['--basedir', fx.root, '--remove-kernel', k])).status).toBe(0);
+    expect(existsSync(join(fx.root, 'var/cache/kabi/depmod'))).toBe(false);
+  });
 });
 
 describe('weak-modules initramfs handling and the command line', () => {

@@ -127,6 +127,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
         for (const w of plan.warnings) warn(`weak-modules: ${w}`);
         if (mode === 'remove-kernel' && plan.kernels[0]) log(`rm -rf ${root === '/' ? '' : root}/lib/modules/${release}/weak-updates/*`);
       },
+      ...(mode === 'remove-kernel' ? { forgetKernel: release } : {}),
       // --remove-kernel runs neither depmod nor the initramfs step (the original exits first).
       depmod: (plan, kernels) =>
         mode === 'remove-kernel' ? undefined : depmodStep(plan, { root, fs: io.fs, depmodMode: o.has('system-depmod') ? 'system' : 'native', kernels, dryRun, log, warn }),
