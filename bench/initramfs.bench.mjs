@@ -9,7 +9,8 @@
 //   node bench/initramfs.bench.mjs [--quick]   (needs `npm run build`, root, dracut, unshare)
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { namespaceScript } from './lib.mjs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,21 +53,7 @@ function prepare() {
   const fw = join(work, 'fw');
   mkdirSync(join(fw, 'intel-ucode'), { recursive: true });
   writeFileSync(join(fw, 'intel-ucode', '06-55-04'), 'dummy intel microcode');
-  const ns = join(work, 'ns.sh');
-  writeFileSync(
-    ns,
-    `#!/bin/sh
-set -e
-R=$1; W=$2; shift 2
-rm -rf "$W/u" "$W/w"; mkdir -p "$W/u" "$W/w"
-mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$W/u,workdir=$W/w" /usr/lib
-mkdir -p /usr/lib/modules
-mount --bind "$R/lib/modules" /usr/lib/modules
-mount --bind "$R/boot" /boot
-exec "$@"
-`,
-  );
-  chmodSync(ns, 0o755);
+  const ns = namespaceScript(work);
   symlinkSync(ns, join(work, 'ns'));
   inNs(['depmod', '-a', K.krel]);
 }
@@ -92,7 +79,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const NATIVE = `
 import { updateImage } from ${JSON.stringify(lib)};
-const r = await updateImage({ root: process.argv[1], release: process.argv[2], backup: false });
+const r = await updateImage({ root: process.argv[1], release: process.argv[2] });
 console.log('KABI-SIZE ' + r.bytesAfter);
 if (!r.updated) { console.error('nothing updated'); process.exit(1); }
 `;

@@ -74,3 +74,28 @@ export function table(rows) {
 
 export const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 export const ratio = (ref, ours) => `${(ref / ours).toFixed(1)}× faster`;
+
+/**
+ * A script `ns.sh ROOT WORK CMD...` that runs CMD in a private mount namespace (call it through
+ * `unshare --mount`) where ROOT's lib/modules and boot are this machine's /usr/lib/modules and
+ * /boot (an overlay over /usr/lib gives the former a mount point), and, with `dracutConf`,
+ * WORK/conf.d is /etc/dracut.conf.d. Nothing of this machine's /lib/modules or /boot is touched.
+ */
+export function namespaceScript(work, { dracutConf = false } = {}) {
+  const ns = join(work, 'ns.sh');
+  writeFileSync(
+    ns,
+    `#!/bin/sh
+set -e
+R=$1; W=$2; shift 2
+rm -rf "$W/u" "$W/w"; mkdir -p "$W/u" "$W/w"
+mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$W/u,workdir=$W/w" /usr/lib
+mkdir -p /usr/lib/modules
+mount --bind "$R/lib/modules" /usr/lib/modules
+mount --bind "$R/boot" /boot
+${dracutConf ? 'mkdir -p "$W/conf.d"\nmount --bind "$W/conf.d" /etc/dracut.conf.d\n' : ''}exec "$@"
+`,
+    { mode: 0o755 },
+  );
+  return ns;
+}

@@ -57,6 +57,8 @@ export type { ProviderGroup, NeededSymbol } from './status/providers.js';
 export { initramfs, type InitramfsCheckOptions, type InitramfsUpdateOptions, type InitramfsRegenerateOptions, type InitramfsFlushOptions } from './api/initramfs.js';
 export type { ImageCheck, ImageChange, ChangeKind } from './initramfs/check.js';
 export type { ImageLimits } from './initramfs/limits.js';
+export type { HostView } from './initramfs/generator/host-view.js';
+export type { PlannedLink } from './initramfs/generator/installed-modules.js';
 export type { RefreshResult, RefreshAction, RefreshStrategy } from './initramfs/refresh.js';
 export type { UpdateResult, UpdateOperation } from './initramfs/update.js';
 export type { RegenerateResult, GeneratorName } from './initramfs/generators.js';

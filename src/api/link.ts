@@ -132,7 +132,7 @@ export async function apply(what: LinkRequest | Plan, opts: LinkApplyOptions = {
     // --remove-kernel: kabi's depmod cache of that kernel goes with it (the host's removal path does not know it).
     ...(forget !== undefined ? { forgetKernel: forget } : {}),
     depmod: (p, installed) => (p.mode === 'remove-kernel' || dryRun ? undefined : depmodStep(p, { requireInstalled: false, root, kernels: installed, log, warn, depmodMode, fs })),
-    ...(initramfs === 'none' ? {} : { initramfs: (p) => refreshStep({ root, fs, plan: p, strategy: initramfs, log, warn }) }),
+    ...(initramfs === 'none' ? {} : { initramfs: (p) => refreshStep({ root, fs, plan: p, strategy: initramfs, log, warn, dryRun }) }),
   });
   return withJsonForm({ ...run.result, plan: run.plan, dryRun, warnings, interrupted: run.interrupted });
 }

@@ -5,13 +5,18 @@ import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs, readTextIfExists } from '../fs.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { findKernel } from './check.js';
+import { processAlive } from './image-lock.js';
 import { refreshInitramfs, type RefreshOptions, type RefreshResult, type RefreshStrategy } from './refresh.js';
 
 /*
- * Deferred refreshes, for package transactions: each %post that changes modules records its
- * kernel (cheap, no image touched), and one %posttrans `kabi initramfs flush` rebuilds every
- * recorded image once. Records live in /run (as SUSE's /run/regenerate-initrd does): a reboot
- * before the flush boots the old, still consistent image.
+ * Deferred refreshes, for package transactions: each %post (or weak-modules'
+ * --check-initramfs-prog) that changes modules records its kernel and the module files that
+ * changed (cheap, no image touched), and one %posttrans `kabi initramfs flush` takes the same
+ * decision every path takes for each recorded image, once, with every change recorded for it.
+ * Records live in /run (as SUSE's /run/regenerate-initrd does): a reboot before the flush
+ * boots the old, still consistent image. Each call writes its own record file, so two
+ * transactions recording at once lose nothing; a flush claims a kernel's records by renaming
+ * them, and records claimed by a flush that was killed are put back by the next one.
  */
 
 export const DEFAULT_STATE_DIR = '/run/kabi/initramfs';
@@ -30,7 +35,7 @@ interface StateOptions {
 }
 
 function checkRelease(release: string): void {
-  if (release === '' || release.startsWith('.') || release.includes('/') || release.includes('\0')) {
+  if (release === '' || release.startsWith('.') || release.includes('/') || release.includes('\0') || release.includes('@')) {
     throw new KabiError('USAGE', `"${release}" is not a kernel release`);
   }
 }
@@ -46,18 +51,21 @@ async function stateHost(fs: KabiFs, root: string, stateDir: string, create: boo
   return resolved;
 }
 
-/** Record that `release`'s image needs a refresh (merged with what is recorded already). */
+/** `RELEASE.json` (earlier kabi) or `RELEASE@PID-HEX.json`: the release a record file is for. */
+function releaseOfFile(name: string): string | undefined {
+  const m = /^([^@/]+)(?:@[0-9a-z-]+)?\.json$/.exec(name);
+  return m?.[1];
+}
+
+/** Record that `release`'s image needs a refresh (one file per call; listDeferred merges them). */
 export async function deferRefresh(opts: StateOptions & { release: string; changedModules?: readonly string[] }): Promise<DeferredRecord> {
   checkRelease(opts.release);
   const fs = opts.fs ?? nodeFs;
   const dir = (await stateHost(fs, opts.root ?? '/', opts.stateDir ?? DEFAULT_STATE_DIR, true))!;
-  const file = posix.join(dir, `${opts.release}.json`);
-  const old = await readRecord(fs, file);
-  let changed: string[] | undefined;
-  if (opts.changedModules === undefined || (old !== undefined && old.changedModules === undefined)) changed = undefined;
-  else changed = [...new Set([...(old?.changedModules ?? []), ...opts.changedModules])].sort();
-  const record: DeferredRecord = { release: opts.release, changedModules: changed, since: old?.since ?? new Date().toISOString() };
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  const id = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const file = posix.join(dir, `${opts.release}@${id}.json`);
+  const record: DeferredRecord = { release: opts.release, changedModules: opts.changedModules === undefined ? undefined : [...new Set(opts.changedModules)].sort(), since: new Date().toISOString() };
+  const tmp = `${file}.tmp`;
   await fs.writeFile(tmp, JSON.stringify(record) + '\n', { flag: 'wx', mode: 0o644 });
   await fs.rename(tmp, file);
   return record;
@@ -76,7 +84,27 @@ async function readRecord(fs: KabiFs, file: string): Promise<DeferredRecord | un
   }
 }
 
-/** Kernels waiting for a refresh, in name order. */
+function merge(records: readonly DeferredRecord[]): DeferredRecord {
+  const whole = records.some((r) => r.changedModules === undefined);
+  return {
+    release: records[0]!.release,
+    changedModules: whole ? undefined : [...new Set(records.flatMap((r) => r.changedModules ?? []))].sort(),
+    since: records.map((r) => r.since).sort()[0] ?? '',
+  };
+}
+
+/** Record files per release, in name order. */
+async function recordFiles(fs: KabiFs, dir: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const name of (await fs.readdir(dir)).sort()) {
+    const release = releaseOfFile(name);
+    if (release === undefined) continue;
+    out.set(release, [...(out.get(release) ?? []), posix.join(dir, name)]);
+  }
+  return out;
+}
+
+/** Kernels waiting for a refresh, each with every change recorded for it, in name order. */
 export async function listDeferred(opts: StateOptions = {}): Promise<DeferredRecord[]> {
   const fs = opts.fs ?? nodeFs;
   let dir: string | undefined;
@@ -88,12 +116,11 @@ export async function listDeferred(opts: StateOptions = {}): Promise<DeferredRec
   }
   if (dir === undefined) return [];
   const out: DeferredRecord[] = [];
-  for (const name of (await fs.readdir(dir)).sort()) {
-    if (!name.endsWith('.json')) continue;
-    const r = await readRecord(fs, posix.join(dir, name));
-    if (r && `${r.release}.json` === name) out.push(r);
+  for (const [release, files] of await recordFiles(fs, dir)) {
+    const records = (await Promise.all(files.map((f) => readRecord(fs, f)))).filter((r): r is DeferredRecord => r !== undefined && r.release === release);
+    if (records.length > 0) out.push(merge(records));
   }
-  return out;
+  return out.sort((a, b) => (a.release < b.release ? -1 : a.release > b.release ? 1 : 0));
 }
 
 export interface FlushOptions extends Omit<RefreshOptions, 'release' | 'changedModules' | 'strategy'> {
@@ -109,57 +136,85 @@ export interface FlushOutcome {
   readonly dropped?: boolean;
 }
 
+const CLAIM = '.flushing-';
+
 /**
- * Refresh every recorded kernel once. A record is claimed by renaming it first, so two flushes
- * running at once never rebuild the same image twice; it is removed after success and put back
- * after a failure (to be retried by the next flush).
+ * Refresh every recorded kernel once. A kernel's records are claimed by renaming them first,
+ * so two flushes running at once never rebuild the same image twice; they are removed after
+ * success and put back after a failure (to be retried by the next flush). Records a killed
+ * flush had claimed, and half-written ones a killed recorder left, are dealt with first.
  */
 export async function flushDeferred(opts: FlushOptions = {}): Promise<FlushOutcome[]> {
   const fs = opts.fs ?? nodeFs;
   const root = opts.root ?? '/';
+  let dir: string | undefined;
+  try {
+    dir = await stateHost(fs, root, opts.stateDir ?? DEFAULT_STATE_DIR, false);
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+  if (dir === undefined) return [];
+  if (!opts.dryRun) await recoverClaims(fs, dir);
   const records = await listDeferred(opts);
-  if (records.length === 0) return [];
-  const dir = (await stateHost(fs, root, opts.stateDir ?? DEFAULT_STATE_DIR, false))!;
   const out: FlushOutcome[] = [];
   for (const r of records) {
-    const file = posix.join(dir, `${r.release}.json`);
+    const refresh = () => refreshInitramfs({ ...opts, release: r.release, strategy: opts.strategy ?? 'auto', ...(r.changedModules ? { changedModules: r.changedModules } : {}) });
     if (opts.dryRun) {
       try {
-        const result = await refreshInitramfs({ ...opts, release: r.release, strategy: opts.strategy ?? 'auto', ...(r.changedModules ? { changedModules: r.changedModules } : {}) });
-        out.push({ release: r.release, result });
+        out.push({ release: r.release, result: await refresh() });
       } catch (e) {
         out.push({ release: r.release, error: e as Error });
       }
       continue;
     }
-    const claimed = `${file}.flushing-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await fs.rename(file, claimed);
-    } catch (e) {
-      if (isNotFound(e)) continue; // another flush took it
-      throw e;
+    const claimed: [string, string][] = [];
+    for (const f of (await recordFiles(fs, dir)).get(r.release) ?? []) {
+      const c = `${f}${CLAIM}${process.pid}-${randomBytes(4).toString('hex')}`;
+      try {
+        await fs.rename(f, c);
+        claimed.push([f, c]);
+      } catch (e) {
+        if (!isNotFound(e)) throw e; // another flush took it
+      }
     }
+    if (claimed.length === 0) continue;
+    // Records written after listDeferred ran are in the claim too: take their changes.
+    const all = (await Promise.all(claimed.map(([, c]) => readRecord(fs, c)))).filter((x): x is DeferredRecord => x !== undefined);
+    const rec = all.length > 0 ? merge(all) : r;
     try {
       let installed = true;
       try {
-        await findKernel(fs, root, r.release);
+        await findKernel(fs, root, rec.release);
       } catch (e) {
         if (!(e instanceof KabiError && e.code === 'KERNEL_NOT_FOUND')) throw e;
         installed = false;
       }
       if (!installed) {
-        await fs.unlink(claimed);
-        out.push({ release: r.release, dropped: true });
+        for (const [, c] of claimed) await fs.unlink(c).catch(() => undefined);
+        out.push({ release: rec.release, dropped: true });
         continue;
       }
-      const result = await refreshInitramfs({ ...opts, release: r.release, strategy: opts.strategy ?? 'auto', ...(r.changedModules ? { changedModules: r.changedModules } : {}) });
-      await fs.unlink(claimed);
-      out.push({ release: r.release, result });
+      const result = await refreshInitramfs({ ...opts, release: rec.release, strategy: opts.strategy ?? 'auto', ...(rec.changedModules ? { changedModules: rec.changedModules } : {}) });
+      for (const [, c] of claimed) await fs.unlink(c).catch(() => undefined);
+      out.push({ release: rec.release, result });
     } catch (e) {
-      await fs.unlink(claimed).catch(() => undefined);
-      await deferRefresh({ root, fs, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), release: r.release, ...(r.changedModules ? { changedModules: r.changedModules } : {}) }).catch(() => undefined);
-      out.push({ release: r.release, error: e as Error });
+      for (const [f, c] of claimed) await fs.rename(c, f).catch(() => undefined);
+      out.push({ release: rec.release, error: e as Error });
     }
   }
   return out;
+}
+
+/** Put back the records a killed flush had claimed; remove what a killed recorder half wrote. */
+async function recoverClaims(fs: KabiFs, dir: string): Promise<void> {
+  for (const name of await fs.readdir(dir)) {
+    const at = name.indexOf(CLAIM);
+    const tmp = /^(.+\.json)\.tmp$/.exec(name);
+    const pid = at >= 0 ? Number.parseInt(name.slice(at + CLAIM.length), 10) : tmp ? Number.parseInt(/@(\d+)-/.exec(name)?.[1] ?? '', 10) : Number.NaN;
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    const p = posix.join(dir, name);
+    if (at >= 0) await fs.rename(p, posix.join(dir, name.slice(0, at))).catch(() => undefined);
+    else await fs.unlink(p).catch(() => undefined);
+  }
 }

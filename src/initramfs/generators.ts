@@ -6,6 +6,9 @@ import type { InitramfsStyle, InstalledKernel } from '../kernel/discover.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { runCommand, type Runner } from '../util/run.js';
 import { findKernel } from './check.js';
+import { findProgram } from './find-program.js';
+
+export { findProgram };
 
 /*
  * The programs that build images, driven the way each distribution's own scripts drive them:
@@ -33,26 +36,9 @@ const STYLE_GENERATOR: Record<InitramfsStyle, GeneratorName> = {
   'kernel-install': 'kernel-install',
 };
 
-const SEARCH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 export function isGeneratorName(s: string): s is GeneratorName {
   return (GENERATORS as readonly string[]).includes(s);
-}
-
-/** System path of a program inside the root, or undefined. */
-export async function findProgram(fs: KabiFs, root: string, program: string): Promise<string | undefined> {
-  for (const dir of SEARCH_DIRS) {
-    const sys = posix.join(dir, program);
-    const host = await resolveInRoot(fs, root, hostPath(root, sys)).catch(() => undefined);
-    if (host === undefined) continue;
-    try {
-      const st = await fs.stat(host);
-      if (st.isFile() && (st.mode & 0o111) !== 0) return sys;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -105,6 +91,12 @@ export interface RegenerateOptions {
   release: string;
   /** Which generator; default: detected for this kernel. */
   generator?: GeneratorName;
+  /** The generator that built the image (read from it), used when it is installed. */
+  preferred?: GeneratorName | undefined;
+  /** dracut: keep the options the image was built with (`--rebuild IMAGE`; the image records them). */
+  dracutRebuild?: boolean;
+  /** The image to rebuild, when not the one discovery names (a kernel-install entry's initrd). */
+  image?: { path: string; style: InitramfsStyle; exists: boolean } | undefined;
   dryRun?: boolean;
   runner?: Runner;
   env?: Record<string, string | undefined>;
@@ -125,12 +117,15 @@ export interface RegenerateResult {
 export async function regenerateWithGenerator(opts: RegenerateOptions): Promise<RegenerateResult> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
-  const kernel = await findKernel(fs, root, opts.release);
-  const generator = opts.generator ?? (await detectGenerator(fs, root, kernel));
+  const found = await findKernel(fs, root, opts.release);
+  const kernel: InstalledKernel = opts.image ? { ...found, initramfs: opts.image } : found;
+  const preferred = opts.preferred !== undefined && (await findProgram(fs, root, PROGRAM[opts.preferred])) ? opts.preferred : undefined;
+  const generator = opts.generator ?? preferred ?? (await detectGenerator(fs, root, kernel));
   if (!generator) {
     throw new KabiError('EXTERNAL_TOOL', `no initramfs generator (${GENERATORS.map((g) => PROGRAM[g]).join(', ')}) is installed under ${root}`);
   }
-  const cmd = await generatorCommand(fs, root, generator, kernel);
+  let cmd = await generatorCommand(fs, root, generator, kernel);
+  if (generator === 'dracut' && opts.dracutRebuild && kernel.initramfs.exists) cmd = ['dracut', '--rebuild', kernel.initramfs.path, ...cmd.slice(1)];
   // Another root is another system: its own generator, configuration and /boot, as in a chroot.
   const argv = posix.resolve(root) === '/' ? cmd : ['chroot', root, ...cmd];
   const base = { release: opts.release, generator, argv };

@@ -1,6 +1,7 @@
 import { decompressSegment, detectCompression, type Compression } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
+import { readRegularFile } from '../fs.js';
 import { readCpioArchive, readCpioStream, type CpioEntry, type CpioStream } from './cpio.js';
 import { Budget, resolveLimits, type ImageLimits } from './limits.js';
 
@@ -71,11 +72,12 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
     const index = segments.length;
     const label = segmentLabel({ index, offset: at, compression: format });
     let seg: { data: Uint8Array; consumed: number };
+    const limit = budget.segmentLimit(bytes.length - at);
     try {
-      seg = await decompressSegment(bytes, at, { file, maxOutputBytes: budget.remainingBytes });
+      seg = await decompressSegment(bytes, at, { file, maxOutputBytes: limit.bytes });
     } catch (e) {
       if (e instanceof KabiError && e.code === 'COMPRESSION' && e.detail.includes('exceed')) {
-        throw new KabiError('INITRAMFS_FORMAT', `${label}: decompressed contents exceed the ${budget.limits.maxTotalBytes}-byte limit (a cpio bomb?)`, {
+        throw new KabiError('LIMIT', `${label}: decompressed contents exceed the ${limit.bound} (a cpio bomb?)`, {
           file,
           offset: at,
           cause: e,
@@ -94,12 +96,19 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
   return { file, bytes, segments };
 }
 
-/** Read and parse an image file through `fs` (which may be a fault-injecting test double). */
+/**
+ * Read and parse an image file through `fs` (which may be a fault-injecting test double).
+ * Only a regular file is read, and only up to the size limit: a FIFO, a device such as
+ * /dev/zero or a directory is refused before any byte is read (NOT_A_FILE; opened
+ * non-blocking, so a FIFO without a writer cannot hang the open), a larger file too (LIMIT).
+ */
 export async function readImageFile(fs: KabiFs, path: string, opts: Omit<ReadImageOptions, 'file'> = {}): Promise<InitramfsImage> {
+  const limits = resolveLimits(opts.limits);
   let bytes: Uint8Array;
   try {
-    bytes = await fs.readFile(path);
+    bytes = await readRegularFile(fs, path, { what: 'boot image', maxBytes: limits.maxImageBytes });
   } catch (e) {
+    if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read the image: ${(e as Error).message}`, { file: path, cause: e });
   }
   return parseImage(bytes, { ...opts, file: path });

@@ -14,35 +14,40 @@
  *     read → write is byte-identical for what GNU cpio, dracut, mkinitramfs and kabi write.
  *
  * Deciding (read only):
- *   imageNeedsUpdate({root, fs, release, changedModules?})  → ImageCheck
- *     Compares every module the image holds for `release` with the installed tree under
- *     `root` (after the linker applied its plan), or only the module names of `changedModules`
- *     (system paths of files added, replaced, linked or removed). `changes` says what is stale:
- *     changed / removed / added (modprobe now picks a file the image lacks) / config (not in the
- *     image but named in dracut.conf.d, initramfs-tools' modules or mkinitcpio.conf, so only the
- *     generator can add it). A dracut image holding a `strip -g`ed copy counts as current.
- *     `nativePossible` says whether updateImage can do it. No image → exists: false and nothing
- *     to do (kabi never creates an image that was never built, like weak-modules).
+ *   imageNeedsUpdate({root, fs, release, changedModules?}) / analyseImage(…)  → ImageCheck
+ *     One decision per image and change: would the image's generator, run now on the tree
+ *     under `root`, put other module files into it? Taken by the generator's own rules read
+ *     from the root (generator/: dracut's configuration and each dracut module's
+ *     installkernel(), initramfs-tools' MODULES, modules file and hooks, mkinitcpio's MODULES,
+ *     HOOKS and autodetect) through an abstract shell evaluator. `changedModules` (system paths
+ *     added, replaced, linked or removed) narrows the question to those names; without it every
+ *     module the image holds or the generator selects is compared. `changes`: changed / removed
+ *     / added (selected, or needed by a module the image keeps) / undecided (only a generator
+ *     run can tell: the safe default is to rebuild, and `detail` says why) / create (no image,
+ *     and the host's tools would make one: SUSE-style systems, or `createMissing`). A dracut
+ *     image holding a `strip -g`ed copy counts as current. `nativePossible` says whether
+ *     updateImage can do it.
  *
  * Acting:
  *   refreshInitramfs({root, fs, release, changedModules?, strategy, dryRun, …})  → RefreshResult
- *     What the linker calls per kernel after applying a plan: check, then nothing / native
- *     update / generator / deferred record, by strategy 'auto' (native when possible, else the
- *     generator), 'native', 'generator' or 'defer'. A dry run reads but never writes or runs
- *     anything.
+ *     The one call every path makes (weak-modules, kabi link, flush, the hooks): decide under
+ *     the image's lock, then nothing / native update / generator / deferred record, by strategy
+ *     'auto' (native when possible, else the generator), 'native', 'generator' or 'defer'.
+ *     `reasons` says why an image is rebuilt. A dry run reads but never writes or runs anything.
  *   updateImage(opts)  → UpdateResult
- *     Native rewrite: modules put at the image's own paths (weak-updates links as relative links
- *     with the target copied to its real path, modules uncompressed where initramfs-tools
- *     unpacked them), missing dependencies added, depmod outputs regenerated over the image's
- *     module tree (DepmodRunner; default `depmod -a -b` on a private scratch copy), untouched
- *     segments (the early cpio) copied byte for byte, touched ones recompressed in their own
- *     format (xz with a CRC32 check and a 1 MiB dictionary, zstd at -9, others at the generator's level), written beside the original,
- *     read back and verified, the old image kept as IMAGE.kabi-bak, then renamed into place.
+ *     Native rewrite: what the generator would produce for the changed modules (their
+ *     dependencies, softdeps and the firmware they name, `strip -g` where dracut strips; weak-updates
+ *     links as relative links with the target copied as installed; modules uncompressed where
+ *     initramfs-tools unpacks them; what only removed modules needed leaves), depmod outputs
+ *     of the image's tree rendered in memory, untouched segments (the early cpio) copied byte
+ *     for byte, touched ones recompressed in their own format, written beside the original,
+ *     read back and verified, then renamed into place (no backup copy is left on /boot).
  *   regenerateWithGenerator({root, fs, release, generator?, runner?, dryRun})
- *     dracut -f IMAGE K | update-initramfs -u -k K | mkinitcpio -p PRESET (-k K -g IMAGE) |
+ *     dracut -f [--rebuild] IMAGE K | update-initramfs -u -k K | mkinitcpio -p PRESET (-k K -g IMAGE) |
  *     kernel-install add K KERNEL; detectGenerator() picks the one matching the image's naming.
  *   deferRefresh / listDeferred / flushDeferred
- *     Record kernels in /run/kabi/initramfs (RPM %post), refresh each once later (%posttrans).
+ *     Record kernels and their changed modules in /run/kabi/initramfs (one file per call; RPM
+ *     %post), then refresh each kernel once with the same decision (%posttrans, `kabi initramfs flush`).
  */
 
 export { normaliseName, relativeLinkTarget, type ImagePath } from './archive-path.js';
@@ -69,10 +74,10 @@ export { ImageTree, type TreeNode } from './image-tree.js';
 export { locateModuleDir, listImageModules, type ImageModule } from './image-modules.js';
 export { compareModules, type ModuleSameness } from './module-compare.js';
 export { imageNeedsUpdate, analyseImage, type CheckOptions, type ImageCheck, type ImageChange, type ChangeKind } from './check.js';
-export { configuredDrivers } from './generator-config.js';
 export { updateImage, verifyRewrite, type UpdateOptions, type UpdateResult, type UpdateOperation } from './update.js';
-export { systemDepmod, nativeDepmod, depmodOutputsFor, type DepmodRunner } from './depmod-refresh.js';
-export { replaceFile, BACKUP_SUFFIX } from './atomic-write.js';
+export { systemDepmod, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
+export { replaceFile } from './atomic-write.js';
+export { lockImage, type ImageLock } from './image-lock.js';
 export {
   regenerateWithGenerator,
   detectGenerator,

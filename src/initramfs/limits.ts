@@ -4,11 +4,22 @@ import { KabiError } from '../errors.js';
  * Bounds on what reading one image may cost. An initramfs is untrusted input (it can be
  * handed to `kabi initramfs ls` from anywhere), so a cpio bomb (a tiny compressed segment
  * that inflates to gigabytes, or millions of empty entries) must stop with an error
- * before it exhausts memory, not after.
+ * before it exhausts memory, not after; and a path that is not a regular file (a FIFO,
+ * /dev/zero) is refused before a byte is read.
  */
 export interface ImageLimits {
-  /** Decompressed bytes over all segments. Real images stay far below 1 GiB. */
+  /** Size of the image file itself. The largest real images (every driver and firmware) stay under 300 MiB. */
+  maxImageBytes: number;
+  /** Decompressed bytes over all segments. Real images stay far below it. */
   maxTotalBytes: number;
+  /**
+   * Decompressed bytes per compressed byte, counted from the segment's offset to the end of
+   * the file (the segment cannot be longer). Real images inflate 2-8 times; a stream of zeros
+   * thousands of times.
+   */
+  maxExpansion: number;
+  /** Decompressed bytes always allowed for one segment, whatever its expansion. */
+  expansionFloor: number;
   /** cpio entries over all archives. A full dracut image holds a few thousand. */
   maxEntries: number;
   /** Uncompressed archives plus compressed segments. */
@@ -16,7 +27,10 @@ export interface ImageLimits {
 }
 
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = {
-  maxTotalBytes: 2 * 1024 ** 3,
+  maxImageBytes: 1024 ** 3,
+  maxTotalBytes: 1024 ** 3,
+  maxExpansion: 100,
+  expansionFloor: 64 * 1024 ** 2,
   maxEntries: 500_000,
   maxSegments: 256,
 };
@@ -45,25 +59,37 @@ export class Budget {
 
   addEntry(offset: number): void {
     if (++this.entries > this.limits.maxEntries) {
-      throw new KabiError('INITRAMFS_FORMAT', `more than ${this.limits.maxEntries} cpio entries (a cpio bomb?)`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `more than ${this.limits.maxEntries} cpio entries (a cpio bomb?)`, { file: this.file, offset });
     }
   }
 
   addSegment(offset: number): void {
     if (++this.segments > this.limits.maxSegments) {
-      throw new KabiError('INITRAMFS_FORMAT', `more than ${this.limits.maxSegments} segments`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `more than ${this.limits.maxSegments} segments`, { file: this.file, offset });
     }
   }
 
-  /** Decoded bytes still allowed; passed to the decompressor as its output limit. */
+  /** Decoded bytes still allowed over the whole image. */
   get remainingBytes(): number {
     return Math.max(0, this.limits.maxTotalBytes - this.bytes);
+  }
+
+  /**
+   * The output limit for a compressed segment that starts `compressedAvailable` bytes before
+   * the end of the image, and which of the two bounds it is.
+   */
+  segmentLimit(compressedAvailable: number): { bytes: number; bound: string } {
+    const expansion = Math.max(this.limits.expansionFloor, this.limits.maxExpansion * compressedAvailable);
+    if (expansion < this.remainingBytes) {
+      return { bytes: expansion, bound: `${expansion}-byte limit (${this.limits.maxExpansion} times the ${compressedAvailable} compressed bytes left in the file)` };
+    }
+    return { bytes: this.remainingBytes, bound: `${this.limits.maxTotalBytes}-byte limit on decompressed contents` };
   }
 
   addBytes(n: number, offset: number): void {
     this.bytes += n;
     if (this.bytes > this.limits.maxTotalBytes) {
-      throw new KabiError('INITRAMFS_FORMAT', `decompressed contents exceed ${this.limits.maxTotalBytes} bytes (a cpio bomb?)`, { file: this.file, offset });
+      throw new KabiError('LIMIT', `decompressed contents exceed ${this.limits.maxTotalBytes} bytes (a cpio bomb?)`, { file: this.file, offset });
     }
   }
 }

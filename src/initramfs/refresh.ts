@@ -1,15 +1,16 @@
 import { KabiError } from '../errors.js';
 import type { Runner } from '../util/run.js';
-import { analyseImage, type ImageCheck } from './check.js';
+import { analyseImage, type Analysis, type ImageCheck } from './check.js';
 import { deferRefresh } from './deferred.js';
+import { FAMILY_GENERATOR } from './generator/index.js';
 import { regenerateWithGenerator, type GeneratorName, type RegenerateResult } from './generators.js';
-import { updateImage, type UpdateOptions, type UpdateResult } from './update.js';
+import { updateImage, withImageLock, type UpdateOptions, type UpdateResult } from './update.js';
 
 /**
  * native: kabi rewrites the image itself (fails if only the generator can);
  * generator: run dracut/update-initramfs/mkinitcpio/kernel-install;
  * auto: native when possible, else the generator;
- * defer: record the kernel for `kabi initramfs flush` (RPM %posttrans).
+ * defer: record the kernel (and the changed modules) for `kabi initramfs flush`.
  */
 export type RefreshStrategy = 'native' | 'generator' | 'auto' | 'defer';
 
@@ -20,6 +21,8 @@ export interface RefreshOptions extends UpdateOptions {
   env?: Record<string, string | undefined>;
   /** Where deferred refreshes are recorded (system path inside the root). */
   stateDir?: string;
+  /** How long to wait for another run that holds the image's lock (ms). */
+  lockTimeoutMs?: number;
 }
 
 /** What an initramfs refresh did: nothing, a native rewrite, a generator run, or a record for later. */
@@ -34,21 +37,32 @@ export interface RefreshResult {
   readonly dryRun: boolean;
   readonly update: UpdateResult | undefined;
   readonly regenerate: RegenerateResult | undefined;
+  /** Why the image is rebuilt (one line per change), empty when it is not. */
+  readonly reasons: readonly string[];
   readonly notes: readonly string[];
+  /** Leftovers of killed runs removed beside the image. */
+  readonly cleaned: readonly string[];
 }
 
 /**
- * The one call the linker needs after applying a plan to kernel `release`: rebuild its image
- * only if a module in it (or named in the generator's configuration) changed, and never touch
- * anything in a dry run.
+ * The one call every path makes after modules changed for kernel `release`: decide whether
+ * the image's generator would now put anything else into it (check.ts), and if so rebuild it
+ * natively, with the generator, or record it for later, by strategy. The image's lock is held
+ * from before it is read until it is replaced. A dry run reads but never writes or runs anything.
  */
 export async function refreshInitramfs(opts: RefreshOptions): Promise<RefreshResult> {
   const strategy = opts.strategy ?? 'auto';
-  const analysis = await analyseImage(opts);
+  const dryRun = opts.dryRun === true;
+  if (dryRun || strategy === 'defer') return act(await analyseImage(opts), opts, strategy, []);
+  return withImageLock(opts, async (cleaned) => act(await analyseImage(opts), opts, strategy, cleaned));
+}
+
+async function act(analysis: Analysis, opts: RefreshOptions, strategy: RefreshStrategy, cleaned: readonly string[]): Promise<RefreshResult> {
   const { check } = analysis;
   const dryRun = opts.dryRun === true;
-  const base = { release: opts.release, check, dryRun, update: undefined, regenerate: undefined };
-  if (!check.exists || !check.needsUpdate) return { ...base, action: 'none', notes: [...check.notes] };
+  const reasons = check.changes.map((c) => `${c.kind} ${c.detail}`);
+  const base = { release: opts.release, check, dryRun, update: undefined, regenerate: undefined, reasons, cleaned };
+  if (!check.needsUpdate) return { ...base, action: 'none', notes: [...check.notes] };
 
   if (strategy === 'defer') {
     if (!dryRun) {
@@ -70,6 +84,10 @@ export async function refreshInitramfs(opts: RefreshOptions): Promise<RefreshRes
       ...(opts.fs !== undefined ? { fs: opts.fs } : {}),
       release: opts.release,
       ...(opts.generator !== undefined ? { generator: opts.generator } : {}),
+      // A kernel-install entry is rebuilt by kernel-install (its plugin runs the generator).
+      preferred: check.style === 'kernel-install' ? 'kernel-install' : analysis.family === undefined ? undefined : FAMILY_GENERATOR[analysis.family],
+      image: { path: check.image, style: check.style, exists: check.exists },
+      dracutRebuild: analysis.buildParameters,
       dryRun,
       ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
       ...(opts.env !== undefined ? { env: opts.env } : {}),
@@ -77,9 +95,9 @@ export async function refreshInitramfs(opts: RefreshOptions): Promise<RefreshRes
     return { ...base, action: 'generator', regenerate, notes };
   };
 
-  if (strategy === 'generator') return useGenerator();
+  if (strategy === 'generator' || !check.exists) return useGenerator();
   if (strategy === 'auto' && !check.nativePossible) {
-    notes.push('kabi cannot rewrite this image itself; running the generator');
+    notes.push('kabi cannot rewrite this image as its generator would; running the generator');
     return useGenerator();
   }
   try {

@@ -3,9 +3,11 @@ import { KabiError } from '../errors.js';
 import type { InitramfsStyle } from '../kernel/discover.js';
 import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
-import { analyseImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
+import { lockImage } from './image-lock.js';
+import { nodeFs } from '../fs.js';
+import { analyseImage, findKernel, kernelImage, locateImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
-import { depmodOutputsFor, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
+import { nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
 import { parseImage, segmentLabel, type ImageSegment } from './image.js';
 import { linkTargetPath, type ImageTree } from './image-tree.js';
@@ -18,12 +20,8 @@ export interface UpdateOptions extends CheckOptions {
   depmod?: DepmodRunner;
   /** Compression level for rewritten segments (default: see DEFAULT_LEVELS). */
   level?: number;
-  /** Keep the previous image as IMAGE.kabi-bak (default true). */
-  backup?: boolean;
   /** Seconds since the epoch for new directories and depmod files (default: now). */
   now?: number;
-  /** Where depmod's scratch tree goes (default: the OS temp dir). */
-  scratchDir?: string;
   /** Reuse an analysis made just before (the check of the same image). */
   analysis?: Analysis;
 }
@@ -44,8 +42,6 @@ export interface UpdateResult {
   readonly updated: boolean;
   readonly dryRun: boolean;
   readonly operations: readonly UpdateOperation[];
-  /** System path of the backup kept, if any. */
-  readonly backup: string | undefined;
   readonly bytesBefore: number;
   readonly bytesAfter: number;
   readonly segmentsRewritten: readonly { index: number; compression: Compression | undefined }[];
@@ -70,13 +66,35 @@ const DEFAULT_LEVELS: Partial<Record<InitramfsStyle, Partial<Record<Compression,
  * a hard-linked module).
  */
 export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
-  const a = opts.analysis ?? (await analyseImage(opts));
+  if (opts.analysis !== undefined || opts.dryRun) return rewrite(opts.analysis ?? (await analyseImage(opts)), opts);
+  return withImageLock(opts, async () => rewrite(await analyseImage(opts), opts));
+}
+
+/**
+ * Run `fn` holding the lock of the image `opts` names (taken before anything is read from it;
+ * what killed runs left beside it is removed then). No lock when the image's directory is missing.
+ */
+export async function withImageLock<T>(opts: CheckOptions & { lockTimeoutMs?: number }, fn: (cleaned: readonly string[]) => Promise<T>): Promise<T> {
+  const root = opts.root ?? '/';
+  const fs = opts.fs ?? nodeFs;
+  const kernel = await findKernel(fs, root, opts.release);
+  const { imageFile } = await locateImage(fs, root, kernel, opts.image ?? (await kernelImage(fs, root, kernel)).path);
+  if (imageFile === undefined) return fn([]);
+  const lock = await lockImage(fs, imageFile, opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {});
+  try {
+    return await fn(lock.cleaned);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function rewrite(a: Analysis, opts: UpdateOptions): Promise<UpdateResult> {
   const { check } = a;
   const size = a.image?.bytes.length ?? 0;
-  const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, backup: undefined, bytesBefore: size, bytesAfter: size };
+  const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, bytesBefore: size, bytesAfter: size };
   if (!check.exists || !check.needsUpdate) return { ...base, updated: false, operations: [], segmentsRewritten: [] };
   if (!check.nativePossible) {
-    throw new KabiError('INITRAMFS_FORMAT', `the image needs its generator: ${check.changes.filter((c) => c.kind === 'config').map((c) => c.detail).join('; ') || check.notes.join('; ')}`, {
+    throw new KabiError('INITRAMFS_FORMAT', `the image needs its generator: ${check.changes.filter((c) => c.kind === 'undecided' || c.kind === 'create').map((c) => c.detail).join('; ') || check.notes.join('; ')}`, {
       file: a.imageHost,
     });
   }
@@ -125,7 +143,7 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   }
   after = editor.tree();
 
-  const outputs = await depmodOutputsFor(a.fs, after, moduleDir, check.release, opts.depmod ?? nativeDepmod(a.fs, a.root), opts.scratchDir);
+  const outputs = await (opts.depmod ?? nativeDepmod(a.fs, a.root))({ tree: after, moduleDir, release: check.release });
   for (const [name, data] of outputs) {
     const path = joinImage(moduleDir, name);
     const existing = after.get(path);
@@ -138,15 +156,11 @@ export async function updateImage(opts: UpdateOptions): Promise<UpdateResult> {
   const { bytes, segments } = await editor.write((f) => opts.level ?? levels[f]);
   const touched = editor.touchedSegments();
   const imageHost = a.imageFile!;
-  const { backup } = await replaceFile(a.fs, imageHost, bytes, {
-    backup: opts.backup !== false,
-    verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost),
-  });
+  await replaceFile(a.fs, imageHost, bytes, { verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost) });
   return {
     ...base,
     updated: true,
     operations,
-    backup: backup === undefined ? undefined : check.image + backup.slice(imageHost.length),
     bytesAfter: bytes.length,
     segmentsRewritten: [...touched].sort((x, y) => x - y).map((i) => ({ index: i, compression: segments[i]!.compression })),
   };

@@ -5,7 +5,7 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { errnoCode, isNotFound, nodeFs } from '../fs.js';
 import { discoverKernels, type InstalledKernel } from '../kernel/discover.js';
-import { hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
+import { confinedPath, hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
 import { rpmvercmp } from '../kernel/rpmvercmp.js';
 import { isModuleFileName, type KernelModule } from '../module/read-module.js';
 import type { KernelPlan, LinkMode, LinkOp, LinkPolicy, Plan } from './types.js';
@@ -341,9 +341,12 @@ async function retryOlderVersions(
   return result;
 }
 
+/** The host path of a system path, its directories resolved inside the root (the last component is not followed). */
+const inRoot = (ctx: Ctx, sys: string): Promise<string> => confinedPath(ctx.fs, ctx.root, sys, { followLast: false });
+
 async function exists(ctx: Ctx, sys: string): Promise<boolean> {
   try {
-    await ctx.fs.lstat(hostPath(ctx.root, sys));
+    await ctx.fs.lstat(await inRoot(ctx, sys));
     return true;
   } catch (e) {
     if (isNotFound(e)) return false;
@@ -426,7 +429,7 @@ async function addKernelOps(k: InstalledKernel, ctx: Ctx, opts: PlanOptions): Pr
       const found = (await sourceModules(ctx, s)).filter((p) => !seen.has(p));
       for (const p of found) seen.add(p);
       if (found.length === 0) continue;
-      inputs = (await readInputs(found.map((p) => hostPath(ctx.root, p)), opts, ctx.cache, 'source', ctx.warnings)).filter((m) => m.module !== undefined);
+      inputs = (await readInputs(await Promise.all(found.map((p) => inRoot(ctx, p))), opts, ctx.cache, 'source', ctx.warnings)).filter((m) => m.module !== undefined);
     } catch (e) {
       // One kernel's tree that cannot be read gives no modules; the others still do.
       if (!(e instanceof KabiError) && errnoCode(e) === undefined) throw e;
@@ -485,14 +488,14 @@ async function sourceModules(ctx: Ctx, s: InstalledKernel): Promise<string[]> {
   const out: string[] = [];
   let names: string[] = [];
   try {
-    names = (await ctx.fs.readdir(hostPath(ctx.root, s.moduleDir))).sort();
+    names = (await ctx.fs.readdir(await inRoot(ctx, s.moduleDir))).sort();
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
   for (const n of names) {
     if (n === 'kernel' || n === 'weak-updates' || n === 'build' || n === 'source') continue;
     const p = posix.join(s.moduleDir, n);
-    const st = await ctx.fs.lstat(hostPath(ctx.root, p));
+    const st = await ctx.fs.lstat(await inRoot(ctx, p));
     if (st.isDirectory()) out.push(...(await listModules(ctx, p)));
   }
   const state = await readWeakUpdates(ctx.fs, ctx.root, s.moduleDir);
@@ -510,14 +513,14 @@ async function listModules(ctx: Ctx, sysDir: string): Promise<string[]> {
   const walk = async (d: string) => {
     let names: string[];
     try {
-      names = (await ctx.fs.readdir(hostPath(ctx.root, d))).sort();
+      names = (await ctx.fs.readdir(await inRoot(ctx, d))).sort();
     } catch (e) {
       if (isNotFound(e)) return;
       throw e;
     }
     for (const n of names) {
       const p = posix.join(d, n);
-      const st = await ctx.fs.lstat(hostPath(ctx.root, p));
+      const st = await ctx.fs.lstat(await inRoot(ctx, p));
       if (st.isDirectory()) await walk(p);
       else if (isModuleFileName(n)) out.push(p);
     }

@@ -18,7 +18,7 @@ export interface LinkerRunOptions {
   /** Called with the plan before anything changes (the commands print it). */
   onPlan?: (plan: Plan) => void;
   depmod: (plan: Plan, kernels: readonly InstalledKernel[]) => DepmodStep | undefined;
-  /** The initramfs step per changed kernel, run after every kernel's transaction (not in a dry run). */
+  /** The initramfs step per changed kernel, run after every kernel's transaction; in a dry run it is made with the caller's dryRun and only says what it would do. */
   initramfs?: (plan: Plan, kernels: readonly InstalledKernel[]) => (release: string) => Promise<void>;
   warn: (line: string) => void;
   lockTimeoutMs?: number;
@@ -64,6 +64,8 @@ export async function runLinker(opts: LinkerRunOptions): Promise<LinkerRun> {
         if (opts.dryRun) {
           // The lines that would run are printed; nothing runs.
           for (const r of changedKernels(plan)) if (depmod?.wants(r)) await depmod.run(r);
+          // The images that would be rebuilt, and why, decided for the tree the plan would leave.
+          if (opts.initramfs) await refreshImages(plan, plan.kernels.map((k) => k.release), opts.initramfs(plan, kernels));
           return { plan, result: { done: [], failed: [], cleanupLeft: [], notStarted: [] }, interrupted: stops.status() };
         }
         const result = await applyPlan(plan, { fs, signal: stops.signal, depmod: depmod ?? 'none' });

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { KabiFs } from '../fs.js';
 import { isNotFound } from '../fs.js';
-import { hostPath } from '../kernel/paths.js';
+import { confinedPath, hostPath } from '../kernel/paths.js';
 
 /** What a kernel's weak-updates directory holds, read with lstat only (nothing is followed). */
 export interface WeakUpdatesState {
@@ -26,7 +26,7 @@ export async function readWeakUpdates(fs: KabiFs, root: string, moduleDir: strin
   const dirs: string[] = [];
   let top;
   try {
-    top = await fs.lstat(hostPath(root, dir));
+    top = await fs.lstat(await confinedPath(fs, root, dir, { followLast: false }));
   } catch (e) {
     if (isNotFound(e)) return { dir, exists: false, links, files, dirs, mode: undefined, uid: undefined, gid: undefined };
     throw e;
@@ -37,11 +37,12 @@ export async function readWeakUpdates(fs: KabiFs, root: string, moduleDir: strin
     throw new KabiError('UNSAFE_PATH', `${dir} is not a directory (refusing to follow or replace it)`, { file: hostPath(root, dir) });
   }
   const walk = async (sys: string) => {
-    const names = (await fs.readdir(hostPath(root, sys))).sort();
+    const host = await confinedPath(fs, root, sys, { followLast: false });
+    const names = (await fs.readdir(host)).sort();
     for (const n of names) {
       const p = posix.join(sys, n);
-      const st = await fs.lstat(hostPath(root, p));
-      if (st.isSymbolicLink()) links.set(p, await fs.readlink(hostPath(root, p)));
+      const st = await fs.lstat(posix.join(host, n));
+      if (st.isSymbolicLink()) links.set(p, await fs.readlink(posix.join(host, n)));
       else if (st.isDirectory()) {
         dirs.push(p);
         await walk(p);

@@ -159,6 +159,9 @@ export function buildInitramfsTools(g: GenRoot, compression: ToolsCompression, e
     `MODULES=list\nBUSYBOX=n\nKEYMAP=n\nCOMPRESS=${compression}\nDEVICE=\nNFSROOT=auto\nRUNSIZE=10%\nFSTYPE=auto\n`,
   );
   writeFileSync(join(conf, 'modules'), TEST_DRIVERS.join('\n') + '\n');
+  // The root's own configuration says the same (kabi reads the generator's configuration there).
+  mkdirSync(join(g.root, 'etc/initramfs-tools'), { recursive: true });
+  for (const f of ['initramfs.conf', 'modules']) copyFileSync(join(conf, f), join(g.root, 'etc/initramfs-tools', f));
   if (early) {
     // What intel-microcode's hook does, with a dummy blob: an uncompressed cpio prepended.
     const hook = join(conf, 'hooks', 'zz-dummy-microcode');

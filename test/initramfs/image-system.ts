@@ -23,14 +23,14 @@ export function alpha(release = K, version = '1'): Uint8Array {
   return externalModule(release, { name: 'alpha', intree: true, exports: [{ symbol: 'alpha_fn', crc: 0x1111 }], modinfo: [['version', version]], versions: [LAYOUT] });
 }
 
-export function beta(release = K, version = '1', alsoGamma = false): Uint8Array {
+export function beta(release = K, version = '1', alsoGamma = false, modinfo: [string, string][] = []): Uint8Array {
   return externalModule(release, {
     name: 'beta',
     intree: true,
     depends: alsoGamma ? ['alpha', 'gamma'] : ['alpha'],
     undefinedSymbols: alsoGamma ? ['alpha_fn', 'gamma_fn'] : ['alpha_fn'],
     versions: alsoGamma ? [LAYOUT, { symbol: 'alpha_fn', crc: 0x1111 }, { symbol: 'gamma_fn', crc: 0x3333 }] : [LAYOUT, { symbol: 'alpha_fn', crc: 0x1111 }],
-    modinfo: [['version', version]],
+    modinfo: [['version', version], ...modinfo],
   });
 }
 
@@ -63,7 +63,7 @@ export interface ImageSystem {
   install(sys: string, bytes: Uint8Array): void;
   link(sys: string, target: string): void;
   /** Build K's image from the installed tree, as the generator would; returns its bytes. */
-  generate(opts?: { names?: string[]; out?: string }): Uint8Array;
+  generate(opts?: { names?: string[]; out?: string; buildParameters?: string }): Uint8Array;
 }
 
 export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
@@ -86,6 +86,15 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
     rmSync(p, { force: true });
     symlinkSync(target, p);
   };
+  // The generator's configuration: the modules the fixture images hold are the ones it is told
+  // to add (dracut's add_drivers; initramfs-tools' modules file with MODULES=list).
+  if (style === 'dracut') {
+    fx.write('/usr/lib/dracut/dracut-version.sh', 'DRACUT_VERSION=059\n');
+    fx.write('/etc/dracut.conf.d/10-test.conf', 'add_drivers+=" alpha beta delta "\n');
+  } else {
+    fx.write('/etc/initramfs-tools/initramfs.conf', 'MODULES=list\nCOMPRESS=zstd\n');
+    fx.write('/etc/initramfs-tools/modules', 'alpha\nbeta\ndelta\n');
+  }
   install(`/lib/modules/${K}/kernel/drivers/alpha${ext}`, alpha());
   install(`/lib/modules/${K}/kernel/drivers/beta${ext}`, beta());
   install(`/lib/modules/${K}/kernel/fs/gamma${ext}`, gamma());
@@ -110,6 +119,9 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
         { path: 'usr/bin/sh', data: 'not a shell', mode: 0o755 },
         { path: 'lib', link: 'usr/lib' },
         { path: 'bin', link: 'usr/bin' },
+        // What each generator leaves in its images (and kabi reads to tell them apart).
+        style === 'dracut' ? { path: 'usr/lib/dracut/modules.txt', data: 'kernel-modules\n' } : { path: 'conf/initramfs.conf', data: 'MODULES=list\n' },
+        ...(g.buildParameters !== undefined ? [{ path: 'usr/lib/dracut/build-parameter.txt', data: `${g.buildParameters}\n` }] : []),
       ]);
       const srcDir = fx.path(`/lib/modules/${K}`);
       const dstDir = join(stage, 'usr/lib/modules', K);

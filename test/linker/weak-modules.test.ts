@@ -331,6 +331,21 @@ describe('weak-modules initramfs handling and the command line', () => {
     expect(dracut.calls()).toEqual([`-f ${join(fx.root, 'boot', `initramfs-${B}.img`)} ${B}`]);
   });
 
+  it('--dry-run says which image it would rebuild and why, and runs nothing', async () => {
+    const fx = threeKernels({ B: { initramfs: 'dracut' } });
+    const m = extraModule(fx, A, 'drv.ko', basic('drv'));
+    const dracut = recorder(fx.root + '/..', `dracut-dry-${Date.now()}`);
+    const before = snapshot(fx.root);
+    const r = await wm(['--basedir', fx.root, '--add-modules', '--dry-run', '--verbose', '--dracut', dracut.path], m);
+    expect(r.status).toBe(0);
+    // The reason: the generator's rule, or (this fixture's image is not a real archive) that it cannot be read.
+    const image = `initramfs-${B}.img`;
+    expect([`${image}: would rebuild it`, `${image} (`].some((t) => (r.out + r.err).includes(t)) && (r.out + r.err).includes('rebuil')).toBe(true);
+    expect(r.out).toContain(`${dracut.path} -f ${join(fx.root, 'boot', `initramfs-${B}.img`)} ${B}`);
+    expect(dracut.calls()).toEqual([]);
+    expect(snapshot(fx.root)).toEqual(before);
+  });
+
   it('needs dracut only to rebuild an image: with el9\'s line and status 1 then, links made all the same', async () => {
     const fx = threeKernels();
     const m = extraModule(fx, A, 'drv.ko', basic('drv'));

@@ -88,11 +88,12 @@ describe('npm pack', () => {
     expect(links.filter((l) => !packed.files.has(posix.normalize(l)))).toEqual([]);
   });
 
-  // The library bundle holds the high-level API (initramfs, status and preserve code too) and
-  // the man pages ship: ~690 kB / 2.5 MB today. A test bundle or the fixtures would be far more.
-  it('stays small: no bundle of tests or fixtures (tarball ≤ 720 kB, unpacked ≤ 2.7 MB)', () => {
-    expect(packed.size).toBeLessThanOrEqual(720 * 1024);
-    expect(packed.unpackedSize).toBeLessThanOrEqual(2.7 * 1024 * 1024);
+  // The generators' models (initramfs/generator/, bundled into each bin) and the library's
+  // high-level API (initramfs, status and preserve code) with the man pages took the tarball to
+  // ~760 kB (2.8 MB unpacked); a bundle of tests or fixtures would add megabytes.
+  it('stays small: no bundle of tests or fixtures (tarball ≤ 800 kB, unpacked ≤ 3 MB)', () => {
+    expect(packed.size).toBeLessThanOrEqual(800 * 1024);
+    expect(packed.unpackedSize).toBeLessThanOrEqual(3 * 1024 * 1024);
   });
 
   it('has its licence and no @types/node (nor any build tool) among what it installs', () => {

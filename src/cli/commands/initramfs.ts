@@ -16,7 +16,7 @@ import type { CliIo } from '../io.js';
 const usage = `Usage: kabi initramfs ls [--json | --names] IMAGE
        kabi initramfs check [--root DIR] [--module PATH]... [--json] KERNEL
        kabi initramfs update [--root DIR] [--module PATH]... [--strategy native|auto|generator|defer]
-                             [--generator NAME] [--level N] [--no-backup] [--dry-run] [--json] KERNEL
+                             [--generator NAME] [--level N] [--dry-run] [--json] KERNEL
        kabi initramfs regenerate [--root DIR] [--generator NAME] [--dry-run] [--json] KERNEL
        kabi initramfs flush [--root DIR] [--strategy auto|native|generator] [--generator NAME] [--dry-run] [--json]`;
 
@@ -25,15 +25,25 @@ const help = `${usage}
 ls          List an image's segments (offset, compression, entry count) and members, like
             lsinitrd/lsinitramfs. --names prints only member names, one per line, exactly as
             lsinitramfs does.
-check       Does KERNEL's initramfs hold modules that differ from the installed tree under
-            --root (default /)? --module limits the question to these changed module files.
+check       Would KERNEL's initramfs generator, run now on the installed tree under --root
+            (default /), put anything into the image other than what it holds? Modules the
+            image holds are compared with the installed files; a module it lacks is judged by
+            the generator's own rules read from its configuration (dracut: dracut.conf(.d),
+            hostonly, add_drivers/force_drivers/omit_drivers/filesystems and each dracut
+            module's installkernel(); initramfs-tools: MODULES, the modules files and hooks;
+            mkinitcpio: MODULES, HOOKS, autodetect), and reported as "would include X but the
+            image lacks it". --module limits the question to these changed module files;
+            without it, every module changed since the image was written is asked about.
             Exit status: 0 current (or no image), 1 needs an update, 2 error.
-update      Bring the image up to date. native (default): kabi rewrites it in place (modules,
-            weak-updates links, modules.dep and friends; other segments kept byte for byte;
-            backup in IMAGE.kabi-bak). auto: native when possible, else the generator.
+update      Bring the image to what its generator would make. native: kabi rewrites it in
+            place (modules with their dependencies, soft dependencies and firmware, stored as
+            the generator stores them; modules.dep and friends; other segments kept byte for
+            byte; verified before it replaces the old image; no copy is kept). auto (default):
+            native when kabi can produce the generator's result, else the generator.
             generator: run it (--generator dracut|initramfs-tools|mkinitcpio|kernel-install,
-            default detected). defer: record KERNEL for a later \`flush\`.
-            Nothing is done when the image is current; --dry-run reads but writes and runs nothing.
+            default: the one that built the image). defer: record KERNEL and the changed
+            modules for a later \`flush\`. Nothing is done when the image is current; --dry-run
+            prints what would be done and why, and writes and runs nothing.
 regenerate  Run the generator for KERNEL unconditionally.
 flush       Refresh every kernel recorded by \`update --strategy defer\`, each once (RPM %posttrans).
 `;
@@ -199,6 +209,7 @@ function checkJson(c: ImageCheck) {
     image: c.image,
     exists: c.exists,
     style: c.style,
+    generator: c.generator,
     moduleDir: c.moduleDir ?? null,
     needsUpdate: c.needsUpdate,
     nativePossible: c.nativePossible,
@@ -209,13 +220,13 @@ function checkJson(c: ImageCheck) {
 
 function checkText(c: ImageCheck): string {
   let out: string;
-  if (!c.exists) out = `${c.release}: no initramfs at ${c.image}; nothing to update\n`;
-  else if (!c.needsUpdate) out = `${c.release}: ${c.image} is up to date\n`;
+  if (!c.exists && !c.needsUpdate) out = `${c.release}: no initramfs at ${c.image}; nothing to update\n`;
+  else if (!c.needsUpdate) out = `${c.release}: ${c.image} is what ${c.generator} would make for the installed modules\n`;
   else {
-    out = `${c.release}: ${c.image} needs an update (${c.nativePossible ? 'kabi can rewrite it' : 'the generator has to rebuild it'}):\n`;
-    for (const x of c.changes) out += `  ${x.kind.padEnd(8)} ${x.detail}\n`;
+    out = `${c.release}: ${c.image} needs an update (${c.generator}; ${c.nativePossible ? 'kabi can rewrite it' : 'the generator has to rebuild it'}):\n`;
+    for (const x of c.changes) out += `  ${x.kind.padEnd(9)} ${x.detail}\n`;
   }
-  for (const n of c.notes) if (c.exists) out += `  note: ${n}\n`;
+  for (const n of c.notes) out += `  note: ${n}\n`;
   return out;
 }
 
@@ -246,7 +257,7 @@ async function runUpdate(argv: string[], io: CliIo, deps: InitramfsCommandDeps):
   const root = await systemRoot(io, values.root);
   const release = one(positionals, 'KERNEL');
   const generator = generatorOption(values.generator);
-  const strategy = (values.strategy ?? (generator ? 'generator' : 'native')) as RefreshStrategy;
+  const strategy = (values.strategy ?? (generator ? 'generator' : 'auto')) as RefreshStrategy;
   if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new KabiError('USAGE', `--strategy must be one of ${STRATEGIES.join(', ')}`);
   const level = values.level === undefined ? undefined : Number(values.level);
   if (level !== undefined && !Number.isInteger(level)) throw new KabiError('USAGE', `--level must be an integer, got '${values.level}'`);
@@ -257,7 +268,6 @@ async function runUpdate(argv: string[], io: CliIo, deps: InitramfsCommandDeps):
     release,
     strategy,
     dryRun: values['dry-run'] === true,
-    backup: values['no-backup'] !== true,
     env: io.env,
     ...(changed ? { changedModules: changed } : {}),
     ...(generator ? { generator } : {}),
@@ -275,12 +285,13 @@ function refreshJson(r: RefreshResult) {
     release: r.release,
     action: r.action,
     dryRun: r.dryRun,
+    reasons: r.reasons,
+    cleaned: r.cleaned,
     check: checkJson(r.check),
     update: r.update
       ? {
           updated: r.update.updated,
           operations: r.update.operations,
-          backup: r.update.backup ?? null,
           bytesBefore: r.update.bytesBefore,
           bytesAfter: r.update.bytesAfter,
           segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none' })),
@@ -298,28 +309,30 @@ function regenerateJson(g: RegenerateResult) {
 function refreshText(r: RefreshResult): string {
   const would = r.dryRun ? 'would ' : '';
   let out = '';
+  const why = () => r.reasons.map((x) => `  ${x}\n`).join('');
   switch (r.action) {
     case 'none':
       out = checkText(r.check);
       break;
     case 'deferred':
-      out = `${r.release}: ${would}record ${r.check.image} for \`kabi initramfs flush\`\n`;
+      out = `${r.release}: ${would}record ${r.check.image} for \`kabi initramfs flush\` (${r.check.generator}):\n${why()}`;
       break;
     case 'generator':
-      out = `${r.release}: ${r.dryRun ? 'would run' : 'ran'}: ${r.regenerate!.argv.join(' ')}\n`;
+      out = `${r.release}: ${r.dryRun ? 'would run' : 'ran'}: ${r.regenerate!.argv.join(' ')} (${r.check.generator}):\n${why()}`;
       break;
     case 'native': {
       const u = r.update!;
-      out = `${r.release}: ${r.dryRun ? 'would rewrite' : 'rewrote'} ${u.image}\n`;
+      out = `${r.release}: ${r.dryRun ? 'would rewrite' : 'rewrote'} ${u.image} as ${r.check.generator} would make it:\n${why()}`;
       for (const op of u.operations) out += `  ${would}${op.op} ${op.path} ${op.op === 'link' ? op.detail : `(${op.detail})`}\n`;
       if (!r.dryRun) {
         const segs = u.segmentsRewritten.map((s) => `${s.index} (${s.compression ?? 'uncompressed'})`).join(', ');
-        out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes${u.backup ? `; previous image kept as ${u.backup}` : ''}\n`;
+        out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes\n`;
       }
       break;
     }
   }
-  for (const n of r.notes) out += `  note: ${n}\n`;
+  if (r.action !== 'none') for (const n of r.notes) out += `  note: ${n}\n`;
+  for (const c of r.cleaned) out += `  removed ${c}, left by a run that was killed\n`;
   return out;
 }
 

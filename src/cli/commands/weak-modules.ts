@@ -133,7 +133,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
         mode === 'remove-kernel' ? undefined : depmodStep(plan, { root, fs: io.fs, depmodMode: o.has('system-depmod') ? 'system' : 'native', kernels, dryRun, log, warn }),
       ...(noInitramfs || mode === 'remove-kernel'
         ? {}
-        : { initramfs: (plan, kernels) => initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, run: runInitramfs, ...(checkProg ? { checkProg } : {}) }) }),
+        : { initramfs: (plan, kernels) => initramfsStep({ root, fs: io.fs, kernels, plan, dracut, log, warn, dryRun, run: runInitramfs, ...(checkProg ? { checkProg } : {}) }) }),
     });
   } catch (e) {
     if (isKabiError(e) && e.code === 'KERNEL_NOT_FOUND') {
