@@ -5,7 +5,8 @@
 //   resolving ~80 modules costs `import('kabi')` about 40 ms more than loading one file, and
 //   `kabi --help` should not pay it either. The optional codec packages stay external: they
 //   are loaded lazily at run time.
-// - dist/lib/index.cjs lets `require('kabi')` load the same ES module where Node can.
+// - dist/lib/index.cjs lets `require('kabi')` load the same ES module where Node can;
+// - dist/man/*.1 are written from the commands' option tables (src/cli/man.ts).
 // Every output is written beside its final name and renamed into place, and a file a previous
 // build left behind (a deleted or renamed source) is removed, so what `npm pack` takes from
 // dist/ is exactly this build. Several builds may run at once here (tests run the bins while a
@@ -74,9 +75,18 @@ await Promise.all([
 ]);
 writeAtomic('dist/lib/index.cjs', readFileSync('src/cjs/index.cjs'));
 
-// 3. Remove what an earlier build wrote and this one did not (another build's temporary files
+// 3. Man pages, from the commands' own option tables and help texts (src/cli/man.ts), into
+//    dist/man/ (shipped; package.json "directories.man").
+{
+  const { commands, CONVENTIONS, kabiVersion } = await import('../dist/src/cli/main.js');
+  const { describeCommands } = await import('../dist/src/cli/describe.js');
+  const { manPages } = await import('../dist/src/cli/man.js');
+  for (const page of manPages(await describeCommands(commands), CONVENTIONS, kabiVersion())) writeAtomic(`dist/man/${page.file}`, page.text);
+}
+
+// 4. Remove what an earlier build wrote and this one did not (another build's temporary files
 //    are left alone).
-for (const dir of ['dist/src', 'dist/native-bindings', 'dist/bin', 'dist/lib', 'dist/demo']) prune(resolve(root, dir));
+for (const dir of ['dist/src', 'dist/native-bindings', 'dist/bin', 'dist/lib', 'dist/demo', 'dist/man']) prune(resolve(root, dir));
 
 function prune(dir) {
   let entries;

@@ -43,6 +43,32 @@ import type { Compression as CompressionBase, CompressOptions as CompressOptions
 import { withJsonForm } from './json.js';
 
 export { KabiError, isKabiError, type KabiErrorCode, type KabiErrorOptions } from './errors.js';
+// The high-level API (src/api/): what each kabi command does, with the CLI's defaults (the
+// loader's rules, links as the installed system sees them, depmod and initramfs finished in
+// the same run). Every call takes a `root` (default "/"; a missing one is ROOT_NOT_FOUND).
+export { inspect, isModuleName, type InspectOptions, type Inspection } from './api/inspect.js';
+export { check } from './api/check.js';
+export { plan, apply, type LinkRequest, type LinkPlanOptions, type LinkApplyOptions, type LinkResult } from './api/link.js';
+export { status, explain, type StatusCallOptions, type StatusResult, type ExplanationResult } from './api/status.js';
+export type { StatusOptions } from './status/report.js';
+export type { StatusReport, KernelColumn, ModuleRow, ModuleCopy, CopyOrigin, DkmsCoordinates, Cell, CellState, CellNote, NoteKind } from './status/types.js';
+export type { Explanation } from './status/explain.js';
+export type { ProviderGroup, NeededSymbol } from './status/providers.js';
+export { initramfs, type InitramfsCheckOptions, type InitramfsUpdateOptions, type InitramfsRegenerateOptions, type InitramfsFlushOptions } from './api/initramfs.js';
+export type { ImageCheck, ImageChange, ChangeKind } from './initramfs/check.js';
+export type { ImageLimits } from './initramfs/limits.js';
+export type { HostView } from './initramfs/generator/host-view.js';
+export type { PlannedLink } from './initramfs/generator/installed-modules.js';
+export type { RefreshResult, RefreshAction, RefreshStrategy } from './initramfs/refresh.js';
+export type { UpdateResult, UpdateOperation } from './initramfs/update.js';
+export type { RegenerateResult, GeneratorName } from './initramfs/generators.js';
+export type { FlushOutcome } from './initramfs/deferred.js';
+export type { ImagePath } from './initramfs/archive-path.js';
+export { preserve, type PreserveCallOptions, type PruneCallOptions, type SavedTree } from './api/preserve.js';
+export type { SaveResult } from './preserve/save.js';
+export type { RestoreResult } from './preserve/restore.js';
+export type { PruneOutcome } from './preserve/prune.js';
+
 export type { KabiFs } from './fs.js';
 /** node:fs/promises as a KabiFs: the default wherever an `fs` option is left out. */
 export const nodeFs: KabiFs = nodeFsBase;

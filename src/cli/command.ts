@@ -1,23 +1,55 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KabiError } from '../errors.js';
 import type { CliIo } from './io.js';
+import { parseOptions, type OptionTable, type ParseConfig, type ParsedValues } from './options.js';
 
 export interface Command {
   readonly name: string;
   readonly summary: string;
   readonly usage: string;
+  /** Exit status of a usage error: 2 for kabi's commands; 1 where kabi imitates a tool whose status it is (depmod). */
+  readonly usageStatus?: number;
+  /**
+   * The options of a command that does not parse with parse() (the drop-ins, which keep
+   * GNU getopt's rules), for its man page and completion. Others' tables are read from parse().
+   */
+  readonly options?: OptionTable;
   /** Returns the exit status. */
   run(argv: string[], io: CliIo): Promise<number>;
 }
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
+/** An option table (see options.ts); parseArgs-style entries are tables too. */
+export type Options = OptionTable;
 
-/** node:util parseArgs with kabi's usage errors (exit 2 via KabiError USAGE). */
-export function parse<O extends Options>(argv: string[], options: O, usage: string): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>> {
+/** The tables a command hands to parse() while it runs, for whoever listens (man pages, completion). */
+type Recorder = (table: OptionTable) => void;
+let recorder: Recorder | undefined;
+
+/**
+ * Run `fn` (a command asked for --help) and collect every option table it parses with: the
+ * tables the command really uses are the ones its man page and completion describe.
+ */
+export async function recordOptionTables<T>(fn: () => Promise<T>): Promise<{ result: T; tables: OptionTable[] }> {
+  const tables: OptionTable[] = [];
+  const previous = recorder;
+  recorder = (t) => tables.push(t);
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { result: await fn(), tables };
+  } finally {
+    recorder = previous;
+  }
+}
+
+/**
+ * Parse a command's arguments against its option table. A mistake is a KabiError (USAGE)
+ * that says what is wrong (with the nearest option when there is one) followed by the usage.
+ */
+export function parse<const O extends Options>(argv: string[], options: O, usage: string, config: ParseConfig = {}): { values: ParsedValues<O>; positionals: string[] } {
+  recorder?.(options);
+  try {
+    return parseOptions(argv, options, config);
   } catch (e) {
-    throw new KabiError('USAGE', `${(e as Error).message}\n${usage}`);
+    if (e instanceof KabiError) throw new KabiError('USAGE', `${e.detail}\n${usage}`);
+    throw e;
   }
 }
 

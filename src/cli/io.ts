@@ -16,6 +16,8 @@ export interface CliIo {
   /** stderr is a terminal: progress output and colour are allowed there. */
   isTTY: boolean;
   stdoutIsTTY: boolean;
+  /** --color: always, never, or auto (the default; see style.ts). */
+  color?: 'auto' | 'always' | 'never';
 }
 
 export function processIo(): CliIo {

@@ -52,3 +52,34 @@ export function createProgress(io: Pick<CliIo, 'stderr' | 'isTTY' | 'env'>, pref
     },
   };
 }
+
+/**
+ * Run `work` with a progress line that says what is being done and for how long, redrawn
+ * every `tickMs` while it runs (for work whose library call reports no steps of its own:
+ * judging a kernel, planning links, a depmod run). Nothing at all when stderr is not a
+ * terminal; the line is erased before `work`'s result is printed.
+ */
+export async function withProgress<T>(io: Pick<CliIo, 'stderr' | 'isTTY' | 'env'>, prefix: string, label: string, work: (progress: Progress) => Promise<T>, opts: ProgressOptions & { tickMs?: number } = {}): Promise<T> {
+  const progress = createProgress(io, prefix, opts);
+  if (!io.isTTY) return work(progress);
+  const now = opts.now ?? Date.now;
+  const start = now();
+  let current = label;
+  const draw = () => progress.update(`${current} (${Math.floor((now() - start) / 1000)} s)`);
+  const ticking: Progress = {
+    update(l, done, total) {
+      current = done === undefined ? l : total === undefined ? `${l} ${done}` : `${l} ${done}/${total}`;
+      draw();
+    },
+    clear: () => progress.clear(),
+  };
+  draw();
+  const timer = setInterval(draw, opts.tickMs ?? 250);
+  timer.unref();
+  try {
+    return await work(ticking);
+  } finally {
+    clearInterval(timer);
+    progress.clear();
+  }
+}

@@ -55,6 +55,7 @@ export interface CheckOptions {
   createMissing?: boolean;
 }
 
+/** How one file of an image differs from what its generator would put there now. */
 export type ChangeKind =
   /** In the image and installed, but the installed file differs (contents or link target). */
   | 'changed'
@@ -67,6 +68,7 @@ export type ChangeKind =
   /** There is no image, and the host's tools would make one. */
   | 'create';
 
+/** One file of an image that differs from what its generator would put there now. */
 export interface ImageChange {
   readonly kind: ChangeKind;
   readonly name: string;
@@ -77,6 +79,7 @@ export interface ImageChange {
   readonly detail: string;
 }
 
+/** Whether a kernel's initramfs image holds what its generator would put there now, and every difference. */
 export interface ImageCheck {
   readonly release: string;
   /** System path of the image. */

@@ -170,6 +170,7 @@ export interface FlushOptions extends Omit<RefreshOptions, 'release' | 'changedM
   strategy?: Exclude<RefreshStrategy, 'defer'>;
 }
 
+/** What flushing one deferred kernel did: the refresh, or the error, or that the kernel is gone. */
 export interface FlushOutcome {
   readonly release: string;
   readonly result?: RefreshResult;

@@ -18,6 +18,7 @@ export { findProgram };
  */
 
 export const GENERATORS = ['dracut', 'initramfs-tools', 'mkinitcpio', 'kernel-install'] as const;
+/** An initramfs generator kabi can run: dracut, initramfs-tools (update-initramfs), mkinitcpio, kernel-install. */
 export type GeneratorName = (typeof GENERATORS)[number];
 
 const PROGRAM: Record<GeneratorName, string> = {
@@ -101,6 +102,7 @@ export interface RegenerateOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** What running a kernel's initramfs generator did: which generator, the command, its outcome. */
 export interface RegenerateResult {
   readonly release: string;
   readonly generator: GeneratorName;

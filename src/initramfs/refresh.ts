@@ -25,8 +25,10 @@ export interface RefreshOptions extends UpdateOptions {
   lockTimeoutMs?: number;
 }
 
+/** What an initramfs refresh did: nothing, a native rewrite, a generator run, or a record for later. */
 export type RefreshAction = 'none' | 'native' | 'generator' | 'deferred';
 
+/** What bringing a kernel's image up to date did (or would do, in a dry run), and the check it acted on. */
 export interface RefreshResult {
   readonly release: string;
   readonly check: ImageCheck;

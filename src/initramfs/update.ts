@@ -26,12 +26,14 @@ export interface UpdateOptions extends CheckOptions {
   analysis?: Analysis;
 }
 
+/** One change of a native image rewrite: a file written, a link made, an entry removed. */
 export interface UpdateOperation {
   readonly op: 'write' | 'link' | 'remove';
   readonly path: ImagePath;
   readonly detail: string;
 }
 
+/** What a native rewrite of a kernel's image changed. */
 export interface UpdateResult {
   readonly release: string;
   /** System path of the image. */

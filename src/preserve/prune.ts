@@ -14,6 +14,7 @@ export interface PruneOptions extends PreserveOptions {
   dryRun?: boolean;
 }
 
+/** What pruning did with one saved kernel: left the running one alone, kept it, or removed it. */
 export interface PruneOutcome {
   readonly release: string;
   readonly action: 'running' | 'kept' | 'removed';

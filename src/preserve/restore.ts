@@ -7,6 +7,7 @@ import { readJson, writeJsonAtomic, type Manifest, type RestoredRecord } from '.
 import { listSaves, recoverPreserveDirectory, withPreserveLock, type PreserveOptions } from './save.js';
 import { placeDirectory, placeFile, placeLink } from './tree-copy.js';
 
+/** What restoring a kernel's module tree put back. */
 export interface RestoreResult {
   readonly release: string;
   /** False when there is no save of this kernel. */

@@ -15,6 +15,7 @@ export interface PreserveOptions {
   onProgress?: (label: string, done: number, total: number) => void;
 }
 
+/** What saving a kernel's module tree did: where to, how many files, hard links or copies. */
 export interface SaveResult {
   readonly release: string;
   /** False when the kernel has no module directory (nothing to keep). */

@@ -1,15 +1,33 @@
-import { paint } from '../cli/style.js';
 import type { Explanation } from './explain.js';
 import type { ProviderGroup } from './providers.js';
-import type { Cell, CellState, StatusReport } from './types.js';
+import type { Cell, StatusReport } from './types.js';
 
-const COLOUR: Record<CellState, 'green' | 'yellow' | 'red'> = {
-  built: 'green',
-  'weak-linked': 'green',
-  compatible: 'yellow',
-  incompatible: 'red',
-  stale: 'red',
-};
+/** What a cell means to the reader: it loads (good), needs a look (warn), or will not load (bad). */
+export type Tone = 'good' | 'warn' | 'bad';
+
+/**
+ * How the views mark a span with its tone. The CLI passes one that colours (or not: its
+ * --color, NO_COLOR, TERM); the default leaves text as it is. Presentation says what a span
+ * means; whether that becomes colour is the caller's business.
+ */
+export type Paint = (text: string, tone: Tone) => string;
+
+const plain: Paint = (text) => text;
+
+/** A cell's tone: never good for a file that will not load (built!, stale!). */
+export function cellTone(c: Cell): Tone {
+  switch (c.state) {
+    case 'built':
+      return c.loads === false ? 'bad' : c.active ? 'good' : 'warn';
+    case 'weak-linked':
+      return c.loads === false ? 'bad' : 'good';
+    case 'compatible':
+      return 'warn';
+    case 'incompatible':
+    case 'stale':
+      return 'bad';
+  }
+}
 
 const MAX_REASONS = 3;
 
@@ -39,7 +57,7 @@ function noteworthy(c: Cell): boolean {
 }
 
 /** The human view of `kabi status`: a legend of kernels, the matrix, then what needs explaining. */
-export function renderStatus(r: StatusReport, tty: boolean): string {
+export function renderStatus(r: StatusReport, paint: Paint = plain): string {
   if (r.kernels.length === 0) return `no kernels installed under ${r.root}\n`;
   if (r.modules.length === 0) return `no out-of-tree modules under ${r.root} (${r.kernels.length} kernel${r.kernels.length === 1 ? '' : 's'} installed)\n`;
   const index = new Map(r.kernels.map((k, i) => [k.release, i + 1]));
@@ -63,7 +81,7 @@ export function renderStatus(r: StatusReport, tty: boolean): string {
       .join('  ')
       .trimEnd() + '\n';
   out += '\n' + line(header);
-  for (const row of rows) out += line(row.text, (i, padded) => (i < 2 ? padded : paint(padded, COLOUR[row.cells[i - 2]!.state], tty)));
+  for (const row of rows) out += line(row.text, (i, padded) => (i < 2 ? padded : paint(padded, cellTone(row.cells[i - 2]!))));
   out += '\nbuilt: in the kernel\'s own tree; linked<-[n]: weak-updates link to a module built for kernel [n];\n';
   out += '*: see below; !: will not load\n';
 
@@ -107,9 +125,9 @@ function renderProviders(groups: readonly ProviderGroup[], indent: string): stri
 }
 
 /** `kabi status --why`: one cell with every reason and its provider chain. */
-export function renderExplanation(e: Explanation, tty: boolean): string {
+export function renderExplanation(e: Explanation, paint: Paint = plain): string {
   const c = e.cell;
-  let out = `${e.name} on ${e.kernel}: ${paint(c.state, COLOUR[c.state], tty)}\n`;
+  let out = `${e.name} on ${e.kernel}: ${paint(c.state, cellTone(c))}\n`;
   if (c.link) out += `  link:      ${c.link} -> ${c.target}\n`;
   if (c.file) out += `  module:    ${c.file}\n`;
   if (c.builtFor) out += `  built for: ${c.builtFor}\n`;

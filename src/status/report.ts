@@ -15,6 +15,7 @@ import { isOutOfTree, isWeakLink, kernelCells, type JudgedCell, type LinkInfo } 
 import { DKMS_TREE, listDkmsModules, listModuleFiles, readCopy, type CopyInput } from './sources.js';
 import type { KernelColumn, ModuleCopy, ModuleRow, StatusReport } from './types.js';
 
+/** What statusReport() and explainCell() read: the root, where module copies are kept (stores, DKMS tree), the rules to judge by. */
 export interface StatusOptions {
   /** System root (default "/"). */
   root?: string;

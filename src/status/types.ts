@@ -14,6 +14,7 @@ export type CopyOrigin =
   /** Found only as the target of some kernel's weak-updates link. */
   | 'link-target';
 
+/** Where a module copy sits in DKMS's tree: module, version, kernel and architecture. */
 export interface DkmsCoordinates {
   readonly module: string;
   readonly version: string;
@@ -52,6 +53,7 @@ export interface ModuleCopy {
  */
 export type CellState = 'built' | 'weak-linked' | 'compatible' | 'incompatible' | 'stale';
 
+/** Why a cell carries a note (what the `*` of `kabi status` explains below the matrix). */
 export type NoteKind =
   /** Another file of the same name wins under this kernel's depmod search order. */
   | 'shadowed'
@@ -70,6 +72,7 @@ export type NoteKind =
   /** Only a dangling link names it: no file of it exists anywhere. */
   | 'no-copy';
 
+/** A note on a cell: its kind and what it says. */
 export interface CellNote {
   readonly kind: NoteKind;
   readonly message: string;
@@ -77,6 +80,7 @@ export interface CellNote {
   readonly by?: string;
 }
 
+/** A module on one kernel: its state (built, weak-linked, compatible, incompatible, stale), the file it is about, whether it loads, and why. */
 export interface Cell {
   readonly kernel: string;
   readonly state: CellState;
@@ -97,6 +101,7 @@ export interface Cell {
   readonly reasons: readonly Reason[];
 }
 
+/** One out-of-tree module of a status report: every copy of it found, and its cell on each kernel. */
 export interface ModuleRow {
   readonly name: string;
   readonly copies: readonly ModuleCopy[];
@@ -104,6 +109,7 @@ export interface ModuleRow {
   readonly cells: readonly Cell[];
 }
 
+/** One installed kernel of a status report: its release, module directory, whether it runs and has Module.symvers. */
 export interface KernelColumn {
   readonly release: string;
   readonly moduleDir: string;
@@ -113,6 +119,7 @@ export interface KernelColumn {
   readonly notes: readonly string[];
 }
 
+/** What `kabi status` shows: every kernel installed under the root (columns) and every out-of-tree module (rows), with a cell per pair. */
 export interface StatusReport {
   readonly root: string;
   readonly semantics: Semantics;

@@ -32,7 +32,7 @@ function kmod(args: string[], cwd: string) {
 describe('kabi depmod (the command)', () => {
   const setup = () => {
     const t = new Tree()
-      .write('kernel/a.ko', mod('a', { exports: ['a_fn'], aliases: ['a-alias'], needs: ['printk'] }))
+      .write('kernel/a.ko', mod('a', { exports: ['a_fn'], aliases: ['a-alias', 'a-alias'], needs: ['printk'] }))
       .write('kernel/b.ko', mod('b', { needs: ['a_fn', 'gone_fn'] }))
       .write('modules.order', 'kernel/a.ko\nkernel/b.ko\n')
       .write('modules.builtin', '');
@@ -51,6 +51,11 @@ describe('kabi depmod (the command)', () => {
     [['-n', '-v']],
     [['-n', '-e']],
     [['-n', '-E', 'MISSING']],
+    // depmod's -w (an alias listed twice), -P with a prefix no symbol has, -A with -n (nothing at all).
+    [['-w']],
+    [['-n', '-P', 'X', '-e', '-E', 'SYMVERS']],
+    [['-A', '-n']],
+    [['-P', 'XY']],
   ])('%j prints what depmod prints', async (args) => {
     const { t, d } = setup();
     // Relative -b and -E, from the directory above the tree, as a packager would type them.
@@ -60,6 +65,7 @@ describe('kabi depmod (the command)', () => {
     const k = kmod(full, cwd);
     const ours = await cli(full, cwd);
     expect(ours).toEqual(k);
+    if (args[0] === '-w') expect(ours.stderr).toContain('duplicate module alias');
   });
 
   it('writes the files depmod writes, and refuses what depmod refuses', async () => {

@@ -4,6 +4,8 @@ import type { Verdict } from '../../compat/types.js';
 import { KabiError } from '../../errors.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
 import type { CliIo } from '../io.js';
+import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
+import { withProgress } from '../progress.js';
 import { paint } from '../style.js';
 
 const usage = `Usage: kabi check [--root DIR] [--kernel K]... [--kernel-package FILE]... [--shard I/N] [--semantics loader|depmod] [--missing-crc reject|warn] [--json | --json-lines] MODULE...
@@ -17,15 +19,15 @@ export const checkCommand: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        root: { type: 'string' },
-        kernel: { type: 'string', multiple: true, short: 'k' },
-        semantics: { type: 'string' },
-        'missing-crc': { type: 'string' },
+        root: ROOT_OPTION,
+        kernel: KERNELS_OPTION,
+        semantics: SEMANTICS_OPTION,
+        'missing-crc': { type: 'string', arg: 'POLICY', choices: ['reject', 'warn'], help: 'a symbol without a CRC entry: reject (Debian) or warn (upstream); default: the kernel distribution’s' },
         json: { type: 'boolean' },
-        'kernel-package': { type: 'string', multiple: true },
-        shard: { type: 'string' },
-        'json-lines': { type: 'boolean' },
-        merge: { type: 'boolean' },
+        'kernel-package': { type: 'string', multiple: true, arg: 'FILE', complete: 'file', help: 'judge against the kernel in these .deb or .rpm packages, as if installed under the root (nothing is unpacked)' },
+        shard: { type: 'string', arg: 'I/N', complete: 'none', help: 'judge only the I-th of N contiguous runs of the kernels, printing --json-lines' },
+        'json-lines': { type: 'boolean', help: 'one JSON object per verdict per line' },
+        merge: { type: 'boolean', help: 'join --json-lines outputs (FILEs, - for standard input) into the table or --json' },
         help: { type: 'boolean', short: 'h' },
       },
       usage,
@@ -33,7 +35,7 @@ export const checkCommand: Command = {
     if (values.help) {
       io.stdout(`${usage}
 
-Checks each MODULE against every kernel installed under --root (default /), or only the
+Checks each MODULE against every kernel installed under --root (default $KABI_ROOT, else /), or only the
 --kernel releases given, as the kernel's module loader would (--semantics loader, the
 default) or exactly as depmod -e -E and so weak-modules would (--semantics depmod).
 The modules given are taken as installed together, ahead of same-named modules of the
@@ -73,8 +75,9 @@ Exit status: 0 if every module loads on every kernel, 1 if any does not, 2 on er
     if (missingCrc !== undefined && missingCrc !== 'reject' && missingCrc !== 'warn') throw new KabiError('USAGE', `--missing-crc must be reject or warn\n${usage}`);
     if (positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
 
-    const result = await checkModules(positionals, {
-      root: values.root ?? '/',
+    const root = await systemRoot(io, values.root);
+    const result = await withProgress(io, 'kabi check', 'judging the modules', () => checkModules(positionals, {
+      root,
       fs: io.fs,
       cwd: io.cwd,
       semantics,
@@ -82,14 +85,14 @@ Exit status: 0 if every module loads on every kernel, 1 if any does not, 2 on er
       ...(missingCrc ? { missingCrcPolicy: missingCrc } : {}),
       ...(values['kernel-package'] ? { kernelPackages: values['kernel-package'] } : {}),
       ...(shard ? { shard } : {}),
-    });
+    }));
     if (jsonLines) {
       // One line per verdict, so shards can be concatenated (and streamed) as they are.
       io.stdout(result.verdicts.map((v) => JSON.stringify(verdictJson(v)) + '\n').join(''));
       return result.verdicts.every((v) => v.compatible) ? 0 : 1;
     }
     if (result.kernels.length === 0) {
-      io.stderr(`kabi check: no kernels installed under ${values.root ?? '/'}\n`);
+      io.stderr(`kabi check: no kernels installed under ${root}\n`);
       return EXIT_ERROR;
     }
     if (values.json) {
@@ -177,7 +180,7 @@ export function verdictJson(v: Verdict) {
 const MAX_REASONS = 3;
 
 /** Module rows × kernel columns, then the first reasons of every refusal. */
-export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdoutIsTTY'>): string {
+export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdoutIsTTY' | 'env' | 'color'>): string {
   const modules = [...new Set(verdicts.map((v) => v.module))];
   const kernels = [...new Set(verdicts.map((v) => v.kernel))];
   const cell = (m: string, k: string) => verdicts.find((v) => v.module === m && v.kernel === k);
@@ -191,7 +194,7 @@ export function renderTable(verdicts: readonly Verdict[], io: Pick<CliIo, 'stdou
       const v = cell(m, k);
       const text = v === undefined ? '-' : v.compatible ? 'ok' : 'incompatible';
       const padded = text.padEnd(widths[i]!);
-      out += '  ' + (v === undefined ? padded : paint(padded, v.compatible ? 'green' : 'red', io.stdoutIsTTY));
+      out += '  ' + (v === undefined ? padded : paint(padded, v.compatible ? 'green' : 'red', io));
     });
     out += '\n';
   }

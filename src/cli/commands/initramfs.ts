@@ -10,6 +10,7 @@ import { readImageFile, segmentLabel, type InitramfsImage } from '../../initramf
 import { imageNeedsUpdate, type ImageCheck } from '../../initramfs/check.js';
 import { refreshInitramfs, type RefreshResult, type RefreshStrategy } from '../../initramfs/refresh.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
+import { ROOT_OPTION, systemRoot } from '../options.js';
 import type { CliIo } from '../io.js';
 
 const usage = `Usage: kabi initramfs ls [--json | --names] IMAGE
@@ -186,14 +187,14 @@ function lsText(image: InitramfsImage): string {
 async function runCheck(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { root: { type: 'string' }, module: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    { root: ROOT_OPTION, module: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     usage,
   );
   if (values.help) {
     io.stdout(help);
     return 0;
   }
-  const root = resolve(io.cwd, values.root ?? '/');
+  const root = await systemRoot(io, values.root);
   const release = one(positionals, 'KERNEL');
   const changed = modulePaths(values.module, root, io.cwd);
   const check = await imageNeedsUpdate({ root, fs: io.fs, release, ...(changed ? { changedModules: changed } : {}) });
@@ -237,7 +238,7 @@ async function runUpdate(argv: string[], io: CliIo, deps: InitramfsCommandDeps):
   const { values, positionals } = parse(
     argv,
     {
-      root: { type: 'string' },
+      root: ROOT_OPTION,
       module: { type: 'string', multiple: true },
       strategy: { type: 'string' },
       generator: { type: 'string' },
@@ -253,7 +254,7 @@ async function runUpdate(argv: string[], io: CliIo, deps: InitramfsCommandDeps):
     io.stdout(help);
     return 0;
   }
-  const root = resolve(io.cwd, values.root ?? '/');
+  const root = await systemRoot(io, values.root);
   const release = one(positionals, 'KERNEL');
   const generator = generatorOption(values.generator);
   const strategy = (values.strategy ?? (generator ? 'generator' : 'auto')) as RefreshStrategy;
@@ -338,7 +339,7 @@ function refreshText(r: RefreshResult): string {
 async function runRegenerate(argv: string[], io: CliIo, deps: InitramfsCommandDeps): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { root: { type: 'string' }, generator: { type: 'string' }, 'dry-run': { type: 'boolean', short: 'n' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    { root: ROOT_OPTION, generator: { type: 'string' }, 'dry-run': { type: 'boolean', short: 'n' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     usage,
   );
   if (values.help) {
@@ -347,7 +348,7 @@ async function runRegenerate(argv: string[], io: CliIo, deps: InitramfsCommandDe
   }
   const generator = generatorOption(values.generator);
   const g = await regenerateWithGenerator({
-    root: resolve(io.cwd, values.root ?? '/'),
+    root: await systemRoot(io, values.root),
     fs: io.fs,
     release: one(positionals, 'KERNEL'),
     dryRun: values['dry-run'] === true,
@@ -364,7 +365,7 @@ async function runFlush(argv: string[], io: CliIo, deps: InitramfsCommandDeps): 
   const { values, positionals } = parse(
     argv,
     {
-      root: { type: 'string' },
+      root: ROOT_OPTION,
       strategy: { type: 'string' },
       generator: { type: 'string' },
       'dry-run': { type: 'boolean', short: 'n' },
@@ -382,7 +383,7 @@ async function runFlush(argv: string[], io: CliIo, deps: InitramfsCommandDeps): 
   if (strategy !== 'auto' && strategy !== 'native' && strategy !== 'generator') throw new KabiError('USAGE', '--strategy must be auto, native or generator');
   const generator = generatorOption(values.generator);
   const outcomes = await flushDeferred({
-    root: resolve(io.cwd, values.root ?? '/'),
+    root: await systemRoot(io, values.root),
     fs: io.fs,
     strategy,
     dryRun: values['dry-run'] === true,

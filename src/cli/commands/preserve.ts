@@ -1,14 +1,8 @@
-import { resolve } from 'node:path';
+import { preserve } from '../../api/preserve.js';
 import { KabiError } from '../../errors.js';
-import { parseDuration } from '../../preserve/duration.js';
-import { MANIFEST, RESTORED } from '../../preserve/layout.js';
-import { readJson, type Manifest, type RestoredRecord } from '../../preserve/manifest.js';
-import { pruneSaves } from '../../preserve/prune.js';
-import { restoreTree } from '../../preserve/restore.js';
 import { runningKernel } from '../../preserve/running.js';
-import { listSaves, saveTree } from '../../preserve/save.js';
 import { parse, type Command } from '../command.js';
-import type { CliIo } from '../io.js';
+import { DRY_RUN_OPTION, HELP_OPTION, JSON_OPTION, ROOT_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
 
 const usage = `Usage: kabi preserve save    [--root DIR] [--kernel K] [--json]
@@ -31,15 +25,21 @@ prune    at boot: for each saved kernel that is not running, take back out of it
          remove saves last used longer ago than --older-than (default 4w; 0 for all)
 list     the saves, with when they were made and restored
 
-K is --kernel, else \`uname -r\` when --root is / (the default; or $KABI_ROOT), else $KABI_KERNEL.
+K is --kernel, else \`uname -r\` when the root is / (--root, else $KABI_ROOT, else /), else
+$KABI_KERNEL.
 For prune, K is the running kernel, which is never touched.
 
 Exit status: 0 on success (also when there is nothing to save or restore), 2 on error.
 `;
 
-function rootOf(values: { root?: string | undefined }, io: CliIo): string {
-  return resolve(io.cwd, values.root ?? (io.env.KABI_ROOT || '/'));
-}
+const options = {
+  root: ROOT_OPTION,
+  kernel: { type: 'string', short: 'k', arg: 'K', complete: 'kernel', help: 'the kernel to save or restore, or the running one not to prune (default: uname -r on /, else $KABI_KERNEL)' },
+  'older-than': { type: 'string', arg: 'AGE', complete: 'none', help: 'prune saves last used longer ago than AGE (4w, 10d, 12h…; default 4w; 0 for all)' },
+  'dry-run': DRY_RUN_OPTION,
+  json: JSON_OPTION,
+  help: HELP_OPTION,
+} as const;
 
 export const preserveCommand: Command = {
   name: 'preserve',
@@ -52,39 +52,29 @@ export const preserveCommand: Command = {
       io.stdout(help);
       return 0;
     }
-    const { values, positionals } = parse(
-      rest,
-      {
-        root: { type: 'string' },
-        kernel: { type: 'string', short: 'k' },
-        'older-than': { type: 'string' },
-        'dry-run': { type: 'boolean', short: 'n' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      usage,
-    );
+    const { values, positionals } = parse(rest, options, usage);
     if (values.help) {
       io.stdout(help);
       return 0;
     }
     if (positionals.length > 0) throw new KabiError('USAGE', `unexpected argument '${positionals[0]}'\n${usage}`);
-    const root = rootOf(values, io);
+    const root = await systemRoot(io, values.root);
+    const kernel = () => runningKernel(root, values.kernel, io.env);
     const out = (human: string, json: unknown) => io.stdout(values.json ? JSON.stringify(json, null, 2) + '\n' : human);
     const progress = createProgress(io, `kabi preserve ${sub}`);
     const onProgress = (label: string, done: number, total: number) => progress.update(label, done, total);
     try {
       switch (sub) {
         case 'save': {
-          const release = runningKernel(root, values.kernel, io.env);
-          const r = await saveTree(release, { root, fs: io.fs, onProgress });
+          const release = kernel();
+          const r = await preserve.save({ root, fs: io.fs, kernel: release, onProgress });
           progress.clear();
           out(r.saved ? `${release}: saved ${r.files} files of ${r.moduleDir} to ${r.savedTo} (${r.method})\n` : `${release}: no module directory; nothing to save\n`, r);
           return 0;
         }
         case 'restore': {
-          const release = runningKernel(root, values.kernel, io.env);
-          const r = await restoreTree(release, { root, fs: io.fs, onProgress });
+          const release = kernel();
+          const r = await preserve.restore({ root, fs: io.fs, kernel: release, onProgress });
           progress.clear();
           let text: string;
           if (!r.found) text = `${release}: no save; nothing to restore\n`;
@@ -99,9 +89,7 @@ export const preserveCommand: Command = {
           return 0;
         }
         case 'prune': {
-          const running = runningKernel(root, values.kernel, io.env);
-          const olderThanMs = parseDuration(values['older-than'] ?? '4w');
-          const r = await pruneSaves({ root, fs: io.fs, running, olderThanMs, dryRun: values['dry-run'] === true });
+          const r = await preserve.prune({ root, fs: io.fs, kernel: kernel(), olderThan: values['older-than'] ?? '4w', dryRun: values['dry-run'] === true });
           const would = values['dry-run'] ? 'would ' : '';
           let text = r.length === 0 ? 'no saved module trees\n' : '';
           for (const o of r) {
@@ -112,12 +100,7 @@ export const preserveCommand: Command = {
           return 0;
         }
         case 'list': {
-          const saves = [];
-          for (const s of await listSaves(io.fs, root)) {
-            const m = await readJson<Manifest>(io.fs, `${s.dir}/${MANIFEST}`, 'kabi-preserve').catch(() => undefined);
-            const rr = await readJson<RestoredRecord>(io.fs, `${s.dir}/${RESTORED}`, 'kabi-preserve-restored').catch(() => undefined);
-            saves.push({ release: s.release, moduleDir: m?.moduleDir ?? null, savedAt: m?.savedAt ?? null, method: m?.method ?? null, restoredAt: rr?.restoredAt ?? null });
-          }
+          const saves = await preserve.list({ root, fs: io.fs });
           let text = saves.length === 0 ? 'no saved module trees\n' : '';
           for (const s of saves) text += `${s.release}: saved ${s.savedAt ?? '(incomplete)'} from ${s.moduleDir ?? '?'}${s.restoredAt ? `, restored ${s.restoredAt}` : ''}\n`;
           out(text, saves);

@@ -4,12 +4,15 @@ import { explainCell } from '../../status/explain.js';
 import { explanationJson, statusJson } from '../../status/json.js';
 import { renderExplanation, renderStatus } from '../../status/render.js';
 import { statusReport, storeSystemPath } from '../../status/report.js';
+import { selectKernels } from '../../status/select.js';
 import { KernelPackages } from '../../package/kernel-packages.js';
 import type { Cell, StatusReport } from '../../status/types.js';
 import { parse, type Command } from '../command.js';
+import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
+import { painter } from '../style.js';
 
-const usage = `Usage: kabi status [--root DIR] [--store DIR]... [--dkms-tree DIR] [--kernel-package FILE]... [--incoming] [--semantics loader|depmod] [--json]
+const usage = `Usage: kabi status [--root DIR] [--kernel K]... [--store DIR]... [--dkms-tree DIR] [--kernel-package FILE]... [--incoming] [--semantics loader|depmod] [--json]
        kabi status --why MODULE --kernel K [--root DIR] [--store DIR]... [--kernel-package FILE]... [--json]`;
 
 const help = `${usage}
@@ -29,8 +32,10 @@ kernel installed under --root (default /, or $KABI_ROOT), from the filesystem al
   --dkms-tree DIR    DKMS's tree (default /var/lib/dkms)
   --semantics S      loader (default): as the kernel's loader decides;
                      depmod: as depmod -e -E and so weak-modules decide
+  --kernel K         only kernel K's column (repeatable)
   --why MODULE       explain one cell in full: every reason, which module provides each
-  --kernel K         symbol, and every known copy (MODULE is a name or a file)
+                     symbol, and every known copy (MODULE is a name or a file), on the
+                     one --kernel K given
   --json             the report as JSON (format documented in docs/status.md)
   --kernel-package FILE  a kernel package (.deb, .rpm; repeatable: give the image and
                      the package with Module.symvers together) whose kernel is shown as if
@@ -52,15 +57,15 @@ export const statusCommand: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        root: { type: 'string' },
+        root: ROOT_OPTION,
         store: { type: 'string', multiple: true },
         'dkms-tree': { type: 'string' },
-        semantics: { type: 'string' },
+        semantics: SEMANTICS_OPTION,
         why: { type: 'string' },
-        kernel: { type: 'string', short: 'k' },
+        kernel: KERNELS_OPTION,
         json: { type: 'boolean' },
-        'kernel-package': { type: 'string', multiple: true },
-        incoming: { type: 'boolean' },
+        'kernel-package': { type: 'string', multiple: true, arg: 'FILE', complete: 'file', help: 'a kernel package (.deb, .rpm) whose kernel is shown as if installed, without unpacking anything' },
+        incoming: { type: 'boolean', help: "with --kernel-package: only the modules that will not load on the packages' kernels, and why" },
         help: { type: 'boolean', short: 'h' },
       },
       usage,
@@ -72,9 +77,9 @@ export const statusCommand: Command = {
     if (positionals.length > 0) throw new KabiError('USAGE', `unexpected argument '${positionals[0]}'\n${usage}`);
     const semantics = values.semantics ?? 'loader';
     if (semantics !== 'loader' && semantics !== 'depmod') throw new KabiError('USAGE', `--semantics must be loader or depmod\n${usage}`);
-    if ((values.why === undefined) !== (values.kernel === undefined)) throw new KabiError('USAGE', `--why and --kernel go together\n${usage}`);
+    if (values.why !== undefined && values.kernel?.length !== 1) throw new KabiError('USAGE', `--why needs one --kernel K\n${usage}`);
     if (values.incoming && (!values['kernel-package'] || values.why !== undefined)) throw new KabiError('USAGE', `--incoming needs --kernel-package (and no --why)\n${usage}`);
-    const root = resolve(io.cwd, values.root ?? (io.env.KABI_ROOT || '/'));
+    const root = await systemRoot(io, values.root);
     const stores = [...(values.store ?? []), ...(io.env.KABI_STORE ?? '').split(':').filter((s) => s !== '')].map((s) => storeSystemPath(root, s));
     const progress = createProgress(io, 'kabi status');
     const pkgs = values['kernel-package']
@@ -99,12 +104,12 @@ export const statusCommand: Command = {
         onProgress: (label: string, done: number, total: number) => progress.update(label, done, total),
       };
       if (values.why !== undefined) {
-        const e = await explainCell({ ...opts, module: values.why, kernel: values.kernel! });
+        const e = await explainCell({ ...opts, module: values.why, kernel: values.kernel![0]! });
         progress.clear();
-        io.stdout(values.json ? JSON.stringify(explanationJson(e), null, 2) + '\n' : renderExplanation(e, io.stdoutIsTTY));
+        io.stdout(values.json ? JSON.stringify(explanationJson(e), null, 2) + '\n' : renderExplanation(e, painter(io)));
         return 0;
       }
-      const report = await statusReport(opts);
+      const report = selectKernels(await statusReport(opts), values.kernel);
       progress.clear();
       if (values.incoming) {
         const problems = incomingProblems(report, pkgs!);
@@ -115,7 +120,7 @@ export const statusCommand: Command = {
         const incoming = pkgs ? { kernelPackages: pkgs.kernels.map((k) => ({ release: k, packages: pkgs.sources.get(k) ?? [] })) } : {};
         io.stdout(JSON.stringify({ ...statusJson(report), ...incoming }, null, 2) + '\n');
       } else {
-        io.stdout(renderStatus(report, io.stdoutIsTTY));
+        io.stdout(renderStatus(report, painter(io)));
         if (pkgs) io.stdout(incomingLegend(report, pkgs));
       }
       return 0;

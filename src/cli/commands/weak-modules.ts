@@ -8,21 +8,27 @@ import { depmodStep } from '../../linker/post.js';
 import { runLinker } from '../../linker/run.js';
 import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
+import type { OptionTable } from '../options.js';
 import type { CliIo } from '../io.js';
 
-const LONGS = [
-  'help',
-  'add-modules',
-  'remove-modules',
-  'add-kernel',
-  'remove-kernel',
-  'dry-run',
-  'no-initramfs',
-  'verbose',
-  'delete-modules',
-  'system-depmod',
-].map((name) => ({ name, hasArg: false }));
-for (const name of ['basedir', 'dracut', 'check-initramfs-prog']) LONGS.push({ name, hasArg: true });
+/** weak-modules' options (el9's, and kabi's --system-depmod), for getopt and for the man page. */
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h', help: 'show the usage and exit' },
+  'add-modules': { type: 'boolean', help: 'link the modules listed on standard input into every compatible kernel' },
+  'remove-modules': { type: 'boolean', help: 'remove the links to the modules listed on standard input whose files are gone, and links that lost a provider' },
+  'add-kernel': { type: 'boolean', help: "link compatible extra/ modules of the other kernels into the kernel named (default: the running one)" },
+  'remove-kernel': { type: 'boolean', help: "empty the named kernel's weak-updates/" },
+  'dry-run': { type: 'boolean', help: 'print what would be done; change nothing and run nothing' },
+  'no-initramfs': { type: 'boolean', help: 'do not refresh initramfs images' },
+  verbose: { type: 'boolean', help: 'print what is done and each compatibility decision' },
+  'delete-modules': { type: 'boolean', help: 'accepted for compatibility; no effect' },
+  'system-depmod': { type: 'boolean', help: "refresh depmod files with the system's depmod instead of kabi's own" },
+  basedir: { type: 'string', arg: 'DIR', complete: 'dir', help: 'work on the system under DIR (default /)' },
+  dracut: { type: 'string', arg: 'PATH', complete: 'file', help: 'the dracut to call (default /usr/bin/dracut)' },
+  'check-initramfs-prog': { type: 'string', arg: 'PROG', complete: 'command', help: "call PROG KERNEL for each changed kernel instead of refreshing its initramfs with dracut" },
+} as const satisfies OptionTable;
+
+const LONGS = Object.entries(OPTIONS).map(([name, o]) => ({ name, hasArg: o.type === 'string' }));
 
 const USAGE = `Usage: weak-modules [options] {--add-modules|--remove-modules}
        weak-modules [options] {--add-kernel|--remove-kernel} {kernel-release}
@@ -147,6 +153,7 @@ export const weakModulesCommand: Command = {
   name: 'weak-modules',
   summary: 'drop-in replacement for RHEL’s weak-modules (same options and output)',
   usage: USAGE,
+  options: OPTIONS,
   async run(argv, io) {
     try {
       return await weakModules(argv, io);

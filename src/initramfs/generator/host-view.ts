@@ -8,6 +8,7 @@ import { posix } from 'node:path';
  * when run inside a chroot (where those are bind-mounted from the host). Tests pass their own.
  */
 
+/** What a generator's host-only mode sees of the running machine (loaded modules, device modaliases, mounted file systems). */
 export interface HostView {
   /** Names of the modules loaded in the running kernel (/proc/modules), or undefined when that cannot be read. */
   loadedModules(): Promise<ReadonlySet<string> | undefined>;
