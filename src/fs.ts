@@ -114,7 +114,8 @@ export const READ_BUDGETS = {
 
 // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused by its type);
 // it changes nothing for a regular file. O_NOCTTY: a terminal never becomes ours.
-const OPEN_FOR_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+/** open(2) flags for reading an input: never blocks on a FIFO, never takes a terminal. */
+export const OPEN_FOR_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
 
 export function formatBytes(n: number): string {
   if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;

@@ -364,6 +364,16 @@ export async function removeCache(fs: KabiFs, root: string, release: string): Pr
   }
 }
 
+/** Whether the cache directory is a real directory, not a symlink (its parents resolved inside the root). */
+async function isOwnCacheDir(fs: KabiFs, root: string): Promise<boolean> {
+  try {
+    const st = await fs.lstat(await confinedPath(fs, root, CACHE_DIR, { followLast: false }));
+    return st.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A kernel's removal path: its cache goes (the host's removal lists do not know it), and so
  * do the caches of kernels already gone.
@@ -373,6 +383,7 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
   if (loc === undefined) return;
   await removeCache(fs, root, release);
   await pruneCaches(fs, root, loc);
+  if (!(await isOwnCacheDir(fs, root))) return;
   try {
     // The directory is kabi's too: gone with the last kernel's cache.
     await fs.rmdir(loc.dir);
@@ -383,6 +394,8 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
 
 /** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */
 export async function pruneCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
+  // Only kabi's own directory is pruned: a link put in its place names someone else's files.
+  if (!(await isOwnCacheDir(fs, root))) return [];
   let names: string[];
   try {
     names = await fs.readdir(keep.dir);

@@ -75,7 +75,13 @@ export async function discoverKernels(opts: DiscoverOptions = {}): Promise<Insta
     for (const name of names.sort()) {
       if (name.startsWith('.') || name === 'backup') continue;
       const sys = posix.join(base, name);
-      const real = await resolveInRoot(fs, root, hostPath(root, sys));
+      let real: string | undefined;
+      try {
+        real = await resolveInRoot(fs, root, hostPath(root, sys));
+      } catch {
+        // A link loop or a path out of bounds is no kernel: one bad entry never stops a run.
+        continue;
+      }
       if (real === undefined || realSeen.has(real)) continue;
       try {
         if (!(await fs.stat(real)).isDirectory()) continue;

@@ -341,8 +341,10 @@ async function retryOlderVersions(
   return result;
 }
 
-/** The host path of a system path, its directories resolved inside the root (the last component is not followed). */
+/** The host path of a system path, its directories resolved inside the root (the last component is not followed: for lstat). */
 const inRoot = (ctx: Ctx, sys: string): Promise<string> => confinedPath(ctx.fs, ctx.root, sys, { followLast: false });
+/** The host path of a directory to list, resolved inside the root to the end (a link to it is followed as a chroot would). */
+const dirInRoot = (ctx: Ctx, sys: string): Promise<string> => confinedPath(ctx.fs, ctx.root, sys);
 
 async function exists(ctx: Ctx, sys: string): Promise<boolean> {
   try {
@@ -488,7 +490,7 @@ async function sourceModules(ctx: Ctx, s: InstalledKernel): Promise<string[]> {
   const out: string[] = [];
   let names: string[] = [];
   try {
-    names = (await ctx.fs.readdir(await inRoot(ctx, s.moduleDir))).sort();
+    names = (await ctx.fs.readdir(await dirInRoot(ctx, s.moduleDir))).sort();
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
@@ -513,7 +515,7 @@ async function listModules(ctx: Ctx, sysDir: string): Promise<string[]> {
   const walk = async (d: string) => {
     let names: string[];
     try {
-      names = (await ctx.fs.readdir(await inRoot(ctx, d))).sort();
+      names = (await ctx.fs.readdir(await dirInRoot(ctx, d))).sort();
     } catch (e) {
       if (isNotFound(e)) return;
       throw e;

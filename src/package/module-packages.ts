@@ -1,5 +1,5 @@
 import type { KabiFs } from '../fs.js';
-import { isNotFound } from '../fs.js';
+import { OPEN_FOR_READ } from '../fs.js';
 import { readModuleBytes, type KernelModule } from '../module/read-module.js';
 import { PackageArchive } from './archive.js';
 import { isModulePath } from './entry.js';
@@ -17,21 +17,21 @@ const RPM = [0xed, 0xab, 0xee, 0xdb];
 export async function isPackageFile(fs: KabiFs, path: string): Promise<boolean> {
   let head: Uint8Array;
   try {
-    // Only a regular file can be a package: opening a FIFO would wait for a writer forever,
-    // and a device is the module reader's to refuse in its own words.
-    if (!(await fs.stat(path)).isFile()) return false;
-    const h = await fs.open(path, 'r');
+    // Opened without blocking (a FIFO would wait for a writer forever), then only a regular
+    // file is read: a device or anything else is the module reader's to refuse in its words.
+    const h = await fs.open(path, OPEN_FOR_READ);
     try {
+      if (!(await h.stat()).isFile()) return false;
       const buf = Buffer.alloc(8);
       const { bytesRead } = await h.read(buf, 0, 8, 0);
       head = buf.subarray(0, bytesRead);
     } finally {
       await h.close();
     }
-  } catch (e) {
-    // Missing or unreadable: the module reader reports it in its own words.
-    if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR' || (e as NodeJS.ErrnoException).code === 'EACCES') return false;
-    throw e;
+  } catch {
+    // Missing, unreadable, a loop, a name too long: not a package; the module reader reports
+    // why in its own words.
+    return false;
   }
   const starts = (m: number[]) => m.every((v, i) => head[i] === v);
   return starts(AR) || starts(RPM);

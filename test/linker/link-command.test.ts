@@ -99,6 +99,17 @@ describe('kabi link', () => {
     ]);
   });
 
+  it('--add-kernel reads a kernel directory linked by an absolute path inside the root, as a chroot would', async () => {
+    const fx = root();
+    mod(fx, OLD, 'drv');
+    const { renameSync, symlinkSync } = await import('node:fs');
+    renameSync(join(fx.root, 'lib/modules', OLD), join(fx.root, 'opt-old'));
+    symlinkSync('/opt-old', join(fx.root, 'lib/modules', OLD));
+    const r = await kabi(['link', '--root', fx.root, '--add-kernel', NEW, '--no-initramfs', '--no-depmod']);
+    expect(r.status, r.err).toBe(0);
+    expect(Object.keys(weakLinks(fx.root, NEW))).toEqual(['dkms/drv.ko']);
+  });
+
   it('removes links whose module is gone, and empties a removed kernel', async () => {
     const fx = root();
     const m = mod(fx, OLD, 'drv');

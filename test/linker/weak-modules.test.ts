@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
@@ -307,6 +307,15 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
     expect(existsSync(cache(B))).toBe(false);
     expect(existsSync(cache(A))).toBe(true);
+    // A link in place of kabi's cache directory names someone else's files: never pruned through.
+    rmSync(join(fx.root, 'var/cache/kabi/depmod'), { recursive: true, force: true });
+    mkdirSync(join(fx.root, 'srv/important'), { recursive: true });
+    writeFileSync(join(fx.root, 'srv/important/notes.txt'), 'x');
+    symlinkSync('/srv/important', join(fx.root, 'var/cache/kabi/depmod'));
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
+    expect(readFileSync(join(fx.root, 'srv/important/notes.txt'), 'utf8')).toBe('x');
+    rmSync(join(fx.root, 'var/cache/kabi/depmod'));
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
     // The last kernel's removal leaves no directory of kabi's behind.
     for (const k of [A, C]) expect((await wm(['--basedir', fx.root, '--remove-kernel', k])).status).toBe(0);
     expect(existsSync(join(fx.root, 'var/cache/kabi/depmod'))).toBe(false);
@@ -329,6 +338,17 @@ describe('weak-modules initramfs handling and the command line', () => {
     const r = await wm(['--basedir', fx.root, '--add-modules', '--dracut', dracut.path], m);
     expect(r.status).toBe(0);
     expect(dracut.calls()).toEqual([`-f ${join(fx.root, 'boot', `initramfs-${B}.img`)} ${B}`]);
+  });
+
+  it('a looping link among the kernels is skipped, never the end of the run', async () => {
+    const fx = threeKernels();
+    symlinkSync('/lib/modules/zz', join(fx.root, 'lib/modules/zz'));
+    symlinkSync('zz2', join(fx.root, 'lib/modules/zz2'));
+    const m = extraModule(fx, A, 'drv.ko', basic('drv'));
+    const r = await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], m);
+    expect(r.status, r.err).toBe(0);
+    expect(weakLinks(fx.root, B)).toEqual({ 'drv.ko': sys(fx, m) });
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
   });
 
   it('--dry-run says which image it would rebuild and why, and runs nothing', async () => {
