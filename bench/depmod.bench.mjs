@@ -14,10 +14,10 @@
 //
 //   node bench/depmod.bench.mjs [--quick]     (after `npm run build`)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDepmod, CACHE_FILE } from '../dist/src/depmod/index.js';
+import { runDepmod, CACHE_DIR } from '../dist/src/depmod/index.js';
 
 const quick = process.argv.includes('--quick');
 const manifestPath = execFileSync(process.execPath, [new URL('../corpus/debian/fetch.mjs', import.meta.url).pathname, '--print-manifest-path'], { encoding: 'utf8' }).trim().split('\n').pop();
@@ -89,6 +89,9 @@ try {
     mkdirSync(kabiRoot);
     execFileSync('cp', ['-a', `${k.treeRoot}/.`, kabiRoot]);
     const moduleDir = join(kabiRoot, 'lib', 'modules', k.krel);
+    // kabi keeps its cache under the root's /var/cache (none in a root without one).
+    mkdirSync(join(kabiRoot, 'var', 'cache'), { recursive: true });
+    const cacheFile = join(kabiRoot, CACHE_DIR, k.krel);
     const label = `${k.krel} (${k.moduleCount} ${k.compression === 'xz' ? '.ko.xz' : '.ko'})`;
 
     // kmod, alternating with nothing else running; its page cache is as warm as ours.
@@ -100,12 +103,14 @@ try {
     // process (as the linker's first), then again with the cache removed.
     const colds = [];
     for (let i = 0; i < runs; i++) {
-      rmSync(join(moduleDir, CACHE_FILE), { force: true });
+      rmSync(cacheFile, { force: true });
       colds.push(await kabi(kabiRoot, k.krel));
     }
     const cold = colds.slice().sort((a, b) => a.wall - b.wall)[Math.floor(colds.length / 2)];
     // Warm: full rescan with every module's identity checked against the cache.
     const warm = [];
+    await kabi(kabiRoot, k.krel);
+    if (!existsSync(cacheFile)) throw new Error(`no depmod cache at ${cacheFile}: the warm runs would be cold`);
     for (let i = 0; i < runs; i++) warm.push((await kabi(kabiRoot, k.krel)).wall);
     // Incremental: a weak-updates link added, then removed, alternately.
     mkdirSync(join(moduleDir, 'weak-updates'), { recursive: true });
@@ -167,7 +172,7 @@ try {
       incrementalProcessMs: incProcMs,
       ratios: { cold: kmodMs / cold.wall, warm: kmodMs / warmMs, incremental: kmodMs / incMs, incrementalOverride: kmodMs / overrideMs, warmProcess: kmodMs / warmProcMs, incrementalProcess: kmodMs / incProcMs },
     });
-    rmSync(join(moduleDir, CACHE_FILE), { force: true });
+    rmSync(cacheFile, { force: true });
   }
 } finally {
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });

@@ -53,6 +53,8 @@ export function hyperfineResult(cmd, { runs = 20, warmup = 3 } = {}) {
 /** A root with hard-linked copies of corpus kernels (optionally under other release names). */
 export function buildRoot(kernels, prefix = 'kabi-bench-') {
   const root = mkdtempSync(join(tmpdir(), prefix));
+  // A system has a /var/cache; kabi keeps its depmod cache there (none in a root without one).
+  mkdirSync(join(root, 'var/cache'), { recursive: true });
   for (const { k, as } of kernels) {
     const krel = as ?? k.krel;
     mkdirSync(join(root, 'lib/modules'), { recursive: true });
