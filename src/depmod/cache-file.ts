@@ -380,10 +380,14 @@ async function isOwnCacheDir(fs: KabiFs, root: string): Promise<boolean> {
  */
 export async function forgetCache(fs: KabiFs, root: string, release: string): Promise<void> {
   const loc = await cacheLocation(fs, root, release);
-  if (loc === undefined) return;
-  await removeCache(fs, root, release);
-  await pruneCaches(fs, root, loc);
-  if (!(await isOwnCacheDir(fs, root))) return;
+  // Only kabi's own directory is touched: a link put in its place names someone else's files.
+  if (loc === undefined || !(await isOwnCacheDir(fs, root))) return;
+  try {
+    await fs.unlink(loc.path);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  await pruneOwnCaches(fs, root, loc);
   try {
     // The directory is kabi's too: gone with the last kernel's cache.
     await fs.rmdir(loc.dir);
@@ -394,8 +398,10 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
 
 /** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */
 export async function pruneCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
-  // Only kabi's own directory is pruned: a link put in its place names someone else's files.
-  if (!(await isOwnCacheDir(fs, root))) return [];
+  return (await isOwnCacheDir(fs, root)) ? pruneOwnCaches(fs, root, keep) : [];
+}
+
+async function pruneOwnCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
   let names: string[];
   try {
     names = await fs.readdir(keep.dir);

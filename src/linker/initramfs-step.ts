@@ -67,6 +67,9 @@ function reasonLines(check: ImageCheck): string[] {
 export function initramfsStep(opts: InitramfsStepOptions): (release: string) => Promise<void> {
   const run = opts.run ?? runCommand;
   const fs = opts.fs ?? nodeFs;
+  // A dracut that could not be started once is not tried again for the next image: one
+  // warning saying why, then one line per image left as it was.
+  let unstartable: string | undefined;
   return async (release) => {
     const { changed, planned } = changedOf(opts.plan, release);
     if (opts.checkProg) {
@@ -99,8 +102,15 @@ export function initramfsStep(opts: InitramfsStepOptions): (release: string) => 
       }
       opts.log([dracut, ...args].join(' '));
       if (opts.dryRun) return;
+      if (unstartable !== undefined) {
+        opts.warn(`weak-modules: ${k.initramfs.path} not rebuilt (cannot run ${dracut})`);
+        return;
+      }
       const r = await run(dracut, args);
-      if (r.spawnError) opts.warn(`weak-modules: cannot run ${dracut}: ${r.spawnError}`);
+      if (r.spawnError) {
+        unstartable = r.spawnError;
+        opts.warn(`weak-modules: cannot run ${dracut}: ${r.spawnError}; ${k.initramfs.path} not rebuilt`);
+      }
       else if (r.status !== 0) opts.warn(`weak-modules: ${dracut} failed for ${release} (status ${r.status}): ${r.stderr.trimEnd()}`);
     };
     // The image's lock is held from the decision to dracut's end, so no other kabi run reads

@@ -16,11 +16,18 @@ export const runCommand: Runner = (cmd, args, opts = {}) =>
   new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
-    const child = spawn(cmd, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(cmd, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
+    } catch (e) {
+      // An empty or NUL-holding program name throws here instead of failing to start.
+      resolve({ status: null, signal: null, stdout, stderr, spawnError: (e as NodeJS.ErrnoException).code ?? String(e) });
+      return;
+    }
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(opts.input ?? '');
     child.on('error', (e: NodeJS.ErrnoException) => resolve({ status: null, signal: null, stdout, stderr, spawnError: e.code ?? e.message }));
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, spawnError: undefined }));
   });

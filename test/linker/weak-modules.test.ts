@@ -311,9 +311,11 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     rmSync(join(fx.root, 'var/cache/kabi/depmod'), { recursive: true, force: true });
     mkdirSync(join(fx.root, 'srv/important'), { recursive: true });
     writeFileSync(join(fx.root, 'srv/important/notes.txt'), 'x');
+    writeFileSync(join(fx.root, 'srv/important', A), 'named like the kernel');
     symlinkSync('/srv/important', join(fx.root, 'var/cache/kabi/depmod'));
     expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
     expect(readFileSync(join(fx.root, 'srv/important/notes.txt'), 'utf8')).toBe('x');
+    expect(readFileSync(join(fx.root, 'srv/important', A), 'utf8')).toBe('named like the kernel');
     rmSync(join(fx.root, 'var/cache/kabi/depmod'));
     expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
     // The last kernel's removal leaves no directory of kabi's behind.
@@ -379,6 +381,22 @@ describe('weak-modules initramfs handling and the command line', () => {
     expect(r.status).toBe(1);
     expect(r.out).toBe('weak-modules: could not find dracut at /nonexistent/dracut\n');
     expect(weakLinks(withImage.root, B)).toEqual({ 'drv.ko': sys(withImage, m2) });
+  });
+
+  it('a dracut that cannot be started is tried once: one warning, then a line per image not rebuilt (an empty --dracut too)', async () => {
+    for (const dracut of ['/nonexistent/dracut', '']) {
+      const fx = threeKernels({ A: { initramfs: 'dracut' }, B: { initramfs: 'dracut' } });
+      const m = extraModule(fx, A, 'drv.ko', basic('drv'));
+      const r = await wm(['--basedir', fx.root, '--add-modules', '--dracut', dracut], m);
+      expect(r.status, r.err).toBe(1);
+      expect(r.out).toBe(`weak-modules: could not find dracut at ${dracut}\n`);
+      const lines = r.err.split('\n').filter((l) => l.includes('not rebuilt'));
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(new RegExp(`^weak-modules: cannot run ${dracut}: \\w+; /boot/initramfs-.* not rebuilt$`));
+      expect(lines[1]).toMatch(new RegExp(`^weak-modules: /boot/initramfs-.* not rebuilt \\(cannot run ${dracut}\\)$`));
+      expect(lines[0]).not.toContain(lines[1]!.split(' ')[1]!);
+      expect(weakLinks(fx.root, B)).toEqual({ 'drv.ko': sys(fx, m) });
+    }
   });
 
   it('speaks getopt: abbreviations, --opt=value, permutation, -h, unknown options, no mode', async () => {
