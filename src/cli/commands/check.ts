@@ -7,13 +7,14 @@ import type { CliIo } from '../io.js';
 import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { withProgress } from '../progress.js';
 import { paint } from '../style.js';
+import { summaryOf } from '../registry.js';
 
 const usage = `Usage: kabi check [--root DIR] [--kernel K]... [--kernel-package FILE]... [--shard I/N] [--semantics loader|depmod] [--missing-crc reject|warn] [--json | --json-lines] MODULE...
        kabi check --merge [--json] FILE...`;
 
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'decide whether modules load on each installed kernel',
+  summary: summaryOf('check'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(

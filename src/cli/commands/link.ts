@@ -8,6 +8,7 @@ import { withProgress } from '../progress.js';
 import { paint, type Style } from '../style.js';
 import type { CliIo } from '../io.js';
 import { verdictJson } from './check.js';
+import { summaryOf } from '../registry.js';
 
 const usage = `Usage: kabi link [--root DIR] [--kernel K]... [--dry-run] [--json] [--forward-only] [--multi-version]
                  [--semantics loader|depmod] [--depmod native|system|none] [--initramfs auto|native|generator|defer|none]
@@ -34,7 +35,7 @@ const options = {
 
 export const linkCommand: Command = {
   name: 'link',
-  summary: 'plan and apply weak-updates links (the modern interface to weak-modules)',
+  summary: summaryOf('link'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, options, usage);
