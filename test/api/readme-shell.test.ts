@@ -9,13 +9,14 @@
 // The ```ts blocks run in test/api/readme.test.ts; `npm install` from a tarball and from git
 // in test/package-install/install.test.ts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FixtureRoot } from '../../corpus/fixtures/system-root.js';
+import { addKernel, externalModule, makeRoot, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { BROKEN, demoSystem, NEW, OLD } from '../../corpus/demo/system.js';
 import { everyStateRoot, K2 } from '../status/fixture.js';
+import { debianPackages } from '../package/helpers.js';
 
 const REPO = new URL('../..', import.meta.url).pathname;
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
@@ -107,7 +108,6 @@ function sameOutput(actual: string[], expected: string[]): boolean {
 
 function expectOutput(actual: string, expected: string[], what: string) {
   const lines = actual.replace(/\n$/, '').split('\n');
-  if (process.env.README_DUMP) require('node:fs').appendFileSync(process.env.README_DUMP, `=== ${what}\n${actual}`);
   // On a mismatch, show the two texts side by side (toEqual's diff) rather than `false`.
   if (!sameOutput(lines, expected)) expect(lines.join('\n'), what).toBe(expected.join('\n'));
 }
@@ -148,6 +148,25 @@ const handlers: Record<string, Handler> = {
     expect(r.status).toBe(0);
     for (const c of ['inspect', 'check', 'status', 'link', 'depmod', 'initramfs', 'preserve']) expect(r.out).toContain(`$ kabi ${c} `);
     expect(r.out).toMatch(/^Removed the demo system /m);
+  },
+
+  // Run as written, in a directory holding the two packages (built by dpkg-deb with Debian's
+  // names and layout from a fixture kernel) and a module built against another kernel's
+  // module_layout, as corpus/modules/kabi_minimal.c is when built for another release.
+  '$ kabi check --kernel-package linux-image-6.1.0-57-amd64-unsigned_6.1.192-3_amd64.deb \\': (b) => {
+    const release = '6.1.0-57-amd64';
+    const fx = makeRoot('kabi-readme-debian-');
+    roots.push(fx);
+    addKernel(fx, { release, symvers: 'debian-headers', compression: 'xz', moduleStructSize: 0x380 });
+    const cwd = mkdtempSync(join(tmpdir(), 'kabi-readme-debs-'));
+    roots.push({ root: cwd } as FixtureRoot);
+    const debs = debianPackages(cwd, fx, release, { imageName: `linux-image-${release}-unsigned`, version: '6.1.192-3' }).map((f) => basename(f));
+    const [step] = transcript(b.text);
+    for (const d of debs) expect(step!.cmd).toContain(` ${d} `);
+    writeFileSync(join(cwd, 'kabi_minimal.ko'), externalModule('6.1.0-18-amd64', { name: 'kabi_minimal', thisModuleSize: 0x380, versions: [{ symbol: 'module_layout', crc: 0x12345678 }] }));
+    const r = sh(step!.cmd, { cwd });
+    expect(r.status, 'incompatible: exit 1').toBe(1);
+    expectOutput(r.out, step!.expected, b.first);
   },
 
   // The path is the installed system's: the test reads it under the demo root ($ROOT prefixed,
