@@ -9,7 +9,7 @@
 // The ```ts blocks run in test/api/readme.test.ts; `npm install` from a tarball and from git
 // in test/package-install/install.test.ts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { addKernel, externalModule, makeRoot, type FixtureRoot } from '../../cor
 import { BROKEN, demoSystem, NEW, OLD } from '../../corpus/demo/system.js';
 import { everyStateRoot, K2 } from '../status/fixture.js';
 import { debianPackages } from '../package/helpers.js';
+import { nvr, SuseSystem } from '../kmp/suse-system.js';
 
 const REPO = new URL('../..', import.meta.url).pathname;
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
@@ -58,10 +59,10 @@ afterAll(() => {
 });
 
 /** One command line through sh, stderr merged into stdout in the order written. */
-function sh(cmd: string, opts: { cwd?: string; env?: Record<string, string> } = {}) {
-  const r = spawnSync('sh', ['-c', `( ${cmd} ) 2>&1`], {
+function sh(cmd: string, opts: { cwd?: string; env?: Record<string, string>; path?: string } = {}) {
+  const r = spawnSync('sh', ['-c', `(\n${cmd}\n) 2>&1`], {
     cwd: opts.cwd ?? tmpdir(),
-    env: { ...process.env, NO_COLOR: '1', ...opts.env, PATH },
+    env: { ...process.env, NO_COLOR: '1', ...opts.env, PATH: opts.path ? `${opts.path}:${PATH}` : PATH },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -212,6 +213,44 @@ const handlers: Record<string, Handler> = {
     expect(r.out).toContain(`Module acme_nic.ko from kernel ${OLD} is not compatible with kernel ${BROKEN} in symbols:  printk\n`);
     expect(readlinkSync(fx.path(`/lib/modules/${NEW}/weak-updates/acme/acme_nic.ko`))).toBe(`${ACME}/acme_nic.ko`);
     expect(existsSync(fx.path(`/lib/modules/${BROKEN}/weak-updates/acme`))).toBe(false);
+  },
+
+  // A KMP's scriptlets, line by line, on a SUSE system (test/kmp/suse-system.ts) named by
+  // KABI_ROOT (weak-modules2's root, as kabi adds it); `rpm` is the fake that answers from that
+  // system's package list (test/kmp/fake-rpm.mjs). The test plays rpm between the lines: the
+  // package is unpacked before %post and its files and record go between %preun and %postun.
+  // The system's /usr/bin/dracut is a recorder run through chroot with busybox's sh.
+  'INITRD_IN_POSTTRANS=1 weak-modules2 --add-kmp drbd-kmp-default-9.1.16_k6.4.0_150600.21-150600.3.2': (b) => {
+    const [K21, K23] = ['6.4.0-150600.21-default', '6.4.0-150600.23-default'];
+    const sys = new SuseSystem({ [K21]: 'A', [K23]: 'A' }, { prefix: 'kabi-readme-suse-' });
+    roots.push(sys.fx);
+    sys.write('/bin/busybox', readFileSync('/bin/busybox'));
+    chmodSync(sys.fx.path('/bin/busybox'), 0o755);
+    symlinkSync('busybox', sys.fx.path('/bin/sh'));
+    sys.write(sys.dracut, '#!/bin/sh\necho "$@" >> /dracut.log\n');
+    const kmp = sys.kmp('drbd', 'default', '9.1.16_k6.4.0_150600.21', K21, { 'drbd/drbd.ko': sys.module(K21, 'drbd') }, '150600.3.2');
+    const shims = mkdtempSync(join(tmpdir(), 'kabi-readme-rpm-'));
+    roots.push({ root: shims } as FixtureRoot);
+    writeFileSync(join(shims, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} --root "$KABI_ROOT" "$@"\n`, { mode: 0o755 });
+    const run = (line: string) => sh(line, { cwd: shims, env: { KABI_ROOT: sys.root }, path: shims });
+    const [add, list, remove, ...rest] = b.text.split('\n').filter((l) => l.trim() !== '');
+    expect(rest).toEqual([]);
+    const link = `updates/drbd/drbd.ko`;
+
+    sys.unpack(kmp);
+    expect(nvr(kmp)).toBe(add!.split(' ').at(-1));
+    const added = run(add!);
+    expect(added, add).toMatchObject({ status: 0, out: '' }); // wm2's messages are for -v
+    expect(Object.keys(sys.links(K23))).toEqual([link]);
+    expect(existsSync(sys.fx.path('/dracut.log')), 'INITRD_IN_POSTTRANS defers the initrd').toBe(false);
+
+    expect(run(list!).status).toBe(0);
+    expect(readFileSync(join(shims, 'drbd.modules'), 'utf8')).toBe(`/usr/lib/modules/${K21}/${link}\n`);
+    sys.unpackRemove(nvr(kmp));
+    const removed = run(remove!);
+    expect(removed, remove).toMatchObject({ status: 0 });
+    expect(sys.links(K23)).toEqual({});
+    expect(readFileSync(sys.fx.path('/dracut.log'), 'utf8')).toContain(K23);
   },
 
   // A synopsis: each line's subcommand and options are the ones `kabi initramfs --help` lists.
