@@ -7,7 +7,7 @@ import type { CliIo } from '../io.js';
 import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { withProgress } from '../progress.js';
 import { paint } from '../style.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi check [--root DIR] [--kernel K]... [--kernel-package FILE]... [--shard I/N] [--semantics loader|depmod] [--missing-crc reject|warn] [--json | --json-lines] MODULE...
        kabi check --merge [--json] FILE...`;

@@ -2,7 +2,7 @@ import { KabiError } from '../../errors.js';
 import { parse, type Command } from '../command.js';
 import { completionScript } from '../completion.js';
 import { HELP_OPTION } from '../options.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = 'Usage: kabi completion bash|zsh|fish';
 

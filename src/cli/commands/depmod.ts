@@ -14,7 +14,7 @@ import { HELP_OPTION, ROOT_OPTION, rootPath } from '../options.js';
 import { withProgress } from '../progress.js';
 import { kabiVersion } from '../version.js';
 import { depfileUpToDate, outputText, prefixMatters, withDuplicateWarnings } from './depmod-extras.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage =
   'Usage: kabi depmod [-aA] [-b BASEDIR | --root DIR] [-o OUTDIR] [-C CONFIG]... [-e] [-E SYMVERS] [-F SYSTEM.MAP] [-n] [-P C] [-v] [-w] [--kmod-version N] [--no-cache] [KVER]';

@@ -12,7 +12,7 @@ import { refreshInitramfs, type RefreshResult, type RefreshStrategy } from '../.
 import { parse, EXIT_ERROR, type Command } from '../command.js';
 import { ROOT_OPTION, systemRoot } from '../options.js';
 import type { CliIo } from '../io.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi initramfs ls [--json | --names] IMAGE
        kabi initramfs check [--root DIR] [--module PATH]... [--json] KERNEL

@@ -5,7 +5,7 @@ import { parse, EXIT_ERROR, type Command } from '../command.js';
 import type { CliIo } from '../io.js';
 import { HELP_OPTION, JSON_OPTION, ROOT_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = 'Usage: kabi inspect [--json | -F FIELD] [--root DIR | -b BASEDIR] [-k K] (FILE | NAME)...';
 

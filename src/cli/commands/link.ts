@@ -8,7 +8,7 @@ import { withProgress } from '../progress.js';
 import { paint, type Style } from '../style.js';
 import type { CliIo } from '../io.js';
 import { verdictJson } from './check.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi link [--root DIR] [--kernel K]... [--dry-run] [--json] [--forward-only] [--multi-version]
                  [--semantics loader|depmod] [--depmod native|system|none] [--initramfs auto|native|generator|defer|none]

@@ -11,7 +11,7 @@ import { parse, type Command } from '../command.js';
 import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
 import { painter } from '../style.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi status [--root DIR] [--kernel K]... [--store DIR]... [--dkms-tree DIR] [--kernel-package FILE]... [--incoming] [--semantics loader|depmod] [--json]
        kabi status --why MODULE --kernel K [--root DIR] [--store DIR]... [--kernel-package FILE]... [--json]`;

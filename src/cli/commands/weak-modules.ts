@@ -10,7 +10,7 @@ import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
 import type { OptionTable } from '../options.js';
 import type { CliIo } from '../io.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 /** weak-modules' options (el9's, and kabi's --system-depmod), for getopt and for the man page. */
 const OPTIONS = {

@@ -12,7 +12,7 @@ import { isExecutable } from '../../linker/initramfs-step.js';
 import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
 import type { CliIo } from '../io.js';
-import { summaryOf } from '../registry.js';
+import { summaryOf } from '../summaries.js';
 
 const MODES: readonly Wm2Mode[] = ['add-kernel', 'remove-kernel', 'add-kmp', 'remove-kmp', 'add-kernel-modules', 'remove-kernel-modules'];
 const LONGS = [...MODES, 'usage', 'help', 'verbose', 'dry-run', 'debug'].map((name) => ({ name, hasArg: false }));
