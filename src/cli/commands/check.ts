@@ -1,5 +1,4 @@
 import { basename, resolve } from 'node:path';
-import { checkModules } from '../../compat/check.js';
 import type { Verdict } from '../../compat/types.js';
 import { KabiError } from '../../errors.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
@@ -77,6 +76,9 @@ Exit status: 0 if every module loads on every kernel, 1 if any does not, 2 on er
     if (positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
 
     const root = await systemRoot(io, values.root);
+    // The verdict engine (and the package readers behind it) only now: `kabi check --help` and
+    // a usage error do not compile it.
+    const { checkModules } = await import('../../compat/check.js');
     const result = await withProgress(io, 'kabi check', 'judging the modules', () => checkModules(positionals, {
       root,
       fs: io.fs,

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { apply, finishingSteps, type LinkRequest } from '../../api/link.js';
+import type { LinkRequest } from '../../api/link.js';
 import { KabiError } from '../../errors.js';
 import type { Plan } from '../../linker/types.js';
 import { parse, type Command } from '../command.js';
@@ -93,6 +93,8 @@ kernel that is not installed.
     const depmod = values['no-depmod'] ? 'none' : (values.depmod ?? 'native');
     const initramfs = values['no-initramfs'] ? 'none' : (values.initramfs ?? 'auto');
     const request: LinkRequest = values.add ? { add: positionals } : values.remove ? { remove: positionals } : values['add-kernel'] !== undefined ? { addKernel: values['add-kernel'] } : { removeKernel: values['remove-kernel']! };
+    // The linker (with depmod and the initramfs code) only now: `kabi link --help` does not compile it.
+    const { apply, finishingSteps } = await import('../../api/link.js');
     const steps = finishingSteps({ depmod, initramfs });
     const warn = (l: string) => io.stderr(`kabi link: ${l}\n`);
     const run = await withProgress(io, 'kabi link', dryRun ? 'planning' : 'planning and applying', (progress) =>
