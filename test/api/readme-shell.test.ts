@@ -53,10 +53,15 @@ for (const b of ['kabi', 'weak-modules', 'weak-modules2']) symlinkSync(join(REPO
 const PATH = `${BIN}:${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`;
 
 const roots: FixtureRoot[] = [];
+const dirs: string[] = [BIN];
 afterAll(() => {
-  for (const fx of roots) rmSync(fx.root, { recursive: true, force: true });
-  rmSync(BIN, { recursive: true, force: true });
+  for (const d of [...roots.map((fx) => fx.root), ...dirs]) rmSync(d, { recursive: true, force: true });
 });
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
 
 /** One command line through sh, stderr merged into stdout in the order written. */
 function sh(cmd: string, opts: { cwd?: string; env?: Record<string, string>; path?: string } = {}) {
@@ -159,8 +164,7 @@ const handlers: Record<string, Handler> = {
     const fx = makeRoot('kabi-readme-debian-');
     roots.push(fx);
     addKernel(fx, { release, symvers: 'debian-headers', compression: 'xz', moduleStructSize: 0x380 });
-    const cwd = mkdtempSync(join(tmpdir(), 'kabi-readme-debs-'));
-    roots.push({ root: cwd } as FixtureRoot);
+    const cwd = tempDir('kabi-readme-debs-');
     const debs = debianPackages(cwd, fx, release, { imageName: `linux-image-${release}-unsigned`, version: '6.1.192-3' }).map((f) => basename(f));
     const [step] = transcript(b.text);
     for (const d of debs) expect(step!.cmd).toContain(` ${d} `);
@@ -229,8 +233,7 @@ const handlers: Record<string, Handler> = {
     symlinkSync('busybox', sys.fx.path('/bin/sh'));
     sys.write(sys.dracut, '#!/bin/sh\necho "$@" >> /dracut.log\n');
     const kmp = sys.kmp('drbd', 'default', '9.1.16_k6.4.0_150600.21', K21, { 'drbd/drbd.ko': sys.module(K21, 'drbd') }, '150600.3.2');
-    const shims = mkdtempSync(join(tmpdir(), 'kabi-readme-rpm-'));
-    roots.push({ root: shims } as FixtureRoot);
+    const shims = tempDir('kabi-readme-rpm-');
     writeFileSync(join(shims, 'rpm'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'test/kmp/fake-rpm.mjs'))} --root "$KABI_ROOT" "$@"\n`, { mode: 0o755 });
     const run = (line: string) => sh(line, { cwd: shims, env: { KABI_ROOT: sys.root }, path: shims });
     const [add, list, remove, ...rest] = b.text.split('\n').filter((l) => l.trim() !== '');
