@@ -1,9 +1,9 @@
 // Build (also `npm prepare`, so `npm pack` and git installs build a clean checkout):
 // - tsc emits every source (ESM + .d.ts) into dist/src and dist/native-bindings: the tests and
 //   benches import those files, and the package ships only their .d.ts;
-// - esbuild bundles each bin, the library and the module-reading worker into one file each:
-//   resolving ~80 modules costs `import('kabi')` about 40 ms more than loading one file, and
-//   `kabi --help` should not pay it either. The optional codec packages stay external: they
+// - esbuild bundles the library, the drop-in bins and the module-reading worker into one file
+//   each (resolving ~80 modules costs `import('kabi')` about 40 ms more than loading one file),
+//   and the kabi bin into an entry with chunks, so `kabi --help` compiles only the dispatch. The optional codec packages stay external: they
 //   are loaded lazily at run time.
 // - dist/lib/index.cjs lets `require('kabi')` load the same ES module where Node can;
 // - dist/man/*.1 are written from the commands' option tables (src/cli/man.ts).
@@ -63,9 +63,39 @@ async function bundle(entry, outfile, { bin = false } = {}) {
   for (const f of r.outputFiles) writeAtomic(f.path, f.contents, bin ? 0o755 : 0o644);
 }
 
+// kabi is split into chunks (dist/bin/chunk-*.js, beside it so the worker and package.json are
+// found from any of them): `kabi --help` loads its entry and the few chunks the dispatch needs,
+// and a command's code is compiled only when that command runs (src/cli/registry.ts).
+async function splitBin(entries) {
+  const r = await build({
+    entryPoints: entries,
+    outdir: 'dist/bin',
+    write: false,
+    bundle: true,
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    banner: { js: '#!/usr/bin/env node' },
+    external: ['zstd-napi', 'lz4-napi', 'xz-decompress', 'fzstd'],
+    logLevel: 'warning',
+  });
+  const bins = new Set(Object.keys(entries).map((name) => resolve(root, 'dist/bin', `${name}.js`)));
+  for (const f of r.outputFiles) {
+    // `require` only in a file whose bundled CommonJS asks for it (esbuild's __require):
+    // createRequire in each of the chunks `kabi --help` loads would cost more than the rest.
+    const text = f.text.replace('#!/usr/bin/env node\n', '');
+    const out = `#!/usr/bin/env node\n${/\b__require\b/.test(text) ? `${REQUIRE_SHIM}\n` : ''}${text}`;
+    writeAtomic(f.path, out, bins.has(f.path) ? 0o755 : 0o644);
+  }
+}
+
 const bins = readdirSync('src/bin').filter((f) => f.endsWith('.ts'));
 await Promise.all([
-  ...bins.map((f) => bundle(`src/bin/${f}`, `dist/bin/${f.replace(/\.ts$/, '.js')}`, { bin: true })),
+  splitBin({ kabi: 'src/bin/kabi.ts' }),
+  // The drop-ins run one command each, from package scriptlets: one file loads fastest there.
+  ...bins.filter((f) => f !== 'kabi.ts').map((f) => bundle(`src/bin/${f}`, `dist/bin/${f.replace(/\.ts$/, '.js')}`, { bin: true })),
   // The worker is started from beside whichever bundle reads modules: the bins and the library.
   bundle('src/module/read-worker.ts', 'dist/bin/read-worker.js'),
   bundle('src/index.ts', 'dist/lib/index.js'),

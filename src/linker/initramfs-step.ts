@@ -151,7 +151,7 @@ export function refreshStep(opts: RefreshStepOptions): (release: string) => Prom
       for (const l of describeRefresh(r)) opts.log(l);
     } catch (e) {
       if (!(e instanceof KabiError)) throw e;
-      opts.warn(`kabi: initramfs of ${release} not refreshed: ${e.message}`);
+      opts.warn(`initramfs of ${release} not refreshed: ${e.message}`);
     }
   };
 }

@@ -4,9 +4,9 @@
 // kabi imitates depmod, modinfo's -F/-b/-k and name lookup in inspect, shell completion and man
 // pages written from the same option tables.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
 import { memoryIo } from '../../src/cli/io.js';
@@ -82,8 +82,8 @@ describe('--version', () => {
     expect(bin(['--version'])).toMatchObject({ code: 0, out: `kabi ${PKG.version}\n` });
     // The same bundle beside another package.json prints that one's.
     const dir = mkdtempSync(join(tmpdir(), 'kabi-version-'));
-    mkdirSync(join(dir, 'dist/bin'), { recursive: true });
-    copyFileSync(BIN, join(dir, 'dist/bin/kabi.js'));
+    // The bin is an entry with chunks beside it (scripts/build.mjs): the directory goes together.
+    cpSync(dirname(BIN), join(dir, 'dist/bin'), { recursive: true });
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'kabi', version: '9.8.7-test', type: 'module' }));
     expect(bin(['--version'], {}, join(dir, 'dist/bin/kabi.js'))).toMatchObject({ code: 0, out: 'kabi 9.8.7-test\n' });
     expect(bin(['depmod', '-V'], {}, join(dir, 'dist/bin/kabi.js')).out).toMatch(/^kabi depmod 9\.8\.7-test: /);

@@ -7,7 +7,8 @@
 // %{RELEASE} %{EPOCH}, [ ] groups iterating one array tag (PROVIDENAME, FILENAMES), \t and \n.
 // test/hosts/suse/ checks that its answer is real rpm's answer for the same packages.
 //
-// As a program: fake-rpm.mjs [--root R] [--dbpath D] -qa [--nodigest] [--nosignature] --qf F GLOB
+// As a program: fake-rpm.mjs [--root R] [--dbpath D] -qa [--nodigest] [--nosignature] --qf F GLOB,
+// or fake-rpm.mjs [--root R] -ql NAME
 // As a module: answer(argv, cwdRoot) → { status, stdout, stderr }.
 
 import { readFileSync } from 'node:fs';
@@ -74,6 +75,7 @@ export function answer(argv, defaultRoot = '/') {
   let root = defaultRoot;
   let qf = '%{NAME}-%{VERSION}-%{RELEASE}\\n';
   let all = false;
+  let list = false;
   const globs = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -81,11 +83,22 @@ export function answer(argv, defaultRoot = '/') {
     else if (a === '--dbpath') i++;
     else if (a === '--qf' || a === '--queryformat') qf = argv[++i];
     else if (a === '-qa') all = true;
+    else if (a === '-ql') list = true;
     else if (a === '--nodigest' || a === '--nosignature') continue;
     else if (a.startsWith('-')) return { status: 1, stdout: '', stderr: `fake rpm: option ${a} not implemented\n` };
     else globs.push(a);
   }
-  if (!all) return { status: 1, stdout: '', stderr: 'fake rpm: only -qa is implemented\n' };
+  // -ql NAME: the files of an installed package (by name or name-version-release), as rpm lists them.
+  if (list) {
+    let stdout = '';
+    for (const name of globs) {
+      const pkg = readDb(root).find((p) => p.name === name || `${p.name}-${p.version}-${p.release}` === name);
+      if (!pkg) return { status: 1, stdout, stderr: `package ${name} is not installed\n` };
+      stdout += (pkg.files ?? []).map((f) => `${f}\n`).join('');
+    }
+    return { status: 0, stdout, stderr: '' };
+  }
+  if (!all) return { status: 1, stdout: '', stderr: 'fake rpm: only -qa and -ql are implemented\n' };
   const fmt = unescape(qf);
   const res = globs.map(globRe);
   let stdout = '';

@@ -1,9 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, linkSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeTree as writePlainTree, type TreeItem as PlainItem } from '../initramfs/helpers.js';
+import type { FixtureRoot } from '../../corpus/fixtures/system-root.js';
 
 /** Packages for the reader tests, built by the real tools (dpkg-deb, ar, tar, xz, rpmbuild). */
 
@@ -181,4 +182,45 @@ function listForSpec(root: string): string[] {
   };
   walk(root);
   return out;
+}
+
+/** Every file, symlink and directory of a fixture root under `prefixes`, as package items. */
+export function itemsOf(root: string, prefixes: readonly string[]): TreeItem[] {
+  const out: TreeItem[] = [];
+  const walk = (dir: string) => {
+    for (const n of readdirSync(dir)) {
+      const p = join(dir, n);
+      const rel = relative(root, p);
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out.push({ path: rel, link: readlinkSync(p) });
+      else if (st.isDirectory()) {
+        out.push({ path: rel, dir: true });
+        walk(p);
+      } else out.push({ path: rel, data: readFileSync(p) });
+    }
+  };
+  for (const pre of prefixes) {
+    try {
+      if (lstatSync(join(root, pre)).isDirectory()) walk(join(root, pre));
+      else out.push({ path: pre, data: readFileSync(join(root, pre)) });
+    } catch {
+      // not in this kernel
+    }
+  }
+  return out;
+}
+
+/** A kernel laid out as Debian packages it: the image (modules, /boot) and the headers (Module.symvers). */
+export function debianPackages(dir: string, fx: FixtureRoot, release: string, opts: { imageName?: string; version?: string } = {}): string[] {
+  const image = buildDeb(dir, itemsOf(fx.root, [`lib/modules/${release}`, `boot/config-${release}`, `boot/System.map-${release}`]), {
+    name: opts.imageName ?? `linux-image-${release}`,
+    arch: 'amd64',
+    ...(opts.version !== undefined ? { version: opts.version } : {}),
+  });
+  const headers = buildDeb(dir, [...itemsOf(fx.root, [`usr/src/linux-headers-${release}`]), { path: `lib/modules/${release}/build`, link: `/usr/src/linux-headers-${release}` }], {
+    name: `linux-headers-${release}`,
+    arch: 'amd64',
+    ...(opts.version !== undefined ? { version: opts.version } : {}),
+  });
+  return [image, headers];
 }

@@ -1,8 +1,8 @@
-import { constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { constants, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildModuleBytes } from '../../corpus/fixtures/module-builder.js';
-import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel, type FixtureRoot } from '../../corpus/fixtures/system-root.js';
+import { addKernel, externalModule, makeRoot, MODULE_LAYOUT_CRC, type FixtureKernel } from '../../corpus/fixtures/system-root.js';
 import { main } from '../../src/cli/main.js';
 import { memoryIo } from '../../src/cli/io.js';
 import { checkModules } from '../../src/compat/check.js';
@@ -10,7 +10,7 @@ import type { Verdict } from '../../src/compat/types.js';
 import { discoverKernels } from '../../src/kernel/discover.js';
 import { KernelPackages } from '../../src/package/kernel-packages.js';
 import { statusReport } from '../../src/status/report.js';
-import { buildDeb, buildRpm, tempDir, type TreeItem } from './helpers.js';
+import { buildDeb, buildRpm, debianPackages, itemsOf, tempDir } from './helpers.js';
 
 const OLD = '6.1.0-98-amd64';
 const NEW = '6.1.0-99-amd64';
@@ -36,45 +36,6 @@ function kernel(release: string, printkCrc = 0x11111111, extra: Partial<FixtureK
     compression: 'xz',
     ...extra,
   };
-}
-
-/** Every file, symlink and directory of a fixture root under `prefixes`, as package items. */
-function itemsOf(root: string, prefixes: readonly string[]): TreeItem[] {
-  const out: TreeItem[] = [];
-  const walk = (dir: string) => {
-    for (const n of readdirSync(dir)) {
-      const p = join(dir, n);
-      const rel = relative(root, p);
-      const st = lstatSync(p);
-      if (st.isSymbolicLink()) out.push({ path: rel, link: readlinkSync(p) });
-      else if (st.isDirectory()) {
-        out.push({ path: rel, dir: true });
-        walk(p);
-      } else out.push({ path: rel, data: readFileSync(p) });
-    }
-  };
-  for (const pre of prefixes) {
-    try {
-      if (lstatSync(join(root, pre)).isDirectory()) walk(join(root, pre));
-      else out.push({ path: pre, data: readFileSync(join(root, pre)) });
-    } catch {
-      // not in this kernel
-    }
-  }
-  return out;
-}
-
-/** A kernel laid out as Debian packages it: the image (modules, /boot) and the headers (Module.symvers). */
-function debianPackages(dir: string, fx: FixtureRoot, release: string): string[] {
-  const image = buildDeb(dir, itemsOf(fx.root, [`lib/modules/${release}`, `boot/config-${release}`, `boot/System.map-${release}`]), {
-    name: `linux-image-${release}`,
-    arch: 'amd64',
-  });
-  const headers = buildDeb(dir, [...itemsOf(fx.root, [`usr/src/linux-headers-${release}`]), { path: `lib/modules/${release}/build`, link: `/usr/src/linux-headers-${release}` }], {
-    name: `linux-headers-${release}`,
-    arch: 'amd64',
-  });
-  return [image, headers];
 }
 
 function modules(dir: string): Record<string, string> {

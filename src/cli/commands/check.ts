@@ -1,5 +1,4 @@
 import { basename, resolve } from 'node:path';
-import { checkModules } from '../../compat/check.js';
 import type { Verdict } from '../../compat/types.js';
 import { KabiError } from '../../errors.js';
 import { parse, EXIT_ERROR, type Command } from '../command.js';
@@ -7,13 +6,14 @@ import type { CliIo } from '../io.js';
 import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { withProgress } from '../progress.js';
 import { paint } from '../style.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi check [--root DIR] [--kernel K]... [--kernel-package FILE]... [--shard I/N] [--semantics loader|depmod] [--missing-crc reject|warn] [--json | --json-lines] MODULE...
        kabi check --merge [--json] FILE...`;
 
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'decide whether modules load on each installed kernel',
+  summary: summaryOf('check'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(
@@ -76,6 +76,9 @@ Exit status: 0 if every module loads on every kernel, 1 if any does not, 2 on er
     if (positionals.length === 0) throw new KabiError('USAGE', `no module given\n${usage}`);
 
     const root = await systemRoot(io, values.root);
+    // The verdict engine (and the package readers behind it) only now: `kabi check --help` and
+    // a usage error do not compile it.
+    const { checkModules } = await import('../../compat/check.js');
     const result = await withProgress(io, 'kabi check', 'judging the modules', () => checkModules(positionals, {
       root,
       fs: io.fs,

@@ -2,6 +2,7 @@ import { KabiError } from '../../errors.js';
 import { parse, type Command } from '../command.js';
 import { completionScript } from '../completion.js';
 import { HELP_OPTION } from '../options.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = 'Usage: kabi completion bash|zsh|fish';
 
@@ -24,7 +25,7 @@ const SHELLS = ['bash', 'zsh', 'fish'] as const;
 
 export const completionCommand: Command = {
   name: 'completion',
-  summary: 'print a shell completion script (bash, zsh, fish)',
+  summary: summaryOf('completion'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, { help: HELP_OPTION }, usage);

@@ -14,6 +14,7 @@ import { HELP_OPTION, ROOT_OPTION, rootPath } from '../options.js';
 import { withProgress } from '../progress.js';
 import { kabiVersion } from '../version.js';
 import { depfileUpToDate, outputText, prefixMatters, withDuplicateWarnings } from './depmod-extras.js';
+import { summaryOf } from '../summaries.js';
 
 const usage =
   'Usage: kabi depmod [-aA] [-b BASEDIR | --root DIR] [-o OUTDIR] [-C CONFIG]... [-e] [-E SYMVERS] [-F SYSTEM.MAP] [-n] [-P C] [-v] [-w] [--kmod-version N] [--no-cache] [KVER]';
@@ -108,7 +109,7 @@ async function textOf(fs: KabiFs, path: string | undefined): Promise<string | un
 
 export const depmodCommand: Command = {
   name: 'depmod',
-  summary: 'write modules.dep and the module indexes, as kmod’s depmod does',
+  summary: summaryOf('depmod'),
   usage,
   usageStatus: 1,
   async run(argv, io) {

@@ -12,6 +12,7 @@ import { refreshInitramfs, type RefreshResult, type RefreshStrategy } from '../.
 import { parse, EXIT_ERROR, type Command } from '../command.js';
 import { ROOT_OPTION, systemRoot } from '../options.js';
 import type { CliIo } from '../io.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi initramfs ls [--json | --names] IMAGE
        kabi initramfs check [--root DIR] [--module PATH]... [--json] KERNEL
@@ -57,7 +58,7 @@ export interface InitramfsCommandDeps {
 export function makeInitramfsCommand(deps: InitramfsCommandDeps = {}): Command {
   return {
     name: 'initramfs',
-    summary: 'list, check and update initramfs images (natively or with dracut, initramfs-tools, mkinitcpio)',
+    summary: summaryOf('initramfs'),
     usage,
     async run(argv, io) {
       const [sub, ...rest] = argv;

@@ -5,6 +5,7 @@ import { parse, EXIT_ERROR, type Command } from '../command.js';
 import type { CliIo } from '../io.js';
 import { HELP_OPTION, JSON_OPTION, ROOT_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = 'Usage: kabi inspect [--json | -F FIELD] [--root DIR | -b BASEDIR] [-k K] (FILE | NAME)...';
 
@@ -44,7 +45,7 @@ is not found (the others are still printed).
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'show a module’s modinfo, modversions, imports, exports and signature (files or names)',
+  summary: summaryOf('inspect'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, options, usage);

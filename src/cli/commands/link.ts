@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { apply, finishingSteps, type LinkRequest } from '../../api/link.js';
+import type { LinkRequest } from '../../api/link.js';
 import { KabiError } from '../../errors.js';
 import type { Plan } from '../../linker/types.js';
 import { parse, type Command } from '../command.js';
@@ -8,6 +8,7 @@ import { withProgress } from '../progress.js';
 import { paint, type Style } from '../style.js';
 import type { CliIo } from '../io.js';
 import { verdictJson } from './check.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi link [--root DIR] [--kernel K]... [--dry-run] [--json] [--forward-only] [--multi-version]
                  [--semantics loader|depmod] [--depmod native|system|none] [--initramfs auto|native|generator|defer|none]
@@ -34,7 +35,7 @@ const options = {
 
 export const linkCommand: Command = {
   name: 'link',
-  summary: 'plan and apply weak-updates links (the modern interface to weak-modules)',
+  summary: summaryOf('link'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, options, usage);
@@ -92,6 +93,8 @@ kernel that is not installed.
     const depmod = values['no-depmod'] ? 'none' : (values.depmod ?? 'native');
     const initramfs = values['no-initramfs'] ? 'none' : (values.initramfs ?? 'auto');
     const request: LinkRequest = values.add ? { add: positionals } : values.remove ? { remove: positionals } : values['add-kernel'] !== undefined ? { addKernel: values['add-kernel'] } : { removeKernel: values['remove-kernel']! };
+    // The linker (with depmod and the initramfs code) only now: `kabi link --help` does not compile it.
+    const { apply, finishingSteps } = await import('../../api/link.js');
     const steps = finishingSteps({ depmod, initramfs });
     const warn = (l: string) => io.stderr(`kabi link: ${l}\n`);
     const run = await withProgress(io, 'kabi link', dryRun ? 'planning' : 'planning and applying', (progress) =>

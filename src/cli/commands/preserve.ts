@@ -4,6 +4,7 @@ import { runningKernel } from '../../preserve/running.js';
 import { parse, type Command } from '../command.js';
 import { DRY_RUN_OPTION, HELP_OPTION, JSON_OPTION, ROOT_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi preserve save    [--root DIR] [--kernel K] [--json]
        kabi preserve restore [--root DIR] [--kernel K] [--json]
@@ -43,7 +44,7 @@ const options = {
 
 export const preserveCommand: Command = {
   name: 'preserve',
-  summary: 'keep the running kernel’s module tree usable across a package upgrade (save, restore, prune)',
+  summary: summaryOf('preserve'),
   usage,
   async run(argv, io) {
     const [sub, ...rest] = argv;

@@ -11,6 +11,7 @@ import { parse, type Command } from '../command.js';
 import { KERNELS_OPTION, ROOT_OPTION, SEMANTICS_OPTION, systemRoot } from '../options.js';
 import { createProgress } from '../progress.js';
 import { painter } from '../style.js';
+import { summaryOf } from '../summaries.js';
 
 const usage = `Usage: kabi status [--root DIR] [--kernel K]... [--store DIR]... [--dkms-tree DIR] [--kernel-package FILE]... [--incoming] [--semantics loader|depmod] [--json]
        kabi status --why MODULE --kernel K [--root DIR] [--store DIR]... [--kernel-package FILE]... [--json]`;
@@ -51,7 +52,7 @@ Exit status: 0 when the report was made (whatever it says), 2 on error; with --i
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'every out-of-tree module against every installed kernel: built, linked, compatible, stale',
+  summary: summaryOf('status'),
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(

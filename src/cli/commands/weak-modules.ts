@@ -10,6 +10,7 @@ import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
 import type { OptionTable } from '../options.js';
 import type { CliIo } from '../io.js';
+import { summaryOf } from '../summaries.js';
 
 /** weak-modules' options (el9's, and kabi's --system-depmod), for getopt and for the man page. */
 const OPTIONS = {
@@ -151,7 +152,7 @@ export async function weakModules(argv: string[], io: CliIo): Promise<number> {
 
 export const weakModulesCommand: Command = {
   name: 'weak-modules',
-  summary: 'drop-in replacement for RHEL’s weak-modules (same options and output)',
+  summary: summaryOf('weak-modules'),
   usage: USAGE,
   options: OPTIONS,
   async run(argv, io) {

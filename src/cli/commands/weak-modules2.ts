@@ -12,6 +12,7 @@ import { isExecutable } from '../../linker/initramfs-step.js';
 import { getopt, GetoptError } from '../getopt.js';
 import type { Command } from '../command.js';
 import type { CliIo } from '../io.js';
+import { summaryOf } from '../summaries.js';
 
 const MODES: readonly Wm2Mode[] = ['add-kernel', 'remove-kernel', 'add-kmp', 'remove-kmp', 'add-kernel-modules', 'remove-kernel-modules'];
 const LONGS = [...MODES, 'usage', 'help', 'verbose', 'dry-run', 'debug'].map((name) => ({ name, hasArg: false }));
@@ -187,7 +188,7 @@ export async function weakModules2Main(argv: string[], io: CliIo, deps: { run?: 
 
 export const weakModules2Command: Command = {
   name: 'weak-modules2',
-  summary: 'drop-in replacement for SUSE’s weak-modules2 (KMPs; same options and output)',
+  summary: summaryOf('weak-modules2'),
   usage: usage(),
   run: (argv, io) => weakModules2Main(argv, io),
 };
