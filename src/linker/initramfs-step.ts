@@ -110,8 +110,7 @@ export function initramfsStep(opts: InitramfsStepOptions): (release: string) => 
       if (r.spawnError) {
         unstartable = r.spawnError;
         opts.warn(`weak-modules: cannot run ${dracut}: ${r.spawnError}; ${k.initramfs.path} not rebuilt`);
-      }
-      else if (r.status !== 0) opts.warn(`weak-modules: ${dracut} failed for ${release} (status ${r.status}): ${r.stderr.trimEnd()}`);
+      } else if (r.status !== 0) opts.warn(`weak-modules: ${dracut} failed for ${release} (status ${r.status}): ${r.stderr.trimEnd()}`);
     };
     // The image's lock is held from the decision to dracut's end, so no other kabi run reads
     // or writes it meanwhile.
