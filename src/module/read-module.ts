@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { isOutputLimit, maybeDecompress, maybeDecompressEach, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
 import { overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
@@ -110,13 +110,29 @@ export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions
  * most READ_BUDGETS.module bytes of it (a bomb is stopped there: LIMIT naming the file).
  */
 export async function decompressModule(bytes: Uint8Array, file: string | undefined): Promise<{ data: Uint8Array; format: Compression | undefined }> {
-  const budget = READ_BUDGETS.module;
   try {
-    return await maybeDecompress(bytes, { file, maxOutputBytes: budget.maxBytes });
+    return await maybeDecompress(bytes, { file, maxOutputBytes: READ_BUDGETS.module.maxBytes });
   } catch (e) {
-    if (isOutputLimit(e)) throw overBudget(file ?? 'module', budget, true);
-    throw e;
+    throw moduleDecompressError(e, file);
   }
+}
+
+function moduleDecompressError(e: unknown, file: string | undefined): unknown {
+  return isOutputLimit(e) ? overBudget(file ?? 'module', READ_BUDGETS.module, true) : e;
+}
+
+/**
+ * decompressModule() for many files, as a tree is read: `each(i, result)` once per file, in
+ * no set order, with what decompressModule() would return or throw for it. .ko.xz files are
+ * decoded many per xz process where xz(1) is installed, about twice as fast as one by one.
+ */
+export async function decompressModules(
+  files: readonly { bytes: Uint8Array; file?: string | undefined }[],
+  each: (index: number, result: { data: Uint8Array; format: Compression | undefined } | { error: unknown }) => void,
+): Promise<void> {
+  await maybeDecompressEach(files, { maxOutputBytes: READ_BUDGETS.module.maxBytes }, (i, r) =>
+    each(i, 'error' in r ? { error: moduleDecompressError(r.error, files[i]!.file) } : r),
+  );
 }
 
 /** Options of readModuleFile. */
