@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KabiError } from '../src/errors.js';
 import { findTool } from './cli.js';
 import { corrupt, tooLarge, tooSlow, type Where } from './common.js';
 
@@ -39,7 +40,10 @@ export function xzBatchAvailable(): boolean {
 const WATCH_MS = 50;
 /** A shell left idle this long is ended (a later batch starts another). */
 const IDLE_MS = 2000;
-/** Batches failing one after another: past this, something here is wrong (not the files), and batching stops. */
+/**
+ * Batches failing for a reason other than their data (xz or the shell missing, a scratch file
+ * that cannot be made) one after another: past this, batching stops for this thread.
+ */
 const MAX_FAILURES = 3;
 
 let failures = 0;
@@ -92,11 +96,10 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
       if (n <= 0) throw corrupt('xz', `a batch's output ended at ${at} of ${total} bytes`, where);
       at += n;
     }
-    failures = 0;
     let at = 0;
     return sizes.map((s) => data.subarray(at, (at += s)));
   } catch (e) {
-    if (++failures >= MAX_FAILURES) broken = true;
+    if (!(e instanceof KabiError) && ++failures >= MAX_FAILURES) broken = true;
     throw e;
   } finally {
     for (const fd of fds) closeSync(fd);
@@ -228,8 +231,11 @@ function runXz(input: number, out: number, total: number, where: Where): Promise
       if (fstatSync(out).size > total) finish(tooLarge('xz', total, where));
     }, WATCH_MS);
     void sh.run(input, out).then((status) => {
+      // 1: xz found a fault in the data. Anything else is not the data's doing.
+      if (status === '0' || status === '1') failures = 0;
       if (status === '0') finish();
-      else finish(corrupt('xz', status === undefined ? 'the shell running xz ended' : `xz exit status ${status}`, where));
+      else if (status === '1') finish(corrupt('xz', 'xz exit status 1', where));
+      else finish(new Error(status === undefined ? 'the shell running xz ended' : `xz exit status ${status}`));
     });
   });
 }
