@@ -89,6 +89,7 @@ export async function maybeDecompressEach(
   opts: Omit<DecompressOptions, 'file'>,
   each: (index: number, result: DecompressResult) => void,
 ): Promise<void> {
+  if (inputs.length === 0) return;
   const limit = resolveLimit(opts);
   const where = whereOf(opts);
   const one = async (i: number) => {
