@@ -86,7 +86,10 @@ export type DecompressResult = { data: Uint8Array; format: Compression | undefin
  */
 export async function maybeDecompressEach(
   inputs: readonly { bytes: Uint8Array; file?: string | undefined }[],
-  opts: Omit<DecompressOptions, 'file'>,
+  opts: Omit<DecompressOptions, 'file'> & {
+    /** The data given to `each` is used up before it returns: a batch's memory may serve the next. */
+    borrowed?: boolean;
+  },
   each: (index: number, result: DecompressResult) => void,
 ): Promise<void> {
   if (inputs.length === 0) return;
@@ -96,7 +99,7 @@ export async function maybeDecompressEach(
     const { bytes, file } = inputs[i]!;
     let result: DecompressResult;
     try {
-      result = await maybeDecompress(bytes, { ...opts, ...(file !== undefined ? { file } : {}) });
+      result = await maybeDecompress(bytes, { maxOutputBytes: limit, timeoutMs: where.timeoutMs, ...(file !== undefined ? { file } : {}) });
     } catch (error) {
       result = { error };
     }
@@ -116,6 +119,7 @@ export async function maybeDecompressEach(
           g.map((x) => inputs[x.i]!.bytes),
           g.map((x) => x.size),
           { ...where, deadline: performance.now() + (where.timeoutMs ?? 0) },
+          opts.borrowed === true,
         );
         g.forEach((x, k) => each(x.i, { data: data[k]!, format: 'xz' }));
         return;

@@ -60,7 +60,7 @@ export async function summarizeModuleFiles(files: readonly { bytes: Uint8Array; 
   const nonEmpty: { bytes: Uint8Array; file: string | undefined; at: number }[] = [];
   files.forEach((f, at) => {
     if (f.bytes.length === 0) sums[at] = unreadableSummary('Invalid argument');
-    else nonEmpty.push({ ...f, file: f.file, at });
+    else nonEmpty.push({ bytes: f.bytes, file: f.file, at });
   });
   let thrown: { e: unknown } | undefined;
   let summarizing = 0;

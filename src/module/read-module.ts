@@ -123,14 +123,15 @@ function moduleDecompressError(e: unknown, file: string | undefined): unknown {
 
 /**
  * decompressModule() for many files, as a tree is read: `each(i, result)` once per file, in
- * no set order, with what decompressModule() would return or throw for it. .ko.xz files are
- * decoded many per xz process where xz(1) is installed, about twice as fast as one by one.
+ * no set order, with what decompressModule() would return or throw for it; the data is only
+ * good until `each` returns (its memory serves the next batch). .ko.xz files are decoded many
+ * per xz process where xz(1) is installed (liblzma: faster than the WASM decoder).
  */
 export async function decompressModules(
   files: readonly { bytes: Uint8Array; file?: string | undefined }[],
   each: (index: number, result: { data: Uint8Array; format: Compression | undefined } | { error: unknown }) => void,
 ): Promise<void> {
-  await maybeDecompressEach(files, { maxOutputBytes: READ_BUDGETS.module.maxBytes }, (i, r) =>
+  await maybeDecompressEach(files, { maxOutputBytes: READ_BUDGETS.module.maxBytes, borrowed: true }, (i, r) =>
     each(i, 'error' in r ? { error: moduleDecompressError(r.error, files[i]!.file) } : r),
   );
 }
