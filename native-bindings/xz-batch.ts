@@ -173,9 +173,13 @@ class XzShell {
     this.hold(false);
   }
 
+  get busy(): boolean {
+    return this.waiting !== undefined;
+  }
+
   /** xz's exit status for one batch (undefined: the shell ended first). */
   run(input: number, output: number): Promise<string | undefined> {
-    if (this.ended || this.waiting !== undefined) return Promise.resolve(undefined);
+    if (this.ended || this.busy) return Promise.resolve(undefined);
     clearTimeout(this.idle);
     this.hold(true);
     return new Promise((resolve) => {
@@ -217,11 +221,13 @@ class XzShell {
   }
 }
 
-let shell: XzShell | undefined;
+/** This thread's shells: one, unless batches are decoded at the same time (each ends when idle). */
+let shells: XzShell[] = [];
 
 function runXz(input: number, out: number, total: number, where: Where): Promise<void> {
-  if (shell === undefined || shell.ended) shell = new XzShell();
-  const sh = shell;
+  shells = shells.filter((s) => !s.ended);
+  let sh = shells.find((s) => !s.busy);
+  if (sh === undefined) shells.push((sh = new XzShell()));
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const finish = (err?: Error) => {

@@ -65,6 +65,13 @@ describe('xz files decoded many per process', () => {
     expect(scratchLeft()).toEqual([]);
   });
 
+  it('batches decoded at the same time each get their own xz', async () => {
+    const before = xzBatchClock.processes;
+    const got = await Promise.all([decodeEach(files()), decodeEach(files()), decodeEach(files())]);
+    for (const g of got) payloads.forEach((p, i) => expectSame(dataOf(g[i]), p));
+    expect(xzBatchClock.processes - before).toBe(3);
+  });
+
   it('multi-block files, multi-stream files with stream padding, and plain files, side by side', async () => {
     const multiBlock = tool('xz', ['-c', '-0', '-T2', '--block-size=64KiB', '--check=crc32'], payloads[0]!);
     const padded = Buffer.concat([kbuild(payloads[1]!), Buffer.alloc(8), tool('xz', ['-c', '-1'], payloads[2]!), Buffer.alloc(4)]);
