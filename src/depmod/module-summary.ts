@@ -73,7 +73,7 @@ export async function summarizeModuleFiles(files: readonly { bytes: Uint8Array; 
     else if (r.error instanceof KabiError) sums[at] = unreadableSummary(r.error.code === 'LIMIT' ? r.error.detail : 'Invalid argument');
     else thrown ??= { e: r.error };
     summarizing += performance.now() - s;
-  });
+  }, true);
   readClock.decompressMs += performance.now() - t - summarizing;
   if (thrown !== undefined) throw thrown.e;
   return sums;
