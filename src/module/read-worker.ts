@@ -68,10 +68,14 @@ parentPort?.on('message', (req: WorkerRequest) => {
   }
   if (modules === undefined || modules.length >= MAX_MODULES) {
     const group: ModuleRequest[] = (modules = []);
-    queue = queue.then(() => {
-      if (modules === group) modules = undefined;
-      return answerModules(group);
-    });
+    // Started after the messages already here are taken in (setImmediate runs after them): a
+    // burst posted at once is one group, not a group of one and then the rest.
+    queue = queue
+      .then(() => new Promise((r) => setImmediate(r)))
+      .then(() => {
+        if (modules === group) modules = undefined;
+        return answerModules(group);
+      });
   }
   modules.push(req);
 });
