@@ -8,7 +8,8 @@
 // updates/ overriding an in-tree module, moves that module out of modules.order's part of
 // the module array and renumbers every module after it in every index.
 // Also: where a cold run's time goes, from its own stats: scanning the tree, reading the
-// modules (on reader threads: file I/O, decompressing, parsing), computing, rendering the
+// modules (on reader threads: file I/O, decompressing, parsing; xz processes decoding batches
+// of .ko.xz files, with their own CPU time), computing, rendering the
 // files (the indexes most of it), writing them, writing the cache; wall and CPU time, since
 // on a shared machine a phase's wall time says as much about the other processes.
 //
@@ -71,7 +72,10 @@ function whereTimeGoes(t) {
   const busy = t['read.busyMs'] ?? 0;
   const io = (t['read.readMs'] ?? 0) + (t['read.statMs'] ?? 0);
   const xz = t['read.decompressMs'] ?? 0;
-  const readers = `(readers, ${threads}, busy ${Math.round(busy)}: I/O ${Math.round(io)}, decompress ${Math.round(xz)}, parse ${Math.round(busy - io - xz)}; merge ${Math.round(t['read.mergeMs'] ?? 0)})`;
+  // .ko.xz batches decoded by xz processes: the readers wait for them (decompress), and their
+  // CPU time is their own, outside this process's.
+  const procs = t['read.xzProcesses'] ? ` (${t['read.xzProcesses']} xz processes, ${Math.round(t['read.xzCpuMs'] ?? 0)} ms CPU)` : '';
+  const readers = `(readers, ${threads}, busy ${Math.round(busy)}: I/O ${Math.round(io)}, decompress ${Math.round(xz)}${procs}, parse ${Math.round(busy - io - xz)}; merge ${Math.round(t['read.mergeMs'] ?? 0)})`;
   return [phase('scan'), `${phase('read')} ${readers}`, phase('compute'), phase('render', 'index+render'), phase('write'), phase('cache-write')].join(', ');
 }
 

@@ -5,6 +5,8 @@ import { detectCompression } from './detect.js';
 import { gunzipAll, gunzipSegment, gzipCompress } from './gzip.js';
 import { lz4Compress, lz4DecompressAll, lz4Implementations, lz4Segment } from './lz4-legacy.js';
 import { xzCompress, xzDecompressAll, xzImplementations, xzSegment } from './xz.js';
+import { xzBatchAvailable, xzDecodeConcatenated } from './xz-batch.js';
+import { walkXzFile } from './xz-stream.js';
 import { zstdCompress, zstdDecompressAll, zstdImplementations, zstdSegment } from './zstd.js';
 
 /*
@@ -16,6 +18,7 @@ import { zstdCompress, zstdDecompressAll, zstdImplementations, zstdSegment } fro
 export type { Compression, CompressOptions, DecompressOptions } from './common.js';
 export { detectCompression } from './detect.js';
 export { isOutputLimit } from './common.js';
+export { xzBatchClock } from './xz-batch.js';
 
 const LEVELS: Record<Compression, readonly [number, number]> = {
   gzip: [0, 9],
@@ -65,6 +68,86 @@ export async function decompress(bytes: Uint8Array, format: Compression, opts?: 
     case 'lzo':
       return cliDecompress(format, bytes, limit, where);
   }
+}
+
+/** Decoded bytes one xz process may produce (all held until it exits 0, then handed out). */
+const XZ_BATCH_BYTES = 64 << 20;
+/** Below this much output a process (a few ms to start) costs more than its faster decoding saves. */
+const XZ_BATCH_MIN = 256 << 10;
+
+export type DecompressResult = { data: Uint8Array; format: Compression | undefined } | { error: unknown };
+
+/**
+ * maybeDecompress() for several whole files: `each(i, result)` once per input, as soon as its
+ * result is known (not in input order). Valid .xz files are decoded many per xz process where
+ * xz(1) is installed (xz-batch.ts); anything else, and every file of a batch that could not be
+ * decoded whole, one by one through maybeDecompress(): the same bytes, limit, time budget and
+ * errors as a call per file. Besides the inputs, at most one batch's output is held at once.
+ */
+export async function maybeDecompressEach(
+  inputs: readonly { bytes: Uint8Array; file?: string | undefined }[],
+  opts: Omit<DecompressOptions, 'file'> & {
+    /** The data given to `each` is used up before it returns: a batch's memory may serve the next. */
+    borrowed?: boolean;
+  },
+  each: (index: number, result: DecompressResult) => void,
+): Promise<void> {
+  if (inputs.length === 0) return;
+  const limit = resolveLimit(opts);
+  const where = whereOf(opts);
+  const one = async (i: number) => {
+    const { bytes, file } = inputs[i]!;
+    let result: DecompressResult;
+    try {
+      result = await maybeDecompress(bytes, { maxOutputBytes: limit, timeoutMs: where.timeoutMs, ...(file !== undefined ? { file } : {}) });
+    } catch (error) {
+      result = { error };
+    }
+    each(i, result);
+  };
+  const batching = xzBatchAvailable();
+  let group: { i: number; size: number }[] = [];
+  let groupBytes = 0;
+  const flush = async () => {
+    const g = group;
+    const bytes = groupBytes;
+    group = [];
+    groupBytes = 0;
+    if (g.length > 1 && bytes >= XZ_BATCH_MIN) {
+      try {
+        const data = await xzDecodeConcatenated(
+          g.map((x) => inputs[x.i]!.bytes),
+          g.map((x) => x.size),
+          { ...where, deadline: performance.now() + (where.timeoutMs ?? 0) },
+          opts.borrowed === true,
+        );
+        g.forEach((x, k) => each(x.i, { data: data[k]!, format: 'xz' }));
+        return;
+      } catch {
+        // Decoded file by file below: whichever file is at fault gets its own error.
+      }
+    }
+    for (const x of g) await one(x.i);
+  };
+  for (let i = 0; i < inputs.length; i++) {
+    const bytes = inputs[i]!.bytes;
+    let size: number | undefined;
+    if (batching && detectCompression(bytes) === 'xz') {
+      try {
+        size = walkXzFile(bytes, where).reduce((n, s) => n + s.uncompressedSize, 0);
+      } catch {
+        // Not a well-formed .xz file: its own decoding says why.
+      }
+    }
+    if (size === undefined || size > limit || size > XZ_BATCH_BYTES) {
+      await one(i);
+      continue;
+    }
+    if (groupBytes + size > XZ_BATCH_BYTES) await flush();
+    group.push({ i, size });
+    groupBytes += size;
+  }
+  await flush();
 }
 
 /**

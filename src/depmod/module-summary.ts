@@ -5,7 +5,7 @@ import { ElfFile, latin1, type SymbolTable } from '../elf/reader.js';
 import { KabiError } from '../errors.js';
 import { readCrcSymbols, readKsymtabStrings } from '../module/exports.js';
 import { readVersions, type ModVersion } from '../module/modversions.js';
-import { decompressModule, type KernelModule, type UndefinedSymbol } from '../module/read-module.js';
+import { decompressModules, type KernelModule, type UndefinedSymbol } from '../module/read-module.js';
 import type { Interner } from './interner.js';
 import { readClock } from './read-image.js';
 
@@ -48,19 +48,35 @@ const KEPT_INFO = new Set(['alias', 'softdep', 'weakdep']);
 
 /** Summarise a module file's bytes (compressed or not), as kmod 30's depmod reads them. */
 export async function summarizeModuleBytes(bytes: Uint8Array, strings: Interner, file?: string): Promise<ModuleSummary> {
-  if (bytes.length === 0) return unreadableSummary('Invalid argument');
-  let data: Uint8Array;
+  return (await summarizeModuleFiles([{ bytes, file }], strings))[0]!;
+}
+
+/**
+ * summarizeModuleBytes() for many files, as a tree is read: the compressed ones decompressed
+ * together (decompressModules), each summarised as soon as its bytes are there and then let go.
+ */
+export async function summarizeModuleFiles(files: readonly { bytes: Uint8Array; file?: string | undefined }[], strings: Interner): Promise<ModuleSummary[]> {
+  const sums: ModuleSummary[] = new Array<ModuleSummary>(files.length);
+  const nonEmpty: { bytes: Uint8Array; file: string | undefined; at: number }[] = [];
+  files.forEach((f, at) => {
+    if (f.bytes.length === 0) sums[at] = unreadableSummary('Invalid argument');
+    else nonEmpty.push({ bytes: f.bytes, file: f.file, at });
+  });
+  let thrown: { e: unknown } | undefined;
+  let summarizing = 0;
   const t = performance.now();
-  try {
-    ({ data } = await decompressModule(bytes, file));
-  } catch (e) {
+  await decompressModules(nonEmpty, (i, r) => {
+    const { at, file } = nonEmpty[i]!;
+    const s = performance.now();
+    if ('data' in r) sums[at] = summarizeElf(r.data, strings, file);
     // kmod says EINVAL for anything it cannot decompress; a file past kabi's budget says so.
-    if (e instanceof KabiError) return unreadableSummary(e.code === 'LIMIT' ? e.detail : 'Invalid argument');
-    throw e;
-  } finally {
-    readClock.decompressMs += performance.now() - t;
-  }
-  return summarizeElf(data, strings, file);
+    else if (r.error instanceof KabiError) sums[at] = unreadableSummary(r.error.code === 'LIMIT' ? r.error.detail : 'Invalid argument');
+    else thrown ??= { e: r.error };
+    summarizing += performance.now() - s;
+  }, true);
+  readClock.decompressMs += performance.now() - t - summarizing;
+  if (thrown !== undefined) throw thrown.e;
+  return sums;
 }
 
 /**

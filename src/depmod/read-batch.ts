@@ -1,11 +1,12 @@
 import { threadId } from 'node:worker_threads';
+import { xzBatchClock } from '../../native-bindings/index.js';
 import type { KabiFs } from '../fs.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import type { ModuleReaderPool } from '../module/reader-pool.js';
 import { Interner } from './interner.js';
 import type { ModuleSummary } from './module-summary.js';
 import { readClock } from './read-image.js';
-import { identityOf, readSummary } from './run-io.js';
+import { identityOf, readSummaries } from './run-io.js';
 import type { FileIdentity } from './summary-store.js';
 
 /**
@@ -17,7 +18,8 @@ import type { FileIdentity } from './summary-store.js';
  * string into the run's Interner once and renumbers the arrays through a table, so the
  * summaries are the ones reading in-process gives, whatever thread read them.
  *
- * A reader does what a run does for one file (identityOf, then readSummary), file by file.
+ * A reader does what a run does for one file (identityOf, then readSummary) for each file of a
+ * batch, compressed files decoded together (readSummaries).
  */
 
 /** size, mtimeNs, ctimeNs, ino, dev per file (as summary-store.ts keeps them). */
@@ -52,10 +54,13 @@ export interface BatchClock {
   statMs: number;
   readMs: number;
   decompressMs: number;
+  /** CPU time of the xz processes that decoded batches of .ko.xz files, and how many ran. */
+  xzCpuMs: number;
+  xzProcesses: number;
 }
 
 export function emptyClock(): BatchClock {
-  return { busyMs: 0, statMs: 0, readMs: 0, decompressMs: 0 };
+  return { busyMs: 0, statMs: 0, readMs: 0, decompressMs: 0, xzCpuMs: 0, xzProcesses: 0 };
 }
 
 let readers = 0;
@@ -71,24 +76,22 @@ export class BatchReader {
     const start = performance.now();
     const read0 = readClock.readMs;
     const decompress0 = readClock.decompressMs;
+    const xz0 = { ...xzBatchClock };
     const n = files.length;
     const ids = new BigUint64Array(ID_WORDS * n);
     const hasId = new Uint8Array(n);
-    const sums: ModuleSummary[] = [];
-    let statMs = 0;
+    const t = performance.now();
     for (let i = 0; i < n; i++) {
-      const file = files[i]!;
-      const t = performance.now();
       try {
-        const id = await identityOf(this.fs, file.host);
+        const id = await identityOf(this.fs, files[i]!.host);
         ids.set([id.size, id.mtimeNs, id.ctimeNs, id.ino, id.dev], ID_WORDS * i);
         hasId[i] = 1;
       } catch {
         /* read anyway: the summary says what kmod would make of it */
       }
-      statMs += performance.now() - t;
-      sums.push(await readSummary(this.fs, file, this.strings));
     }
+    const statMs = performance.now() - t;
+    const sums = await readSummaries(this.fs, files, this.strings);
     const counts = new Uint32Array(3 * n);
     let exps = 0;
     let deps = 0;
@@ -139,7 +142,14 @@ export class BatchReader {
       counts,
       ...b,
       errors,
-      clock: { busyMs: performance.now() - start, statMs, readMs: readClock.readMs - read0, decompressMs: readClock.decompressMs - decompress0 },
+      clock: {
+        busyMs: performance.now() - start,
+        statMs,
+        readMs: readClock.readMs - read0,
+        decompressMs: readClock.decompressMs - decompress0,
+        xzCpuMs: xzBatchClock.cpuMs - xz0.cpuMs,
+        xzProcesses: xzBatchClock.processes - xz0.processes,
+      },
     };
   }
 }
@@ -246,7 +256,7 @@ export async function readInBatches(
     const read = merger.merge(packed);
     for (let i = 0; i < batch.length; i++) each(batch[i]!, read[i]!);
     clock.mergeMs += performance.now() - t;
-    for (const k of ['busyMs', 'statMs', 'readMs', 'decompressMs'] as const) clock[k] += packed.clock[k];
+    for (const k of Object.keys(packed.clock) as (keyof BatchClock)[]) clock[k] += packed.clock[k];
   };
   const readLocally = async (batch: readonly ModuleFile[]) => {
     local ??= { reader: new BatchReader(fs), merger: new BatchMerger(strings) };

@@ -5,7 +5,7 @@ import { isNotFound, nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync 
 import { strerror, type ModuleFile } from '../kernel/module-tree.js';
 import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
-import { summarizeElf, summarizeModuleBytes, unreadableSummary, type ModuleSummary } from './module-summary.js';
+import { summarizeElf, summarizeModuleFiles, unreadableSummary, type ModuleSummary } from './module-summary.js';
 import { readModuleImage, withModulePartsSync } from './read-image.js';
 import { identityOfStat, type FileIdentity } from './summary-store.js';
 
@@ -27,18 +27,45 @@ export function identityKey(id: FileIdentity): string {
 }
 
 export async function readSummary(fs: KabiFs, file: ModuleFile, strings: Interner): Promise<ModuleSummary> {
-  let bytes: Uint8Array;
-  try {
-    if (fs === nodeFs) {
-      // Plain ELF: read only the parts depmod looks at, and summarise before the next read.
-      const summary = withModulePartsSync(file.host, (image) => summarizeElf(image, strings, file.host));
-      if (summary !== undefined) return summary;
+  return (await readSummaries(fs, [file], strings))[0]!;
+}
+
+/** Compressed bytes read ahead before they are decoded (the decoder batches what it is given). */
+const READ_AHEAD_BYTES = 16 << 20;
+
+/** readSummary() for many files: compressed ones are decoded together (summarizeModuleFiles). */
+export async function readSummaries(fs: KabiFs, files: readonly ModuleFile[], strings: Interner): Promise<ModuleSummary[]> {
+  const sums: ModuleSummary[] = new Array<ModuleSummary>(files.length);
+  let pending: { bytes: Uint8Array; file: string; at: number }[] = [];
+  let pendingBytes = 0;
+  const decode = async () => {
+    const got = await summarizeModuleFiles(pending, strings);
+    pending.forEach((p, k) => (sums[p.at] = got[k]!));
+    pending = [];
+    pendingBytes = 0;
+  };
+  for (let at = 0; at < files.length; at++) {
+    const file = files[at]!;
+    try {
+      if (fs === nodeFs) {
+        // Plain ELF: read only the parts depmod looks at, and summarise before the next read.
+        const summary = withModulePartsSync(file.host, (image) => summarizeElf(image, strings, file.host));
+        if (summary !== undefined) {
+          sums[at] = summary;
+          continue;
+        }
+      }
+      const bytes = await readModuleImage(fs, file.host);
+      pending.push({ bytes, file: file.host, at });
+      pendingBytes += bytes.length;
+    } catch (e) {
+      sums[at] = unreadableSummary(strerror(e));
+      continue;
     }
-    bytes = await readModuleImage(fs, file.host);
-  } catch (e) {
-    return unreadableSummary(strerror(e));
+    if (pendingBytes >= READ_AHEAD_BYTES) await decode();
   }
-  return summarizeModuleBytes(bytes, strings, file.host);
+  await decode();
+  return sums;
 }
 
 /** A file's bytes, or undefined when it cannot be read (missing, not a regular file, past READ_BUDGETS.text). */

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
+import { isOutputLimit, maybeDecompress, maybeDecompressEach, type Compression } from '../../native-bindings/index.js';
 import { attributeTo, KabiError } from '../errors.js';
 import { overBudget, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
 import { nodeFs } from '../fs.js';
@@ -110,13 +110,32 @@ export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions
  * most READ_BUDGETS.module bytes of it (a bomb is stopped there: LIMIT naming the file).
  */
 export async function decompressModule(bytes: Uint8Array, file: string | undefined): Promise<{ data: Uint8Array; format: Compression | undefined }> {
-  const budget = READ_BUDGETS.module;
   try {
-    return await maybeDecompress(bytes, { file, maxOutputBytes: budget.maxBytes });
+    return await maybeDecompress(bytes, { file, maxOutputBytes: READ_BUDGETS.module.maxBytes });
   } catch (e) {
-    if (isOutputLimit(e)) throw overBudget(file ?? 'module', budget, true);
-    throw e;
+    throw moduleDecompressError(e, file);
   }
+}
+
+function moduleDecompressError(e: unknown, file: string | undefined): unknown {
+  return isOutputLimit(e) ? overBudget(file ?? 'module', READ_BUDGETS.module, true) : e;
+}
+
+/**
+ * decompressModule() for many files, as a tree is read: `each(i, result)` once per file, in
+ * no set order, with what decompressModule() would return or throw for it. .ko.xz files are
+ * decoded many per xz process where xz(1) is installed (liblzma: faster than the WASM
+ * decoder). `borrowed`: the data is used up before `each` returns (its memory then serves the
+ * next batch).
+ */
+export async function decompressModules(
+  files: readonly { bytes: Uint8Array; file?: string | undefined }[],
+  each: (index: number, result: { data: Uint8Array; format: Compression | undefined } | { error: unknown }) => void,
+  borrowed = false,
+): Promise<void> {
+  await maybeDecompressEach(files, { maxOutputBytes: READ_BUDGETS.module.maxBytes, borrowed }, (i, r) =>
+    each(i, 'error' in r ? { error: moduleDecompressError(r.error, files[i]!.file) } : r),
+  );
 }
 
 /** Options of readModuleFile. */
@@ -131,16 +150,45 @@ export interface ReadModuleFileOptions {
  * (LIMIT) both as stored and decompressed.
  */
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
-  let bytes: Uint8Array;
+  return readModuleBytes(await readModuleFileBytes(path, opts.fs ?? nodeFs), { file: path });
+}
+
+async function readModuleFileBytes(path: string, fs: KabiFs): Promise<Uint8Array> {
   try {
     // On node:fs the read is synchronous: several times cheaper than the threadpool round
     // trips of fs.promises, and trees hold thousands of small files.
-    bytes = await readRegularFile(opts.fs ?? nodeFs, path, READ_BUDGETS.module);
+    return await readRegularFile(fs, path, READ_BUDGETS.module);
   } catch (e) {
     if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }
-  return readModuleBytes(bytes, { file: path });
+}
+
+/**
+ * readModuleFile() for many files (node:fs), as a reader thread answers a burst of reads:
+ * `each(i, result)` once per path, in no set order, with the module or what readModuleFile()
+ * throws for it; .ko.xz files are decoded together (decompressModules).
+ */
+export async function readModuleFiles(paths: readonly string[], each: (index: number, result: { module: KernelModule } | { error: unknown }) => void): Promise<void> {
+  const read: { bytes: Uint8Array; file: string; at: number }[] = [];
+  for (let at = 0; at < paths.length; at++) {
+    try {
+      read.push({ bytes: await readModuleFileBytes(paths[at]!, nodeFs), file: paths[at]!, at });
+    } catch (error) {
+      each(at, { error });
+    }
+  }
+  await decompressModules(read, (i, r) => {
+    const { at, file } = read[i]!;
+    if ('error' in r) return each(at, r);
+    let result: { module: KernelModule } | { error: unknown };
+    try {
+      result = { module: attributeTo(file, () => parseModule(r.data, file, r.format)) };
+    } catch (error) {
+      result = { error };
+    }
+    each(at, result);
+  });
 }
 
 function parseModule(bytes: Uint8Array, file: string | undefined, compression: Compression | undefined): KernelModule {

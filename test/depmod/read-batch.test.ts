@@ -65,6 +65,33 @@ describe('reading in batches', () => {
     expect(got[31]!.summary.error).toBe('No such file or directory');
   });
 
+  it('.ko.xz files decoded together by xz: the summaries of reading each alone, a corrupt one included', async () => {
+    const t = new Tree();
+    trees.push(t);
+    const rels: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      // A long description: enough output per batch for it to go to an xz process.
+      const bytes = mod(`x${i}`, { exports: [`g${i}`], needs: i > 0 ? [`g${i - 1}`] : [], aliases: [`usb:v${i}p*`], modinfo: [['description', `module ${i} `.repeat(30_000)]] });
+      const xz = spawnSync('xz', ['--check=crc32', '--lzma2=dict=1MiB', '-c'], { input: bytes }).stdout;
+      // One of them damaged inside its LZMA2 data: the container walks, the data does not decode.
+      if (i === 5) xz[xz.length >> 1] = xz[xz.length >> 1]! ^ 0x40;
+      rels.push(`kernel/x/x${i}.ko.xz`);
+      t.write(rels[i]!, xz);
+    }
+    const files = rels.map((r) => file(t, r));
+    const run = new Interner();
+    const packed = await new BatchReader(nodeFs).read(files);
+    expect(packed.clock.xzProcesses).toBeGreaterThan(0);
+    const got = new BatchMerger(run).merge(packed);
+    const direct = new Interner();
+    for (let i = 0; i < files.length; i++) {
+      expect(plain(got[i]!.summary, run)).toEqual(plain(await readSummary(nodeFs, files[i]!, direct), direct));
+    }
+    expect(got[5]!.summary.error).toBe('Invalid argument');
+    expect(got.filter((g) => g.summary.error === undefined)).toHaveLength(7);
+    expect(plain(got[7]!.summary, run).deps).toContain('g6');
+  });
+
   it('refuses a reader’s batches out of order (its strings would be misnumbered)', async () => {
     const t = bigTree(4);
     const reader = new BatchReader(nodeFs);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,14 +18,31 @@ describe('reading modules on worker threads', () => {
       writeFileSync(f, buildModuleBytes({ name: `m${i}`, versions: [{ symbol: 'module_layout', crc: i }], modinfo: [['alias', `a${i}`]], exports: [{ symbol: `f${i}`, crc: i, gpl: i % 2 === 0 }] }));
       files.push(f);
     }
+    // .ko.xz ones (with a long description: a burst of them is decoded by xz processes), one
+    // of them damaged inside its LZMA2 data.
+    for (let i = 150; i < 190; i++) {
+      const f = join(dir, `m${i}.ko.xz`);
+      const elf = buildModuleBytes({ name: `m${i}`, versions: [{ symbol: 'module_layout', crc: i }], modinfo: [['alias', `a${i}`], ['description', `module ${i} `.repeat(20_000)]], exports: [{ symbol: `f${i}`, crc: i, gpl: false }] });
+      const xz = spawnSync('xz', ['--check=crc32', '--lzma2=dict=1MiB', '-c'], { input: elf }).stdout;
+      if (i === 170) xz[xz.length >> 1] = xz[xz.length >> 1]! ^ 0x40;
+      writeFileSync(f, xz);
+      files.push(f);
+    }
     const bad = join(dir, 'bad.ko');
     writeFileSync(bad, new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 9]));
     const cache = new ModuleCache();
-    const pooled = await Promise.all(files.map((f) => cache.read(f)));
+    const pooled = await Promise.allSettled(files.map((f) => cache.read(f)));
     for (let i = 0; i < files.length; i++) {
-      const direct = await readModuleFile(files[i]!);
-      expect({ ...pooled[i], modinfo: pooled[i]!.modinfo.entries }).toEqual({ ...direct, modinfo: direct.modinfo.entries });
-      expect(pooled[i]!.modinfo.get('alias')).toBe(`a${i}`);
+      const direct = await readModuleFile(files[i]!).then((m) => ({ status: 'fulfilled' as const, value: m }), (e: unknown) => ({ status: 'rejected' as const, reason: e }));
+      const got = pooled[i]!;
+      expect(got.status).toBe(direct.status);
+      if (got.status === 'rejected' || direct.status === 'rejected') {
+        expect(i).toBe(170);
+        expect((got as PromiseRejectedResult).reason).toMatchObject({ code: 'COMPRESSION', file: files[i], message: ((direct as PromiseRejectedResult).reason as Error).message });
+        continue;
+      }
+      expect({ ...got.value, modinfo: got.value.modinfo.entries }).toEqual({ ...direct.value, modinfo: direct.value.modinfo.entries });
+      expect(got.value.modinfo.get('alias')).toBe(`a${i}`);
     }
     await expect(cache.read(bad)).rejects.toMatchObject({ code: 'ELF_FORMAT', file: bad });
   });
@@ -32,7 +50,6 @@ describe('reading modules on worker threads', () => {
 
 describe('the worker pool never holds the process', () => {
   it('a process that read many modules in bursts exits by itself', async () => {
-    const { spawnSync } = await import('node:child_process');
     const dir = mkdtempSync(join(tmpdir(), 'kabi-pool-exit-'));
     for (let i = 0; i < 200; i++) writeFileSync(join(dir, `m${i}.ko`), buildModuleBytes({ name: `m${i}`, versions: [{ symbol: 'module_layout', crc: i }] }));
     const url = new URL('../../dist/src/compat/kernel-model.js', import.meta.url).href;
