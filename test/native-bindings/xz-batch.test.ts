@@ -142,10 +142,16 @@ describe('xz files decoded many per process', () => {
   it('a batch past its time is stopped, with the xz it started', async () => {
     const inputs = files();
     const where = { file: undefined, base: 0, timeoutMs: 1, deadline: performance.now() };
+    // Shells left idle by the tests before (each ends after a while): the batch takes one of them.
+    const shellsNow = () => execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => /while read/.test(l)).map((l) => l.trim().split(' ')[0]);
+    const before = shellsNow();
     await expect(xzDecodeConcatenated(inputs.map((f) => f.bytes), payloads.map((p) => p.length), where)).rejects.toThrow(/longer than/);
     await new Promise((r) => setTimeout(r, 200));
-    const mine = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n');
-    expect(mine.filter((l) => /\bxz -dc\b|while read/.test(l))).toEqual([]);
+    const after = shellsNow();
+    expect(after.length).toBe(Math.max(0, before.length - 1));
+    expect(after.every((pid) => before.includes(pid))).toBe(true);
+    const xzLeft = execFileSync('ps', ['-o', 'pid=,args=', '-e'], { encoding: 'utf8' }).split('\n').filter((l) => /\bxz -dc --format=xz\b/.test(l) && !/while read/.test(l));
+    expect(xzLeft).toEqual([]);
     // The next batch starts a new shell.
     const got = await decodeEach(files());
     payloads.forEach((p, i) => expectSame(dataOf(got[i]), p));
