@@ -167,16 +167,27 @@ export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notAFile(path, budget, st);
     if (st.size > budget.maxBytes) throw overBudget(path, budget);
-    let buf: Buffer = Buffer.allocUnsafeSlow(st.size);
-    let at = 0;
-    for (;;) {
-      if (at === buf.length) buf = grow(buf, at, path, budget);
-      const n = readSync(fd, buf, at, buf.length - at, null);
-      if (n === 0) return buf.subarray(0, at);
-      at += n;
-    }
+    return readAllSync((buf, at) => readSync(fd, buf, at, buf.length - at, null), st.size, path, budget);
   } finally {
     closeSync(fd);
+  }
+}
+
+function readAllSync(read: (buf: Buffer, at: number) => number, size: number, path: string, budget: ReadBudget): Buffer {
+  let buf: Buffer = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (;;) {
+    if (at === buf.length) {
+      // The size fstat gave is read: a one-byte probe tells the end from a file that grew,
+      // without copying the whole buffer into a larger one first.
+      const probe = Buffer.allocUnsafe(1);
+      if (at > 0 && read(probe, 0) === 0) return buf;
+      buf = grow(buf, at, path, budget);
+      if (at > 0) buf[at++] = probe[0]!;
+    }
+    const n = read(buf, at);
+    if (n === 0) return buf.subarray(0, at);
+    at += n;
   }
 }
 
@@ -184,7 +195,12 @@ async function readAll(read: (buf: Buffer, at: number) => Promise<number>, size:
   let buf: Buffer = Buffer.allocUnsafeSlow(size);
   let at = 0;
   for (;;) {
-    if (at === buf.length) buf = grow(buf, at, path, budget);
+    if (at === buf.length) {
+      const probe = Buffer.allocUnsafe(1);
+      if (at > 0 && (await read(probe, 0)) === 0) return buf;
+      buf = grow(buf, at, path, budget);
+      if (at > 0) buf[at++] = probe[0]!;
+    }
     const n = await read(buf, at);
     if (n === 0) return buf.subarray(0, at);
     at += n;
