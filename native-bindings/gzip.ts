@@ -108,7 +108,7 @@ export function gunzipSegment(image: Uint8Array, offset: number, limit: number, 
 }
 
 /** Output pieces of a streamed segment: at most this much is in flight at once. */
-const PIECE_BYTES = 1024 * 1024;
+const PIECE_BYTES = 256 * 1024;
 
 /**
  * One member like gunzipSegment, its output handed over piece by piece as zlib inflates it on

@@ -136,7 +136,8 @@ async function listArchive(src: Pieces, keep: KeepBody, origin: StreamOrigin): P
     }
     if (h.magic === CRC_MAGIC || h.dataStart > head.length) throw new NotListed();
     const name = h.name;
-    const rawName = h.rawName.slice();
+    // A copy (a piece may be a Buffer, whose slice() is a view that would keep the piece alive).
+    const rawName = new Uint8Array(h.rawName);
     const fields = memberFields(h);
     await src.skip(h.dataStart);
     if (name === TRAILER_NAME) {
