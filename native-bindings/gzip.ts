@@ -107,8 +107,13 @@ export function gunzipSegment(image: Uint8Array, offset: number, limit: number, 
   return { data: sink.result(), consumed: end - offset };
 }
 
-/** Output pieces of a streamed segment: at most this much is in flight at once. */
-const PIECE_BYTES = 256 * 1024;
+/**
+ * Output pieces of a streamed segment, and how much zlib may inflate ahead of the reader: it
+ * goes on while the reader is busy instead of waiting for each piece to be taken (a wake-up
+ * of each thread per piece, costly on a loaded machine).
+ */
+const PIECE_BYTES = 1024 * 1024;
+const AHEAD_BYTES = 16 * 1024 * 1024;
 
 /**
  * One member like gunzipSegment, its output handed over piece by piece as zlib inflates it on
@@ -118,7 +123,8 @@ const PIECE_BYTES = 256 * 1024;
  */
 export async function* gunzipSegmentPieces(image: Uint8Array, offset: number, limit: number, where: Where, done: (consumed: number) => void): AsyncGenerator<Uint8Array> {
   const dataStart = parseHeader(image, offset, where);
-  const inflater = zlib.createInflateRaw({ chunkSize: PIECE_BYTES });
+  // The options reach the stream too (node's zlib passes them to its Transform), though typed as zlib's only.
+  const inflater = zlib.createInflateRaw({ chunkSize: PIECE_BYTES, readableHighWaterMark: AHEAD_BYTES } as zlib.ZlibOptions);
   let total = 0;
   let crc = 0;
   try {
