@@ -180,6 +180,7 @@ function readAllSync(read: (buf: Buffer, at: number) => number, size: number, pa
     if (at === buf.length) {
       // The size fstat gave is read: a one-byte probe tells the end from a file that grew,
       // without copying the whole buffer into a larger one first.
+      if (at > budget.maxBytes) throw overBudget(path, budget);
       const probe = Buffer.allocUnsafe(1);
       if (at > 0 && read(probe, 0) === 0) return buf;
       buf = grow(buf, at, path, budget);
@@ -196,6 +197,7 @@ async function readAll(read: (buf: Buffer, at: number) => Promise<number>, size:
   let at = 0;
   for (;;) {
     if (at === buf.length) {
+      if (at > budget.maxBytes) throw overBudget(path, budget);
       const probe = Buffer.allocUnsafe(1);
       if (at > 0 && (await read(probe, 0)) === 0) return buf;
       buf = grow(buf, at, path, budget);
