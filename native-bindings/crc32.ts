@@ -30,7 +30,12 @@ function tableCrc32(data: Uint8Array, value = 0): number {
 
 export function crc32(data: Uint8Array, start = 0, end = data.length): number {
   const view = start === 0 && end === data.length ? data : data.subarray(start, end);
-  return nativeCrc32 ? nativeCrc32(view) >>> 0 : tableCrc32(view);
+  return crc32Update(view, 0);
+}
+
+/** The CRC of the bytes before, `value`, carried on over `data` (a stream checked piece by piece). */
+export function crc32Update(data: Uint8Array, value: number): number {
+  return nativeCrc32 ? nativeCrc32(data, value) >>> 0 : tableCrc32(data, value);
 }
 
 /** Exposed so the table path is tested even on a Node that has zlib.crc32. */

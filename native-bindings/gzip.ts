@@ -1,7 +1,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
-import { crc32 } from './crc32.js';
-import { corrupt, errorText, isAllZero, OutputSink, readU32LE, type Where } from './common.js';
+import { KabiError } from '../src/errors.js';
+import { crc32, crc32Update } from './crc32.js';
+import { checkDeadline, corrupt, errorText, isAllZero, OutputSink, readU32LE, tooLarge, type Where } from './common.js';
 
 /*
  * gzip is decoded member by member with raw inflate so we learn exactly where each member's
@@ -104,6 +105,48 @@ export function gunzipSegment(image: Uint8Array, offset: number, limit: number, 
   const sink = new OutputSink('gzip', limit, where, offset);
   const end = inflateMember(image, offset, sink, where);
   return { data: sink.result(), consumed: end - offset };
+}
+
+/**
+ * Output pieces of a streamed segment, and how much zlib may inflate ahead of the reader: it
+ * goes on while the reader is busy instead of waiting for each piece to be taken (a wake-up
+ * of each thread per piece, costly on a loaded machine).
+ */
+const PIECE_BYTES = 1024 * 1024;
+const AHEAD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One member like gunzipSegment, its output handed over piece by piece as zlib inflates it on
+ * the threadpool (the caller reads the pieces meanwhile) and never held whole. The output
+ * limit, the deadline, the CRC32 and size in the trailer are checked as for gunzipSegment;
+ * `done` gets the bytes used (through the trailer) once the member has been checked.
+ */
+export async function* gunzipSegmentPieces(image: Uint8Array, offset: number, limit: number, where: Where, done: (consumed: number) => void): AsyncGenerator<Uint8Array> {
+  const dataStart = parseHeader(image, offset, where);
+  // The options reach the stream too (node's zlib passes them to its Transform), though typed as zlib's only.
+  const inflater = zlib.createInflateRaw({ chunkSize: PIECE_BYTES, readableHighWaterMark: AHEAD_BYTES } as zlib.ZlibOptions);
+  let total = 0;
+  let crc = 0;
+  try {
+    inflater.end(image.subarray(dataStart));
+    for await (const piece of inflater as AsyncIterable<Buffer>) {
+      total += piece.length;
+      if (total > limit) throw tooLarge('gzip', limit, where, offset);
+      checkDeadline('gzip', where);
+      crc = crc32Update(piece, crc);
+      yield piece;
+    }
+  } catch (e) {
+    if (e instanceof KabiError) throw e;
+    throw corrupt('gzip', deflateWhy(e), where, offset, e);
+  } finally {
+    inflater.destroy();
+  }
+  const deflateEnd = dataStart + inflater.bytesWritten;
+  if (deflateEnd + 8 > image.length) throw corrupt('gzip', 'truncated member trailer', where, deflateEnd);
+  if (crc !== readU32LE(image, deflateEnd)) throw corrupt('gzip', 'CRC32 mismatch', where, deflateEnd);
+  if (total % 0x1_0000_0000 !== readU32LE(image, deflateEnd + 4)) throw corrupt('gzip', 'uncompressed size mismatch', where, deflateEnd + 4);
+  done(deflateEnd + 8 - offset);
 }
 
 /**

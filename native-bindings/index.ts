@@ -2,7 +2,7 @@ import { KabiError } from '../src/errors.js';
 import { cliCompress, cliDecompress, cliImplementations, isCliFormat } from './cli-codecs.js';
 import { ALL_FORMATS, resolveLimit, resolveTimeout, type Compression, type CompressOptions, type DecompressOptions, type Where } from './common.js';
 import { detectCompression } from './detect.js';
-import { gunzipAll, gunzipSegment, gzipCompress } from './gzip.js';
+import { gunzipAll, gunzipSegment, gunzipSegmentPieces, gzipCompress } from './gzip.js';
 import { lz4Compress, lz4DecompressAll, lz4Implementations, lz4Segment } from './lz4-legacy.js';
 import { xzCompress, xzDecompressAll, xzImplementations, xzSegment } from './xz.js';
 import { xzBatchAvailable, xzDecodeConcatenated } from './xz-batch.js';
@@ -195,6 +195,46 @@ export async function decompressSegment(
     }
   }
   return { data: r.data, format, consumed: r.consumed };
+}
+
+/** A segment's output as it is decompressed, and the input bytes it used once the last piece is read. */
+export interface SegmentPieces {
+  readonly format: Compression;
+  readonly pieces: AsyncIterable<Uint8Array>;
+  /** Input bytes the segment used; known once `pieces` has been read to the end. */
+  consumed(): number;
+}
+
+/**
+ * decompressSegment with the output handed over in pieces, never held whole: gzip streams
+ * (inflated on the threadpool while the caller reads the pieces); the other formats are
+ * decompressed whole and handed over as one piece.
+ */
+export function decompressSegmentPieces(image: Uint8Array, offset: number, opts?: DecompressOptions): SegmentPieces {
+  const format = detectCompression(image, offset);
+  if (format === undefined) {
+    throw new KabiError('UNSUPPORTED_COMPRESSION', 'no known compression magic at the start of this segment', { file: opts?.file, offset });
+  }
+  let consumed: number | undefined;
+  const done = (n: number) => {
+    consumed = n;
+  };
+  const pieces =
+    format === 'gzip'
+      ? gunzipSegmentPieces(image, offset, resolveLimit(opts), whereOf(opts), done)
+      : (async function* () {
+          const r = await decompressSegment(image, offset, opts);
+          done(r.consumed);
+          yield r.data;
+        })();
+  return {
+    format,
+    pieces,
+    consumed: () => {
+      if (consumed === undefined) throw new KabiError('USAGE', 'the segment has not been read to its end');
+      return consumed;
+    },
+  };
 }
 
 /**

@@ -167,28 +167,46 @@ export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notAFile(path, budget, st);
     if (st.size > budget.maxBytes) throw overBudget(path, budget);
-    let buf: Buffer = Buffer.allocUnsafeSlow(st.size);
-    let at = 0;
-    for (;;) {
-      if (at === buf.length) buf = grow(buf, at, path, budget);
-      const n = readSync(fd, buf, at, buf.length - at, null);
-      if (n === 0) return buf.subarray(0, at);
-      at += n;
-    }
+    return readAllSync((buf, at) => readSync(fd, buf, at, buf.length - at, null), st.size, path, budget);
   } finally {
     closeSync(fd);
   }
 }
 
-async function readAll(read: (buf: Buffer, at: number) => Promise<number>, size: number, path: string, budget: ReadBudget): Promise<Buffer> {
+/** One read(2) the loop asks for: into `buf` from `at`, as much as fits. */
+type ReadRequest = readonly [buf: Buffer, at: number];
+
+/**
+ * The reading loop, the same for the synchronous and the promise-based readers: it asks for
+ * reads (yield) and is told how many bytes each gave. Once the size fstat gave is read, a
+ * one-byte probe tells the end from a file that grew, without copying the whole buffer into a
+ * larger one first.
+ */
+function* readLoop(size: number, path: string, budget: ReadBudget): Generator<ReadRequest, Buffer, number> {
   let buf: Buffer = Buffer.allocUnsafeSlow(size);
   let at = 0;
   for (;;) {
-    if (at === buf.length) buf = grow(buf, at, path, budget);
-    const n = await read(buf, at);
+    if (at === buf.length) {
+      if (at > budget.maxBytes) throw overBudget(path, budget);
+      const probe = Buffer.allocUnsafe(1);
+      if (at > 0 && (yield [probe, 0]) === 0) return buf;
+      buf = grow(buf, at, path, budget);
+      if (at > 0) buf[at++] = probe[0]!;
+    }
+    const n: number = yield [buf, at];
     if (n === 0) return buf.subarray(0, at);
     at += n;
   }
+}
+
+function readAllSync(read: (buf: Buffer, at: number) => number, size: number, path: string, budget: ReadBudget): Buffer {
+  const loop = readLoop(size, path, budget);
+  for (let step = loop.next(); ; step = loop.next(read(...step.value))) if (step.done) return step.value;
+}
+
+async function readAll(read: (buf: Buffer, at: number) => Promise<number>, size: number, path: string, budget: ReadBudget): Promise<Buffer> {
+  const loop = readLoop(size, path, budget);
+  for (let step = loop.next(); ; step = loop.next(await read(...step.value))) if (step.done) return step.value;
 }
 
 /**

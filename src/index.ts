@@ -55,7 +55,7 @@ export type { StatusReport, KernelColumn, ModuleRow, ModuleCopy, CopyOrigin, Dkm
 export type { Explanation } from './status/explain.js';
 export type { ProviderGroup, NeededSymbol } from './status/providers.js';
 export { initramfs, type InitramfsCheckOptions, type InitramfsUpdateOptions, type InitramfsRegenerateOptions, type InitramfsFlushOptions } from './api/initramfs.js';
-export type { ImageCheck, ImageChange, ChangeKind } from './initramfs/check.js';
+export type { ImageCheck, ImageChange, ChangeKind, AnalysisTimings } from './initramfs/check.js';
 export type { ImageLimits } from './initramfs/limits.js';
 export type { HostView } from './initramfs/generator/host-view.js';
 export type { PlannedLink } from './initramfs/generator/installed-modules.js';

@@ -5,13 +5,14 @@ import { nodeFs } from '../fs.js';
 import { discoverKernels, type InitramfsStyle, type InstalledKernel } from '../kernel/discover.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import { hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
-import { moduleNameFromPath } from '../module/read-module.js';
+import { isModuleFileName, moduleNameFromPath } from '../module/read-module.js';
 import { normaliseName, type ImagePath } from './archive-path.js';
 import { familyOfImage, familyOfSystem, loadModel, realHostView, type GeneratorFamily, type GeneratorModel, type HostView } from './generator/index.js';
 import { InstalledModules, type PlannedLink } from './generator/installed-modules.js';
-import { readImageFile, type InitramfsImage } from './image.js';
+import { readImageFile, type ImageTimings, type InitramfsImage } from './image.js';
+import type { KeepBody } from './cpio-listing.js';
 import { imageModuleData, listImageModules, locateModuleDir, moduleExt, moduleStem, type ImageModule } from './image-modules.js';
-import { ImageTree } from './image-tree.js';
+import { BodyNotKept, ImageTree } from './image-tree.js';
 import type { ImageLimits } from './limits.js';
 import { compareModules, moduleContents } from './module-compare.js';
 
@@ -53,6 +54,34 @@ export interface CheckOptions {
    * that to the kernel's own installation). Default: only on SUSE-style systems.
    */
   createMissing?: boolean;
+  /**
+   * Read every member's contents (a rewrite needs them). Otherwise, given `changedModules`,
+   * the image is listed while it is decompressed and only what the decision reads is kept.
+   */
+  wholeImage?: boolean;
+  /** Adds the time the analysis spends, by phase (the bench prints it). */
+  timings?: AnalysisTimings;
+}
+
+/** Milliseconds an analysis spends, by phase; `modules` runs while the image is read. */
+export interface AnalysisTimings extends ImageTimings {
+  /** Reading the installed module tree and its configuration. */
+  modules: number;
+  /** The generator's rules and the comparisons, once the image and the modules are known. */
+  rules: number;
+}
+
+/**
+ * Bodies a decision about these module names reads: the modules of those names, and small
+ * files other than modules (the generator's notes about the build, such as dracut's
+ * modules.txt). Anything else it turns out to need makes it read the image whole.
+ */
+function keepForDecision(names: ReadonlySet<string>): KeepBody {
+  return (path, h) => {
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    if (isModuleFileName(base)) return names.has(moduleNameFromPath(base));
+    return h.filesize <= 16 * 1024;
+  };
 }
 
 /** How one file of an image differs from what its generator would put there now. */
@@ -161,6 +190,16 @@ export async function locateImage(fs: KabiFs, root: string, kernel: InstalledKer
 }
 
 export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
+  try {
+    return await analyse(opts);
+  } catch (e) {
+    // The decision needed a body the listing passed over: read the image whole.
+    if (e instanceof BodyNotKept && !opts.wholeImage) return analyse({ ...opts, wholeImage: true });
+    throw e;
+  }
+}
+
+async function analyse(opts: CheckOptions): Promise<Analysis> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const kernel = await findKernel(fs, root, opts.release);
@@ -187,10 +226,21 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
     return { check, root, fs, kernel, imageHost, imageFile, installed: undefined, model: undefined, family, ...none };
   }
 
-  const image = await readImageFile(fs, imageHost, { limits: opts.limits });
+  const changedNames = opts.changedModules ? new Set(opts.changedModules.map(moduleNameFromPath)) : undefined;
+  const keep = opts.wholeImage || changedNames === undefined ? undefined : keepForDecision(changedNames);
+  const timings = opts.timings;
+  // The installed tree is read while the image is decompressed (on the threadpool); an error
+  // of the image's still comes first.
+  const t0 = performance.now();
+  const loading = InstalledModules.load(fs, root, opts.release, kernel.moduleDir, opts.planned).finally(() => {
+    if (timings) timings.modules += performance.now() - t0;
+  });
+  loading.catch(() => undefined);
+  const image = await readImageFile(fs, imageHost, { limits: opts.limits, keep, timings });
+  const installed = await loading;
+  const t1 = performance.now();
   const tree = new ImageTree(image);
   const moduleDir = locateModuleDir(tree, opts.release);
-  const installed = await InstalledModules.load(fs, root, opts.release, kernel.moduleDir, opts.planned);
   const imageModules = moduleDir === undefined ? [] : listImageModules(tree, moduleDir);
   const family = familyOfImage(tree) ?? (await familyOfSystem(fs, root, style));
   const host = opts.host ?? realHostView();
@@ -204,7 +254,7 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
   for (const m of imageModules) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
   const storeDecompressed = decideDecompression(imageModules, installed, model.unpacks);
 
-  const names = opts.changedModules ? new Set(opts.changedModules.map(moduleNameFromPath)) : await namesToExamine(fs, imageHost, byName, installed);
+  const names = changedNames ?? (await namesToExamine(fs, imageHost, byName, installed));
   const changes: ImageChange[] = [];
   let neededBy: Map<string, string> | undefined;
   const needer = async (name: string) => (neededBy ??= await dependencyIndex(installed, byName, model)).get(name);
@@ -248,6 +298,7 @@ export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
 
   const nativePossible = moduleDir !== undefined && changes.every((c) => c.kind !== 'undecided' && c.kind !== 'create' && (c.installed === undefined || c.installed.relPath !== undefined));
   const check: ImageCheck = { ...base, exists: true, generator: model.description, moduleDir, needsUpdate: changes.length > 0, nativePossible, changes, notes };
+  if (timings) timings.rules += performance.now() - t1;
   return { check, root, fs, kernel, imageHost, imageFile, image, tree, installed, model, family, imageModules, storeDecompressed, buildParameters };
 }
 

@@ -74,6 +74,11 @@ export interface CpioEntry extends CpioFields {
   readonly path: ImagePath;
   /** Regular file contents or symlink target; empty for other kinds. */
   readonly data: Uint8Array;
+  /**
+   * The body was not kept (a listing for a decision reads only what it needs): `data` is
+   * empty and the member has this many bytes. Such a member is never written back.
+   */
+  readonly skippedBytes?: number;
   /** Offset of the header in the stream it was read from. */
   readonly offset?: number;
 }
@@ -106,7 +111,7 @@ export interface StreamOrigin {
 const utf8 = new TextDecoder('utf-8');
 const utf8Encoder = new TextEncoder();
 
-function fail(code: 'CPIO_FORMAT' | 'INITRAMFS_FORMAT', detail: string, at: number, origin: StreamOrigin): KabiError {
+export function fail(code: 'CPIO_FORMAT' | 'INITRAMFS_FORMAT', detail: string, at: number, origin: StreamOrigin): KabiError {
   if (origin.segmentOffset !== undefined) {
     return new KabiError(code, `${origin.segmentLabel ?? 'compressed segment'}, decompressed offset 0x${at.toString(16)}: ${detail}`, {
       file: origin.file,
@@ -142,6 +147,71 @@ function magicAt(b: Uint8Array, at: number): string {
   return s;
 }
 
+/** A member's header and name, read from its header onwards; its body starts at `dataStart`. */
+export interface MemberHeader extends CpioFields {
+  readonly magic: CpioMagic;
+  readonly name: string;
+  readonly rawName: Uint8Array;
+  readonly filesize: number;
+  /** Offset in the bytes read of the member's body (header and name padded to 4). */
+  readonly dataStart: number;
+}
+
+/**
+ * The header and name of the member at `at` of `bytes`. Members start 4-aligned from their
+ * archive's start, so the padding after the name is counted from the header.
+ */
+export function readMemberHeader(bytes: Uint8Array, at: number, origin: StreamOrigin): MemberHeader {
+  if (at + HEADER_SIZE > bytes.length) {
+    throw fail('CPIO_FORMAT', at >= bytes.length ? 'archive ends without a TRAILER!!! member (truncated?)' : 'truncated cpio header', at, origin);
+  }
+  const magic = magicAt(bytes, at);
+  if (magic !== NEWC_MAGIC && magic !== CRC_MAGIC) {
+    const why = magic === '070707' ? 'old binary/odc cpio (070707); the kernel needs newc' : 'no cpio newc magic (070701/070702)';
+    throw fail('CPIO_FORMAT', why, at, origin);
+  }
+  const f: number[] = [];
+  for (let i = 0; i < 13; i++) f.push(hexField(bytes, at + 6 + i * 8, FIELD_NAMES[i] as string, origin, at));
+  const [ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check] = f as [
+    number, number, number, number, number, number, number, number, number, number, number, number, number,
+  ];
+  if (namesize < 1 || namesize > PATH_MAX) throw fail('CPIO_FORMAT', `member name size ${namesize} is outside 1..${PATH_MAX}`, at, origin);
+  const nameStart = at + HEADER_SIZE;
+  const nameEnd = nameStart + namesize - 1;
+  if (nameEnd + 1 > bytes.length) throw fail('CPIO_FORMAT', 'member name runs past the end of the data (truncated?)', at, origin);
+  if (bytes[nameEnd] !== 0) throw fail('CPIO_FORMAT', 'member name is not NUL-terminated', at, origin);
+  const rawName = bytes.subarray(nameStart, nameEnd);
+  if (rawName.includes(0)) throw fail('CPIO_FORMAT', 'member name contains a NUL byte', at, origin);
+  const name = utf8.decode(rawName);
+  const dataStart = at + align4(HEADER_SIZE + namesize);
+  return { magic, ino, mode, uid, gid, nlink, mtime, devmajor, devminor, rdevmajor, rdevminor, check, name, rawName, filesize, dataStart };
+}
+
+/** The checks a member that is not the trailer passes before its body is used; its normalised path. */
+export function admitMember(h: MemberHeader, at: number, origin: StreamOrigin): ImagePath {
+  origin.budget?.addEntry(origin.segmentOffset ?? at);
+  if (kindOf(h.mode) === 'symlink' && (h.filesize < 1 || h.filesize > PATH_MAX)) {
+    throw fail('CPIO_FORMAT', `symlink "${h.name}" has a ${h.filesize}-byte target (must be 1..${PATH_MAX})`, at, origin);
+  }
+  try {
+    return normaliseName(h.name, { file: origin.file, offset: origin.segmentOffset ?? at });
+  } catch (e) {
+    if (e instanceof KabiError && origin.segmentOffset !== undefined) {
+      throw new KabiError(e.code, `${origin.segmentLabel ?? 'compressed segment'}, decompressed offset 0x${at.toString(16)}: ${e.detail}`, {
+        file: origin.file,
+        offset: origin.segmentOffset,
+      });
+    }
+    throw e;
+  }
+}
+
+/** A member's fields without its name, size and body. */
+export function memberFields(h: MemberHeader): CpioFields & { magic: CpioMagic } {
+  const { magic, ino, mode, uid, gid, nlink, mtime, devmajor, devminor, rdevmajor, rdevminor, check } = h;
+  return { magic, ino, mode, uid, gid, nlink, mtime, devmajor, devminor, rdevmajor, rdevminor, check };
+}
+
 /**
  * One archive starting at `start` (which must be 4-aligned within `bytes`), through its
  * TRAILER!!! member. Returns the archive (padding 0: the caller counts the NULs that follow)
@@ -151,63 +221,32 @@ export function readCpioArchive(bytes: Uint8Array, start: number, origin: Stream
   const entries: CpioEntry[] = [];
   let at = start;
   for (;;) {
-    if (at + HEADER_SIZE > bytes.length) {
-      throw fail('CPIO_FORMAT', at >= bytes.length ? 'archive ends without a TRAILER!!! member (truncated?)' : 'truncated cpio header', at, origin);
-    }
-    const magic = magicAt(bytes, at);
-    if (magic !== NEWC_MAGIC && magic !== CRC_MAGIC) {
-      const why = magic === '070707' ? 'old binary/odc cpio (070707); the kernel needs newc' : 'no cpio newc magic (070701/070702)';
-      throw fail('CPIO_FORMAT', why, at, origin);
-    }
-    const f: number[] = [];
-    for (let i = 0; i < 13; i++) f.push(hexField(bytes, at + 6 + i * 8, FIELD_NAMES[i] as string, origin, at));
-    const [ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check] = f as [
-      number, number, number, number, number, number, number, number, number, number, number, number, number,
-    ];
-    if (namesize < 1 || namesize > PATH_MAX) throw fail('CPIO_FORMAT', `member name size ${namesize} is outside 1..${PATH_MAX}`, at, origin);
-    const nameStart = at + HEADER_SIZE;
-    const nameEnd = nameStart + namesize - 1;
-    if (nameEnd + 1 > bytes.length) throw fail('CPIO_FORMAT', 'member name runs past the end of the data (truncated?)', at, origin);
-    if (bytes[nameEnd] !== 0) throw fail('CPIO_FORMAT', 'member name is not NUL-terminated', at, origin);
-    const rawName = bytes.subarray(nameStart, nameEnd);
-    if (rawName.includes(0)) throw fail('CPIO_FORMAT', 'member name contains a NUL byte', at, origin);
-    const name = utf8.decode(rawName);
-    const dataStart = start + align4(nameEnd + 1 - start);
+    const h = readMemberHeader(bytes, at, origin);
+    const { name, rawName, filesize, dataStart } = h;
     if (dataStart > bytes.length || filesize > bytes.length - dataStart) {
       throw fail('CPIO_FORMAT', `member "${name}" claims ${filesize} bytes of data but only ${Math.max(0, bytes.length - dataStart)} remain (truncated?)`, at, origin);
     }
     const data = bytes.subarray(dataStart, dataStart + filesize);
-    const next = start + align4(dataStart + filesize - start);
-    const fields = { ino, mode, uid, gid, nlink, mtime, devmajor, devminor, rdevmajor, rdevminor, check };
+    const next = dataStart + align4(filesize);
+    const fields = memberFields(h);
     if (name === TRAILER_NAME) {
-      const trailer: CpioEntry = { magic, ...fields, name, rawName, path: '', data, offset: at };
+      const trailer: CpioEntry = { ...fields, name, rawName, path: '', data, offset: at };
       return { archive: { entries, trailer, padding: 0 }, end: Math.min(next, bytes.length) };
     }
-    origin.budget?.addEntry(origin.segmentOffset ?? at);
-    const kind = kindOf(mode);
-    if (kind === 'symlink' && (filesize < 1 || filesize > PATH_MAX)) {
-      throw fail('CPIO_FORMAT', `symlink "${name}" has a ${filesize}-byte target (must be 1..${PATH_MAX})`, at, origin);
+    const path = admitMember(h, at, origin);
+    if (h.magic === CRC_MAGIC && kindOf(h.mode) === 'file') {
+      const sum = byteSum(data, 0);
+      if (sum !== h.check) throw fail('CPIO_FORMAT', `member "${name}": data checksum 0x${sum.toString(16)} does not match the header's 0x${h.check.toString(16)}`, at, origin);
     }
-    if (magic === CRC_MAGIC && kind === 'file') {
-      let sum = 0;
-      for (let i = 0; i < data.length; i++) sum = (sum + (data[i] as number)) >>> 0;
-      if (sum !== check) throw fail('CPIO_FORMAT', `member "${name}": data checksum 0x${sum.toString(16)} does not match the header's 0x${check.toString(16)}`, at, origin);
-    }
-    let path: ImagePath;
-    try {
-      path = normaliseName(name, { file: origin.file, offset: origin.segmentOffset ?? at });
-    } catch (e) {
-      if (e instanceof KabiError && origin.segmentOffset !== undefined) {
-        throw new KabiError(e.code, `${origin.segmentLabel ?? 'compressed segment'}, decompressed offset 0x${at.toString(16)}: ${e.detail}`, {
-          file: origin.file,
-          offset: origin.segmentOffset,
-        });
-      }
-      throw e;
-    }
-    entries.push({ magic, ...fields, name, rawName, path, data, offset: at });
+    entries.push({ ...fields, name, rawName, path, data, offset: at });
     at = next;
   }
+}
+
+/** 070702's checksum: the body's bytes summed, carried on from `sum`. */
+export function byteSum(data: Uint8Array, sum: number): number {
+  for (let i = 0; i < data.length; i++) sum = (sum + (data[i] as number)) >>> 0;
+  return sum;
 }
 
 function countZeros(b: Uint8Array, from: number): number {
@@ -266,6 +305,7 @@ function putHex(out: Uint8Array, at: number, v: number): void {
 }
 
 function writeMember(out: Uint8Array, at: number, e: CpioEntry): number {
+  if (e.skippedBytes !== undefined) throw new KabiError('USAGE', `member "${e.name}" was listed without its contents and cannot be written`);
   const name = nameBytes(e);
   for (let i = 0; i < 6; i++) out[at + i] = e.magic.charCodeAt(i);
   let check = e.check;

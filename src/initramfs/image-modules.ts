@@ -1,6 +1,6 @@
 import { isModuleFileName, moduleNameFromPath } from '../module/read-module.js';
 import { joinImage, type ImagePath } from './archive-path.js';
-import { linkTargetPath, type ImageTree, type TreeNode } from './image-tree.js';
+import { bodyOf, linkTargetPath, type ImageTree, type TreeNode } from './image-tree.js';
 
 /** One module file inside an image's module directory. */
 export interface ImageModule {
@@ -63,8 +63,14 @@ export function moduleExt(relPath: string): string {
 
 /** Contents of an image module (the link target's for a link). */
 export function imageModuleData(tree: ImageTree, m: ImageModule): Uint8Array | undefined {
-  if (m.node.kind === 'file') return m.node.content.data;
-  return m.target === undefined ? undefined : tree.get(m.target)?.content.data;
+  const node = imageModuleNode(tree, m);
+  return node === undefined ? undefined : bodyOf(node);
+}
+
+/** The node holding an image module's contents (the link target's for a link). */
+export function imageModuleNode(tree: ImageTree, m: ImageModule): TreeNode | undefined {
+  if (m.node.kind === 'file') return m.node;
+  return m.target === undefined ? undefined : tree.get(m.target);
 }
 
 export function imageModulePath(moduleDir: ImagePath, relPath: string): ImagePath {

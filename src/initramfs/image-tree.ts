@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { KabiError } from '../errors.js';
 import { baseOf, joinImage, normaliseName, parentOf, type ImagePath } from './archive-path.js';
 import { kindOf, type CpioEntry, type EntryKind } from './cpio.js';
 import { allEntries, type InitramfsImage } from './image.js';
@@ -113,7 +114,7 @@ export class ImageTree {
   /** Contents of the regular file a path leads to. */
   readFile(path: ImagePath): Uint8Array | undefined {
     const n = this.lookup(path);
-    return n?.kind === 'file' ? n.content.data : undefined;
+    return n?.kind === 'file' ? bodyOf(n) : undefined;
   }
 
   isDir(path: ImagePath): boolean {
@@ -139,6 +140,17 @@ export class ImageTree {
   all(): IterableIterator<TreeNode> {
     return this.nodes.values();
   }
+}
+
+/** A body asked for that a listing did not keep (the image has to be read whole). */
+export class BodyNotKept extends KabiError {}
+
+/** A node's contents; never the empty stand-in of a body a listing skipped. */
+export function bodyOf(node: Pick<TreeNode, 'content' | 'entry'>): Uint8Array {
+  if (node.content.data.length === 0 && node.entry.skippedBytes !== undefined) {
+    throw new BodyNotKept('USAGE', `${node.entry.name} was listed without its contents`);
+  }
+  return node.content.data;
 }
 
 export function linkTarget(node: Pick<TreeNode, 'content'>): string {

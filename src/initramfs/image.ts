@@ -1,8 +1,9 @@
-import { decompressSegment, detectCompression, type Compression } from '../../native-bindings/index.js';
+import { decompressSegment, decompressSegmentPieces, detectCompression, type Compression } from '../../native-bindings/index.js';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { readRegularFile } from '../fs.js';
-import { readCpioArchive, readCpioStream, type CpioEntry, type CpioStream } from './cpio.js';
+import { readCpioArchive, readCpioStream, type CpioEntry, type CpioStream, type StreamOrigin } from './cpio.js';
+import { listCpioStream, type KeepBody } from './cpio-listing.js';
 import { Budget, resolveLimits, type ImageLimits } from './limits.js';
 
 /*
@@ -30,11 +31,28 @@ export interface InitramfsImage {
   readonly file: string | undefined;
   readonly bytes: Uint8Array;
   readonly segments: readonly ImageSegment[];
+  /** Some members were listed without their bodies (ReadImageOptions.keep): the image cannot be rewritten from this. */
+  readonly partial?: boolean;
+}
+
+/** Milliseconds spent reading images, added up by phase. */
+export interface ImageTimings {
+  read: number;
+  /** Waiting for decompressed data (what the decompressor costs beyond the listing it runs beside). */
+  decompress: number;
+  /** Walking the cpio members. */
+  list: number;
 }
 
 export interface ReadImageOptions {
   file?: string | undefined;
   limits?: Partial<ImageLimits> | undefined;
+  /**
+   * List the image for a decision: compressed segments are listed as they are decompressed
+   * and only the bodies `keep` asks for are held, never the whole decompressed image.
+   */
+  keep?: KeepBody | undefined;
+  timings?: ImageTimings | undefined;
 }
 
 export function segmentLabel(s: Pick<ImageSegment, 'index' | 'offset' | 'compression'>): string {
@@ -46,6 +64,7 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
   const file = opts.file;
   const budget = new Budget(resolveLimits(opts.limits), file);
   const segments: ImageSegment[] = [];
+  let partial = false;
   let at = 0;
   while (at < bytes.length) {
     const b = bytes[at];
@@ -71,29 +90,96 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
     budget.addSegment(at);
     const index = segments.length;
     const label = segmentLabel({ index, offset: at, compression: format });
-    let seg: { data: Uint8Array; consumed: number };
     const limit = budget.segmentLimit(bytes.length - at);
-    try {
-      seg = await decompressSegment(bytes, at, { file, maxOutputBytes: limit.bytes });
-    } catch (e) {
-      if (e instanceof KabiError && e.code === 'COMPRESSION' && e.detail.includes('exceed')) {
-        throw new KabiError('LIMIT', `${label}: decompressed contents exceed the ${limit.bound} (a cpio bomb?)`, {
-          file,
-          offset: at,
-          cause: e,
-        });
-      }
-      throw e;
-    }
-    if (seg.consumed <= 0) throw new KabiError('INITRAMFS_FORMAT', `${label}: the decompressor consumed no input`, { file, offset: at });
-    budget.addBytes(seg.data.length, at);
-    const stream = readCpioStream(seg.data, { file, segmentOffset: at, segmentLabel: label, budget });
-    if (stream.archives.length === 0) throw new KabiError('INITRAMFS_FORMAT', `${label} holds no cpio archive`, { file, offset: at });
-    segments.push({ index, offset: at, end: at + seg.consumed, compression: format, stream, decodedSize: seg.data.length });
+    const origin: StreamOrigin = { file, segmentOffset: at, segmentLabel: label, budget };
+    const listed = opts.keep === undefined ? undefined : await listSegment(bytes, at, limit.bytes, opts.keep, origin, opts.timings);
+    const seg = listed ?? (await readSegment(bytes, at, limit, origin, opts.timings));
+    segments.push({ index, offset: at, end: at + seg.consumed, compression: format, stream: seg.stream, decodedSize: seg.decodedSize });
+    partial ||= seg.stream.archives.some((a) => a.entries.some((e) => e.skippedBytes !== undefined));
     at += seg.consumed;
   }
   if (segments.length === 0) throw new KabiError('INITRAMFS_FORMAT', bytes.length === 0 ? 'the image is empty' : 'the image holds only NUL bytes', { file });
-  return { file, bytes, segments };
+  return { file, bytes, segments, ...(partial ? { partial } : {}) };
+}
+
+interface ReadSegment {
+  readonly stream: CpioStream;
+  readonly consumed: number;
+  readonly decodedSize: number;
+}
+
+/** A compressed segment decompressed whole, then walked. */
+async function readSegment(bytes: Uint8Array, at: number, limit: { bytes: number; bound: string }, origin: StreamOrigin, timings: ImageTimings | undefined): Promise<ReadSegment> {
+  const { file, budget } = origin;
+  const label = origin.segmentLabel!;
+  let seg: { data: Uint8Array; consumed: number };
+  const t0 = performance.now();
+  try {
+    seg = await decompressSegment(bytes, at, { file, maxOutputBytes: limit.bytes });
+  } catch (e) {
+    if (e instanceof KabiError && e.code === 'COMPRESSION' && e.detail.includes('exceed')) {
+      throw new KabiError('LIMIT', `${label}: decompressed contents exceed the ${limit.bound} (a cpio bomb?)`, {
+        file,
+        offset: at,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  const t1 = performance.now();
+  if (seg.consumed <= 0) throw new KabiError('INITRAMFS_FORMAT', `${label}: the decompressor consumed no input`, { file, offset: at });
+  budget!.addBytes(seg.data.length, at);
+  const stream = readCpioStream(seg.data, origin);
+  if (stream.archives.length === 0) throw new KabiError('INITRAMFS_FORMAT', `${label} holds no cpio archive`, { file, offset: at });
+  if (timings) {
+    timings.decompress += t1 - t0;
+    timings.list += performance.now() - t1;
+  }
+  return { stream, consumed: seg.consumed, decodedSize: seg.data.length };
+}
+
+/**
+ * A compressed segment listed while it is decompressed, keeping only the bodies `keep` asks
+ * for; undefined when anything is amiss (the budget is then as it was, and the segment is
+ * read whole, which says what is wrong).
+ */
+async function listSegment(bytes: Uint8Array, at: number, limit: number, keep: KeepBody, origin: StreamOrigin, timings: ImageTimings | undefined): Promise<ReadSegment | undefined> {
+  const budget = origin.budget!;
+  const before = { entries: budget.entries, bytes: budget.bytes };
+  let decodedSize = 0;
+  let waited = 0;
+  const t0 = performance.now();
+  try {
+    const src = decompressSegmentPieces(bytes, at, { file: origin.file, maxOutputBytes: limit });
+    const counted = (async function* () {
+      const it = src.pieces[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const w = performance.now();
+          const r = await it.next();
+          waited += performance.now() - w;
+          if (r.done) return;
+          decodedSize += r.value.length;
+          yield r.value;
+        }
+      } finally {
+        await it.return?.();
+      }
+    })();
+    const stream = await listCpioStream(counted, keep, origin);
+    const consumed = src.consumed();
+    if (consumed <= 0) return undefined;
+    budget.addBytes(decodedSize, at);
+    if (timings) {
+      timings.decompress += waited;
+      timings.list += performance.now() - t0 - waited;
+    }
+    return { stream, consumed, decodedSize };
+  } catch {
+    budget.entries = before.entries;
+    budget.bytes = before.bytes;
+    return undefined;
+  }
 }
 
 /**
@@ -105,8 +191,10 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
 export async function readImageFile(fs: KabiFs, path: string, opts: Omit<ReadImageOptions, 'file'> = {}): Promise<InitramfsImage> {
   const limits = resolveLimits(opts.limits);
   let bytes: Uint8Array;
+  const t0 = performance.now();
   try {
     bytes = await readRegularFile(fs, path, { what: 'boot image', maxBytes: limits.maxImageBytes });
+    if (opts.timings) opts.timings.read += performance.now() - t0;
   } catch (e) {
     if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read the image: ${(e as Error).message}`, { file: path, cause: e });

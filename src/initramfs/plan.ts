@@ -38,6 +38,7 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
   const { tree, check, installed, model } = a;
   const moduleDir = check.moduleDir;
   if (!tree || moduleDir === undefined || !installed || !model) throw new Error('internal: planUpdate needs an image with a module directory');
+  if (a.image?.partial) throw new Error('internal: planUpdate needs the image read whole (wholeImage), not a listing');
   const ops: PlannedOp[] = [];
   const formerTargets: ImagePath[] = [];
   /** Module names the image will hold, and where. */

@@ -196,3 +196,22 @@ describe('dry runs and deferred records', () => {
     expect((await analyseImage({ root: s.root, release: K })).check.needsUpdate).toBe(false);
   });
 });
+
+describe('the decision reads only what it needs', () => {
+  it('listing the image (bodies of the changed modules only) decides as reading it whole does', async () => {
+    const s = makeImageSystem({ compression: 'gzip' });
+    s.fx.write('/etc/dracut.conf.d/10-test.conf', 'add_drivers+=" beta delta "\n');
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '7', false));
+    execFileSync('depmod', ['-a', '-b', s.root, K]);
+    for (const names of [['beta'], ['gamma'], ['alpha', 'beta', 'delta'], ['nosuch']]) {
+      const changedModules = names.map((n) => `/lib/modules/${K}/kernel/drivers/${n}.ko`);
+      const listed = await analyseImage({ root: s.root, release: K, changedModules });
+      const whole = await analyseImage({ root: s.root, release: K, changedModules, wholeImage: true });
+      // With every module of the image named, nothing is skipped.
+      expect(listed.image?.partial).toBe(names.length < 3 ? true : undefined);
+      expect(whole.image?.partial).toBeUndefined();
+      expect(listed.check).toEqual(whole.check);
+    }
+    expect((await analyseImage({ root: s.root, release: K, changedModules: [`/lib/modules/${K}/kernel/drivers/beta.ko`] })).check.changes.map((c) => [c.kind, c.name])).toEqual([['changed', 'beta']]);
+  });
+});

@@ -152,3 +152,54 @@ describe('hostile images give a clear error naming file and offset', () => {
     expect(Buffer.from(readBytes(file)).equals(Buffer.from(bytes))).toBe(true);
   });
 });
+
+describe('listing an image for a decision keeps only the bodies asked for', () => {
+  const main = gnuCpio(mainTree());
+  const keep = (path: string) => path.endsWith('modules.dep');
+  const summary = (image: Awaited<ReturnType<typeof parseImage>>) =>
+    image.segments.map((s) => ({ offset: s.offset, end: s.end, compression: s.compression, decodedSize: s.decodedSize, leading: s.stream.leadingZeros, archives: s.stream.archives.map((a) => ({ padding: a.padding, trailer: a.trailer.name, entries: a.entries.map((e) => [e.name, e.path, e.mode, e.ino, e.nlink, e.mtime, e.offset, e.skippedBytes ?? e.data.length]) })) }));
+
+  it.each(['gzip', 'zstd', 'xz'] as const)('%s: the same members, segments and offsets as a whole read; skipped bodies are marked and never written', async (format) => {
+    const bytes = concatBytes(earlyCpio(), compressCli(main, format), new Uint8Array(8), compressCli(main, 'gzip'));
+    const whole = await parseImage(bytes);
+    const listed = await parseImage(bytes, { keep });
+    expect(summary(listed)).toEqual(summary(whole));
+    expect(listed.partial).toBe(true);
+    expect(whole.partial).toBeUndefined();
+    const entries = [...allEntries(listed)].map((e) => e.entry);
+    const dep = entries.find((e) => e.name.endsWith('modules.dep'))!;
+    expect(new TextDecoder().decode(dep.data)).toBe('kernel/drivers/x.ko:\n');
+    const ko = entries.find((e) => e.name.endsWith('x.ko'))!;
+    expect(ko.skippedBytes).toBe(5000);
+    expect(ko.data.length).toBe(0);
+    // Symlink targets are always kept.
+    expect(new ImageTree(listed).resolve('lib/modules')).toBe('usr/lib/modules');
+    expect(() => new ImageTree(listed).readFile('usr/lib/modules/6.1.0-9-amd64/kernel/drivers/x.ko')).toThrow(/listed without its contents/);
+    expect(() => writeCpioStream(listed.segments.at(-1)!.stream)).toThrow(/cannot be written/);
+  });
+
+  it('a damaged or hostile segment gives the error a whole read gives', async () => {
+    const d = tempDir();
+    writeTree(d, Array.from({ length: 300 }, (_, i) => ({ path: `f${i}`, data: '' })));
+    const many = compressCli(gnuCpio(d), 'gzip');
+    const gz = compressCli(main, 'gzip');
+    const evil = Uint8Array.from(main);
+    evil.set(new TextEncoder().encode('/ini'), Buffer.from(evil).indexOf('init\0'));
+    const zeros = tempDir();
+    writeTree(zeros, [{ path: 'zeros', data: new Uint8Array(16 * 1024 * 1024) }]);
+    const cases: [Uint8Array, Parameters<typeof parseImage>[1]][] = [
+      [gz.subarray(0, gz.length - 100), {}],
+      [gz.subarray(0, gz.length - 4), {}],
+      [concatBytes(gz.subarray(0, 20), new Uint8Array(50).fill(0xff), gz.subarray(70)), {}],
+      [many, { limits: { maxEntries: 100 } }],
+      [compressCli(evil, 'gzip'), {}],
+      [compressCli(main.subarray(0, main.length - 700), 'gzip'), {}],
+      [compressCli(gnuCpio(zeros), 'gzip'), { limits: { maxTotalBytes: 4 * 1024 * 1024 } }],
+    ];
+    for (const [bytes, opts] of cases) {
+      const a = await errorOf(parseImage(bytes, { file: 'x.img', ...opts }));
+      const b = await errorOf(parseImage(bytes, { file: 'x.img', ...opts, keep }));
+      expect([b.code, b.message]).toEqual([a.code, a.message]);
+    }
+  });
+});

@@ -101,6 +101,33 @@ describe('readRegularFile', () => {
     });
   }
 
+  it('a file longer than its size said (it grew meanwhile) is read whole, and refused once past the budget', async () => {
+    const r = root();
+    writeFileSync(join(r, 'grew'), Buffer.alloc(900, 5));
+    // fstat says 100 bytes: the reader finds the rest after the size it was told.
+    const shrunk: KabiFs = new Proxy(nodeFs, {
+      get: (t, k) =>
+        k === 'open'
+          ? async (...a: Parameters<KabiFs['open']>) => {
+              const h = await nodeFs.open(...a);
+              const tell = async () => Object.assign(await h.stat(), { size: 100 });
+              return new Proxy(h, {
+                get: (ht, hk) => {
+                  if (hk === 'stat') return tell;
+                  const v: unknown = Reflect.get(ht, hk);
+                  return typeof v === 'function' ? v.bind(ht) : v;
+                },
+              });
+            }
+          : Reflect.get(t, k),
+    });
+    expect((await readRegularFile(shrunk, join(r, 'grew'), budget)).equals(Buffer.alloc(900, 5))).toBe(true);
+    writeFileSync(join(r, 'grew'), Buffer.alloc(1001, 5));
+    await expect(readRegularFile(shrunk, join(r, 'grew'), budget)).rejects.toMatchObject({ code: 'LIMIT' });
+    writeFileSync(join(r, 'exact'), Buffer.alloc(100, 6));
+    expect((await readRegularFile(shrunk, join(r, 'exact'), budget)).equals(Buffer.alloc(100, 6))).toBe(true);
+  });
+
   it('reads a file with no size (/proc) up to the budget', () => {
     expect(readRegularFileSync('/proc/self/status', READ_BUDGETS.text).toString()).toMatch(/^Name:/);
     expect(() => readRegularFileSync('/proc/self/maps', { what: 'map', maxBytes: 10 })).toThrow(KabiError);
