@@ -33,6 +33,18 @@ export interface RunToolOptions {
 const STDERR_KEEP = 4096;
 
 /**
+ * The environment a codec program runs with: untranslated messages (LC_ALL=C) for the error
+ * text, and none of the variables that change what the program does with its data
+ * (XZ_DEFAULTS=--ignore-check would accept a corrupt module; ZSTD_CLEVEL, GZIP, … change an
+ * image kabi writes).
+ */
+export function toolEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+  for (const name of ['XZ_OPT', 'XZ_DEFAULTS', 'ZSTD_CLEVEL', 'ZSTD_NBTHREADS', 'GZIP', 'LZ4_CLEVEL']) delete env[name];
+  return env;
+}
+
+/**
  * Pipes `input` through `tool args...` and returns its stdout. A missing tool is
  * UNSUPPORTED_COMPRESSION (kabi can still do everything else); a non-zero exit carries the
  * tool's own stderr, which is the most precise description of what is wrong.
@@ -45,8 +57,7 @@ export function runTool(tool: string, args: readonly string[], input: Uint8Array
 
     const child = spawn(tool, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
-      // Stable, untranslated messages for the error text.
-      env: { ...process.env, LC_ALL: 'C' },
+      env: toolEnv(),
     });
 
     // Decoding hostile input has a time budget; compressing kabi's own output does not.

@@ -4,7 +4,7 @@ import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KabiError } from '../src/errors.js';
-import { findTool } from './cli.js';
+import { findTool, toolEnv } from './cli.js';
 import { corrupt, tooLarge, tooSlow, type Where } from './common.js';
 
 /*
@@ -49,27 +49,52 @@ const MAX_FAILURES = 3;
 let failures = 0;
 let broken = false;
 
-/** Memory-backed where there is such a place: the output is read back at once. */
-function scratchDir(): string {
+/** Memory-backed where there is such a place (the output is read back at once), else the temp dir. */
+function scratchDirs(): string[] {
   try {
-    if (statSync('/dev/shm').isDirectory()) return '/dev/shm';
+    if (statSync('/dev/shm').isDirectory()) return ['/dev/shm', tmpdir()];
   } catch {
     // none here
   }
-  return tmpdir();
+  return [tmpdir()];
 }
 
 function openScratch(): number {
-  const path = join(scratchDir(), `kabi-xz-${process.pid}-${randomBytes(8).toString('hex')}`);
-  // O_EXCL: never a file or link someone put there; removed at once, so nothing is left behind.
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
+  let fd: number | undefined;
+  let error: unknown;
+  for (const dir of scratchDirs()) {
+    const path = join(dir, `kabi-xz-${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      // O_EXCL: never a file or link someone put there; removed at once, so nothing is left behind.
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (e) {
+      error = e; // read-only or full: the next place
+      continue;
+    }
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    return fd;
   }
-  return fd;
+  throw error;
+}
+
+/**
+ * Whether the shell, opening /proc/<our pid>/fd/<fd>, opens this very file. Not so where /proc
+ * belongs to another PID namespace (a sandbox sharing its parent's /proc): there that path
+ * names another process's file, which the redirection would read or truncate.
+ */
+function procShowsOurs(fd: number): boolean {
+  try {
+    const ours = fstatSync(fd);
+    const seen = statSync(`/proc/${process.pid}/fd/${fd}`);
+    return ours.dev === seen.dev && ours.ino === seen.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** Output memory kept for the next batch when the caller lends it back (see `borrowed`). */
@@ -92,6 +117,10 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
     for (const b of inputs) writeAll(input, b);
     const out = openScratch();
     fds.push(out);
+    if (!procShowsOurs(input) || !procShowsOurs(out)) {
+      broken = true;
+      throw new Error(`/proc/${process.pid}/fd does not show this process's files`);
+    }
     await runXz(input, out, total, where);
     const size = fstatSync(out).size;
     if (size !== total) throw corrupt('xz', `a batch decoded to ${size} bytes, its files' indexes say ${total}`, where);
@@ -107,7 +136,9 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
     let at = 0;
     return sizes.map((s) => data.subarray(at, (at += s)));
   } catch (e) {
-    if (!(e instanceof KabiError) && ++failures >= MAX_FAILURES) broken = true;
+    // A batch past its time is the environment's fault too (an xz that hangs): the files are
+    // decoded one by one, and three such batches end batching here.
+    if ((!(e instanceof KabiError) || e.code === 'LIMIT') && ++failures >= MAX_FAILURES) broken = true;
     throw e;
   } finally {
     for (const fd of fds) closeSync(fd);
@@ -151,7 +182,7 @@ class XzShell {
   ended = false;
 
   constructor() {
-    this.child = spawn('sh', ['-c', SHELL], { stdio: ['pipe', 'pipe', 'ignore'], detached: true, env: { ...process.env, LC_ALL: 'C' } });
+    this.child = spawn('sh', ['-c', SHELL], { stdio: ['pipe', 'pipe', 'ignore'], detached: true, env: toolEnv() });
     this.child.on('error', () => this.end());
     this.child.on('close', () => this.end());
     this.child.stdin!.on('error', () => this.end());

@@ -16,6 +16,9 @@ export type KeepBody = (path: string, h: Pick<MemberHeader, 'mode' | 'filesize' 
 export class NotListed extends Error {}
 
 const EMPTY = new Uint8Array(0);
+const latin1 = new TextDecoder('latin1');
+/** Where c_namesize sits in a newc header: after the magic and 11 eight-digit fields. */
+const NAMESIZE_AT = 6 + 11 * 8;
 
 /** Bytes arriving in pieces, read in order: a few contiguous at a time, or passed over. */
 class Pieces {
@@ -127,7 +130,11 @@ async function listArchive(src: Pieces, keep: KeepBody, origin: StreamOrigin): P
   const entries: CpioEntry[] = [];
   for (;;) {
     const at = src.pos;
-    const head = await src.peek(HEADER_SIZE + PATH_MAX + 4);
+    // The fixed part first, then as much of the name as it says: a header that crosses a
+    // piece is joined in a copy, which should be a member's size, not PATH_MAX's.
+    const fixed = await src.peek(HEADER_SIZE);
+    const namesize = fixed.length === HEADER_SIZE ? Number.parseInt(latin1.decode(fixed.subarray(NAMESIZE_AT, NAMESIZE_AT + 8)), 16) : Number.NaN;
+    const head = await src.peek(namesize >= 1 && namesize <= PATH_MAX ? align4(HEADER_SIZE + namesize) : HEADER_SIZE + PATH_MAX + 4);
     let h: MemberHeader;
     try {
       h = readMemberHeader(head, 0, origin);

@@ -175,7 +175,9 @@ async function listSegment(bytes: Uint8Array, at: number, limit: number, keep: K
       timings.list += performance.now() - t0 - waited;
     }
     return { stream, consumed, decodedSize };
-  } catch {
+  } catch (e) {
+    // Past the image's member limit: reading it whole again would only get there slower.
+    if (e instanceof KabiError && e.code === 'LIMIT') throw e;
     budget.entries = before.entries;
     budget.bytes = before.bytes;
     return undefined;

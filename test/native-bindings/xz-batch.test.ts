@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { maybeDecompress, maybeDecompressEach, xzBatchClock, type DecompressResult } from '../../native-bindings/index.js';
 import { crc32 } from '../../native-bindings/crc32.js';
@@ -150,8 +151,14 @@ describe('xz files decoded many per process', () => {
     const after = shellsNow();
     expect(after.length).toBe(Math.max(0, before.length - 1));
     expect(after.every((pid) => before.includes(pid))).toBe(true);
-    const xzLeft = execFileSync('ps', ['-o', 'pid=,args=', '-e'], { encoding: 'utf8' }).split('\n').filter((l) => /\bxz -dc --format=xz\b/.test(l) && !/while read/.test(l));
-    expect(xzLeft).toEqual([]);
+    // Its xz went with it: no batch xz is left without its shell (other test files' batches may be running).
+    const procs = execFileSync('ps', ['-o', 'pid=,ppid=,args=', '-e'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => ({ pid: m[1]!, ppid: m[2]!, args: m[3]! }));
+    const shells = new Set(procs.filter((p) => /while read/.test(p.args)).map((p) => p.pid));
+    expect(procs.filter((p) => /^xz -dc --format=xz\b/.test(p.args) && !shells.has(p.ppid))).toEqual([]);
     // The next batch starts a new shell.
     const got = await decodeEach(files());
     payloads.forEach((p, i) => expectSame(dataOf(got[i]), p));
@@ -209,3 +216,29 @@ function lieAboutSize(xz: Uint8Array): Buffer {
   b.writeUInt32LE(crc32(b, index, footer - 4), footer - 4);
   return b;
 }
+
+describe('xz batches and the environment they run in', () => {
+  const script = (name: string) => fileURLToPath(new URL(`./scripts/${name}`, import.meta.url));
+  const bindings = fileURLToPath(new URL('../../dist/native-bindings/index.js', import.meta.url));
+
+  it('XZ_DEFAULTS / XZ_OPT never reach xz: a damaged check value is an error, batched or not', () => {
+    for (const v of ['XZ_DEFAULTS', 'XZ_OPT']) {
+      const out = execFileSync(process.execPath, [script('procns-inner.mjs'), '-', bindings, 'badcheck'], { encoding: 'utf8', env: { ...process.env, [v]: '--ignore-check' } });
+      expect(JSON.parse(out)).toMatchObject({ right: 7, of: 8, failed: [3] });
+    }
+  });
+
+  it('where /proc is another PID namespace\'s, no batch runs (its /proc/<pid>/fd names another process\'s files) and no file of that process is touched', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kabi-xz-procns-'));
+    try {
+      const out = execFileSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', process.execPath, script('procns-outer.mjs'), dir, script('procns-inner.mjs'), bindings], { encoding: 'utf8' });
+      const r = JSON.parse(out) as { status: number; changed: number; inner: string };
+      expect(r).toMatchObject({ status: 0, changed: 0 });
+      expect(JSON.parse(r.inner)).toMatchObject({ pid: 1, right: 8, of: 8, batches: 0 });
+      // Outside such a sandbox the same files are batched.
+      expect(JSON.parse(execFileSync(process.execPath, [script('procns-inner.mjs'), '-', bindings], { encoding: 'utf8' }))).toMatchObject({ right: 8, batches: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
