@@ -105,7 +105,9 @@ export async function maybeDecompressEach(
     }
     each(i, result);
   };
-  const batching = xzBatchAvailable();
+  // Asked only once an xz file is met: the check looks on PATH, and a tree of plain .ko
+  // files read in batches would pay for it per batch.
+  let batching: boolean | undefined;
   let group: { i: number; size: number }[] = [];
   let groupBytes = 0;
   const flush = async () => {
@@ -132,7 +134,7 @@ export async function maybeDecompressEach(
   for (let i = 0; i < inputs.length; i++) {
     const bytes = inputs[i]!.bytes;
     let size: number | undefined;
-    if (batching && detectCompression(bytes) === 'xz') {
+    if (detectCompression(bytes) === 'xz' && (batching ??= xzBatchAvailable())) {
       try {
         size = walkXzFile(bytes, where).reduce((n, s) => n + s.uncompressedSize, 0);
       } catch {

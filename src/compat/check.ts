@@ -71,8 +71,20 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
     });
   }
   if (opts.shard) kernels = shardSlice(kernels, opts.shard);
+  // Many modules (a whole tree checked): one set of reader threads for all of them.
+  if (modulePaths.length > 64) cache.hold();
+  try {
+    return await checkWith(cache, modulePaths, kernels, opts);
+  } finally {
+    if (modulePaths.length > 64) cache.release();
+  }
+}
+
+async function checkWith(cache: ModuleCache, modulePaths: readonly string[], kernels: readonly InstalledKernel[], opts: CheckModulesOptions): Promise<CheckResult> {
+  const fs = opts.fs ?? nodeFs;
   const candidates: Candidate[] = (
-    await mapPool(modulePaths, 16, async (p): Promise<Candidate[]> => {
+    // Many reads in flight: a reader thread decodes the .ko.xz files queued at once together.
+    await mapPool(modulePaths, 128, async (p): Promise<Candidate[]> => {
       const host = resolve(opts.cwd ?? process.cwd(), p);
       // A module package stands for the modules it would install.
       if (await isPackageFile(fs, host)) return readPackagedModules(fs, host, p, opts.packageLimits);

@@ -3,6 +3,7 @@ import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs } from '../fs.js';
 import { withJsonForm } from '../json.js';
 import { loadDepmodConfig, type DepmodConfig } from '../depmod/config.js';
+import { isCompressedName } from '../depmod/read-batch.js';
 import type { InstalledKernel } from '../kernel/discover.js';
 import { loaderConfigFrom, parseKernelConfig } from '../kernel/kconfig.js';
 import { chooseModules, scanModuleFiles, type ModuleFile } from '../kernel/module-tree.js';
@@ -24,7 +25,26 @@ export class ModuleCache {
   private readonly byPath = new Map<string, Promise<KernelModule>>();
   private pool: ModuleReaderPool | undefined | null = null;
   private requests = 0;
+  private holds = 0;
   constructor(private readonly fs: KabiFs = nodeFs) {}
+
+  /**
+   * Keep the worker threads, once started, until `release()`: a caller about to read many
+   * modules with other awaits in between (a whole tree checked) would otherwise see the pool
+   * end at every pause and start again, paying for new workers each time.
+   */
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    if (--this.holds > 0) return;
+    this.holds = 0;
+    if (this.pool) this.pool.close();
+    this.pool = null;
+    this.requests = 0;
+  }
+
   read(host: string): Promise<KernelModule> {
     let p = this.byPath.get(host);
     if (!p) {
@@ -40,8 +60,10 @@ export class ModuleCache {
       this.pool = null;
       this.requests = 0;
     }
-    if (this.fs === nodeFs && ++this.requests > POOL_THRESHOLD) {
-      if (this.pool === null) this.pool = ModuleReaderPool.create();
+    // Only compressed modules go to threads: on two cores, plain .ko files are read faster
+    // here than by threads whose parsed modules must then be copied over (read-batch.ts).
+    if (this.fs === nodeFs && isCompressedName(host) && ++this.requests > POOL_THRESHOLD) {
+      if (this.pool === null) this.pool = ModuleReaderPool.create(undefined, { held: this.holds > 0 });
       if (this.pool) return this.pool.read(host);
     }
     return readModuleFile(host, { fs: this.fs });

@@ -1,7 +1,8 @@
+import { lstat, open } from 'node:fs/promises';
 import { isAbsolute, posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs } from '../fs.js';
+import { nodeFs, OPEN_FOR_READ } from '../fs.js';
 import { confinedPath } from '../kernel/paths.js';
 import { chooseModules, scanModuleFiles, scanRoots, strerror, type ModuleFile, type ScanListings } from '../kernel/module-tree.js';
 import { replaceFilesAtomically } from './atomic-write.js';
@@ -19,7 +20,7 @@ import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
 import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
 import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText } from './run-io.js';
-import { emptyClock, readInBatches, type ReadClock } from './read-batch.js';
+import { emptyClock, isCompressedName, readInBatches, type ReadClock } from './read-batch.js';
 import { cacheImage, cacheLocation, NO_CACHE, readCacheFrames, removeLegacyCache, saveCache as saveCacheFile, tailFrames, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
@@ -236,7 +237,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
     // is scanned, when modules.order says the tree is big enough to be worth them.
     if (!incremental && fs === nodeFs && (store === undefined || store.size === 0)) {
       const order = await fs.stat(posix.join(moduleDirHost, 'modules.order')).catch(() => undefined);
-      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES) pool = startReaders();
+      if (order !== undefined && order.size >= EARLY_POOL_ORDER_BYTES && (await orderNamesCompressed(moduleDirHost))) pool = startReaders();
     }
     const externalRoot = opts.externalRoot ?? root;
     const linkRoot = opts.linkRoot ?? root;
@@ -327,7 +328,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
         entries.push({ file, summary: store!.summary(rec) });
       }
     }
-    if (pool === undefined && fs === nodeFs && toRead.length > POOL_THRESHOLD) pool = startReaders();
+    if (pool === undefined && fs === nodeFs && toRead.filter((f) => isCompressedName(f.path)).length > POOL_THRESHOLD) pool = startReaders();
     const clock: ReadClock = { ...emptyClock(), mergeMs: 0, threads: 0 };
     await readInBatches(fs, toRead, strings, pool, (file, { id, summary }) => {
       parsed++;
@@ -495,6 +496,30 @@ async function identities(fs: KabiFs, dirHost: string, files: readonly RenderedF
 const POOL_THRESHOLD = 64;
 /** A modules.order this big (some hundred modules) starts the reader threads before the scan. */
 const EARLY_POOL_ORDER_BYTES = 8192;
+
+/**
+ * Whether the tree's modules are compressed, judged by the first module modules.order names
+ * (which lists them as .ko): reader threads only pay for decoding (readInBatches), and
+ * starting them for a tree of .ko files would take the cores the scan runs on.
+ */
+async function orderNamesCompressed(moduleDirHost: string): Promise<boolean> {
+  try {
+    const head = Buffer.alloc(512);
+    const h = await open(posix.join(moduleDirHost, 'modules.order'), OPEN_FOR_READ);
+    let n: number;
+    try {
+      n = (await h.read(head, 0, head.length, 0)).bytesRead;
+    } finally {
+      await h.close();
+    }
+    const first = head.toString('latin1', 0, n).split('\n')[0]!.trim();
+    if (!first.endsWith('.ko') || first.includes('..')) return true;
+    await lstat(posix.join(moduleDirHost, first));
+    return false;
+  } catch {
+    return true;
+  }
+}
 
 /** depmod -b and -C/-E/-F paths are taken relative to the working directory. */
 export function absoluteFrom(cwd: string, p: string): string {

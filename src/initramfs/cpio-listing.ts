@@ -1,4 +1,5 @@
-import { admitMember, align4, CRC_MAGIC, HEADER_SIZE, kindOf, memberFields, readMemberHeader, TRAILER_NAME, type CpioArchive, type CpioEntry, type CpioStream, type MemberHeader, type StreamOrigin } from './cpio.js';
+import { admitMember, align4, CRC_MAGIC, HEADER_SIZE, kindOf, memberEntry, readMemberHeader, TRAILER_NAME, type CpioArchive, type CpioEntry, type CpioStream, type MemberHeader, type StreamOrigin } from './cpio.js';
+import { KabiError } from '../errors.js';
 import { PATH_MAX } from './limits.js';
 
 /*
@@ -126,8 +127,28 @@ export async function listCpioStream(pieces: AsyncIterable<Uint8Array>, keep: Ke
   }
 }
 
+/** Small byte strings copied into shared slabs. */
+class Slabs {
+  private slab = new Uint8Array(0);
+  private used = 0;
+
+  copy(b: Uint8Array): Uint8Array {
+    if (this.used + b.length > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(SLAB_BYTES, b.length));
+      this.used = 0;
+    }
+    const out = this.slab.subarray(this.used, this.used + b.length);
+    out.set(b);
+    this.used += b.length;
+    return out;
+  }
+}
+
+const SLAB_BYTES = 64 << 10;
+
 async function listArchive(src: Pieces, keep: KeepBody, origin: StreamOrigin): Promise<Omit<CpioArchive, 'padding'>> {
   const entries: CpioEntry[] = [];
+  const names = new Slabs();
   for (;;) {
     const at = src.pos;
     // The fixed part first, then as much of the name as it says: a header that crosses a
@@ -143,21 +164,24 @@ async function listArchive(src: Pieces, keep: KeepBody, origin: StreamOrigin): P
     }
     if (h.magic === CRC_MAGIC || h.dataStart > head.length) throw new NotListed();
     const name = h.name;
-    // A copy (a piece may be a Buffer, whose slice() is a view that would keep the piece alive).
-    const rawName = new Uint8Array(h.rawName);
-    const fields = memberFields(h);
+    // A copy (a piece may be a Buffer, whose slice() is a view that would keep the piece
+    // alive), into a slab shared by many names: an ArrayBuffer per name weighs more than the
+    // name, and an image can hold hundreds of thousands of members.
+    const rawName = names.copy(h.rawName);
     await src.skip(h.dataStart);
     if (name === TRAILER_NAME) {
       // As readCpioArchive: the trailer's body, and its padding as far as the stream goes.
       const data = await src.take(h.filesize);
       if (data === undefined) throw new NotListed();
       await src.skip((await src.peek(align4(h.filesize) - h.filesize)).length);
-      return { entries, trailer: { ...fields, name, rawName, path: '', data, offset: at } };
+      return { entries, trailer: memberEntry(h, rawName, '', data, at) };
     }
     let path: string;
     try {
       path = admitMember(h, at, origin);
-    } catch {
+    } catch (e) {
+      // Past the image's member limit the whole read would fail the same way, only later.
+      if (e instanceof KabiError && e.code === 'LIMIT') throw e;
       throw new NotListed();
     }
     let data: Uint8Array | undefined = EMPTY;
@@ -167,6 +191,6 @@ async function listArchive(src: Pieces, keep: KeepBody, origin: StreamOrigin): P
     else if (await src.skip(h.filesize)) skippedBytes = h.filesize;
     else data = undefined;
     if (data === undefined || !(await src.skip(align4(h.filesize) - h.filesize))) throw new NotListed();
-    entries.push({ ...fields, name, rawName, path, data, offset: at, ...(skippedBytes ? { skippedBytes } : {}) });
+    entries.push(memberEntry(h, rawName, path, data, at, skippedBytes || undefined));
   }
 }

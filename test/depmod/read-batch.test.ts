@@ -16,15 +16,15 @@ import { kmodDepmod, mod, OUTPUTS, Tree } from './fixture.js';
 const trees: Tree[] = [];
 afterAll(() => trees.forEach((t) => t.destroy()));
 
-/** A tree of `n` modules, each needing its predecessor's export, some compressed with xz. */
-function bigTree(n: number): Tree {
+/** A tree of `n` modules, each needing its predecessor's export, every `xzEvery`th compressed with xz (0: none). */
+function bigTree(n: number, xzEvery = 5): Tree {
   const t = new Tree();
   trees.push(t);
   const order: string[] = [];
   for (let i = 0; i < n; i++) {
     const rel = `kernel/drivers/m${i}.ko`;
     const bytes = mod(`m${i}`, { exports: [`f${i}`], needs: i > 0 ? [`f${i - 1}`, { name: `hook${i % 7}`, weak: true }] : [], aliases: [`pci:v${i}d*`] });
-    if (i % 5 === 0) {
+    if (xzEvery > 0 && i % xzEvery === 0) {
       const r = spawnSync('xz', ['--check=crc32', '--lzma2=dict=1MiB', '-c'], { input: bytes });
       t.write(`${rel}.xz`, r.stdout);
       order.push(`${rel}.xz`);
@@ -103,13 +103,8 @@ describe('reading in batches', () => {
     expect(() => merger.merge(second)).not.toThrow();
   });
 
-  it('on worker threads (the built library, in a fresh process): what kmod writes', () => {
-    expect(existsSync('dist/bin/read-worker.js'), 'run npm run build first').toBe(true);
-    const t = bigTree(300);
-    const kmod = kmodDepmod(t);
-    expect(kmod.status).toBe(0);
-    const expected = t.outputs();
-    for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
+  /** runDepmod() of the built library in a fresh process: its status, reader threads and modules parsed. */
+  function depmodProcess(t: Tree) {
     const url = new URL('../../dist/src/depmod/index.js', import.meta.url).href;
     const script = join(t.root, 'run.mjs');
     writeFileSync(
@@ -121,15 +116,37 @@ describe('reading in batches', () => {
     const r = spawnSync(process.execPath, [script, t.root, '6.1.0-99-amd64'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.error, 'the process did not exit by itself').toBeUndefined();
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ status: 0, threads: expect.any(Number), parsed: 301 });
-    expect(JSON.parse(r.stdout).threads).toBeGreaterThan(0);
+    return JSON.parse(r.stdout) as { status: number; threads: number; parsed: number };
+  }
+
+  it('a tree of uncompressed modules is read in-process, threads or not (on two cores threads only slow it down): what kmod writes', () => {
+    expect(existsSync('dist/bin/read-worker.js'), 'run npm run build first').toBe(true);
+    const t = bigTree(300, 0);
+    expect(kmodDepmod(t).status).toBe(0);
+    const expected = t.outputs();
+    for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
+    expect(depmodProcess(t)).toEqual({ status: 0, threads: 0, parsed: 301 });
+    const got = t.outputs();
+    for (const f of OUTPUTS) expect(got.get(f)?.equals(expected.get(f)!), f).toBe(true);
+  });
+
+  it('on worker threads (the built library, in a fresh process), .ko files read here meanwhile: what kmod writes', () => {
+    expect(existsSync('dist/bin/read-worker.js'), 'run npm run build first').toBe(true);
+    const t = bigTree(300, 2);
+    const kmod = kmodDepmod(t);
+    expect(kmod.status).toBe(0);
+    const expected = t.outputs();
+    for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
+    const r = depmodProcess(t);
+    expect(r).toEqual({ status: 0, threads: expect.any(Number), parsed: 301 });
+    expect(r.threads).toBeGreaterThan(0);
     const got = t.outputs();
     for (const f of OUTPUTS) expect(got.get(f)?.equals(expected.get(f)!), f).toBe(true);
   });
 
   it('threads held open across runs (as weak-modules refreshes several kernels): each run what kmod writes', () => {
-    const a = bigTree(200);
-    const b = bigTree(150);
+    const a = bigTree(200, 2);
+    const b = bigTree(150, 2);
     const expected = [a, b].map((t) => {
       expect(kmodDepmod(t).status).toBe(0);
       const out = t.outputs();

@@ -178,6 +178,29 @@ describe('listing an image for a decision keeps only the bodies asked for', () =
     expect(() => writeCpioStream(listed.segments.at(-1)!.stream)).toThrow(/cannot be written/);
   });
 
+  it('a listing past the member limit stops there: the rest of the segment, damaged here, is never decoded', async () => {
+    const d = tempDir();
+    writeTree(d, Array.from({ length: 3000 }, (_, i) => ({ path: `f${i}`, data: '' })));
+    const gz = compressCli(gnuCpio(d), 'gzip');
+    const cut = gz.subarray(0, gz.length - 64);
+    // Read whole, the damage is what fails; listed, the member limit comes first.
+    expect((await errorOf(parseImage(cut, { file: 'x.img', limits: { maxEntries: 100 } }))).code).not.toBe('LIMIT');
+    const e = await errorOf(parseImage(cut, { file: 'x.img', limits: { maxEntries: 100 }, keep }));
+    expect([e.code, e.file]).toEqual(['LIMIT', 'x.img']);
+    expect(e.message).toMatch(/more than 100 cpio entries/);
+  });
+
+  it('a listing of empty files skips no body: the image is whole, not partial', async () => {
+    const d = tempDir();
+    writeTree(d, [...Array.from({ length: 5 }, (_, i) => ({ path: `e${i}`, data: '' })), { path: 'full', data: 'x' }]);
+    const gz = compressCli(gnuCpio(d), 'gzip');
+    expect((await parseImage(gz, { keep: () => true })).partial).toBeUndefined();
+    const listed = await parseImage(gz, { keep: () => false });
+    expect(listed.partial).toBe(true);
+    const entries = listed.segments.flatMap((s) => s.stream.archives.flatMap((a) => a.entries));
+    expect(entries.filter((e) => e.skippedBytes !== undefined).map((e) => e.path)).toEqual(['full']);
+  });
+
   it('a damaged or hostile segment gives the error a whole read gives', async () => {
     const d = tempDir();
     writeTree(d, Array.from({ length: 300 }, (_, i) => ({ path: `f${i}`, data: '' })));
