@@ -353,17 +353,6 @@ export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, wh
   await pruneCaches(fs, root, loc).catch(() => {});
 }
 
-/** Remove the cache of `release` (a kernel's removal path may call this; the next run prunes it anyway). */
-export async function removeCache(fs: KabiFs, root: string, release: string): Promise<void> {
-  const loc = await cacheLocation(fs, root, release);
-  if (loc === undefined) return;
-  try {
-    await fs.unlink(loc.path);
-  } catch (e) {
-    if (!isNotFound(e)) throw e;
-  }
-}
-
 /** Whether the cache directory is a real directory, not a symlink (its parents resolved inside the root). */
 async function isOwnCacheDir(fs: KabiFs, root: string): Promise<boolean> {
   try {

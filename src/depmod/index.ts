@@ -57,7 +57,7 @@ export { kmodFlavor, installedKmodFlavor, parseKmodVersion, type KmodFlavor } fr
 export { summarizeModuleBytes, summarizeElf, type ModuleSummary } from './module-summary.js';
 export { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
 export { replaceFilesAtomically } from './atomic-write.js';
-export { CACHE_DIR, LEGACY_CACHE_FILE, cacheLocation, removeCache as removeDepmodCache, pruneCaches as pruneDepmodCaches, forgetCache as forgetDepmodCache, type CacheLocation } from './cache-file.js';
+export { CACHE_DIR, LEGACY_CACHE_FILE, cacheLocation, pruneCaches as pruneDepmodCaches, forgetCache as forgetDepmodCache, type CacheLocation } from './cache-file.js';
 export { Interner } from './interner.js';
 export * from './config.js';
 
