@@ -38,8 +38,7 @@ export class ModuleCache {
   }
 
   release(): void {
-    if (--this.holds > 0) return;
-    this.holds = 0;
+    if (this.holds === 0 || --this.holds > 0) return;
     if (this.pool) this.pool.close();
     this.pool = null;
     this.requests = 0;
@@ -64,7 +63,9 @@ export class ModuleCache {
     // here than by threads whose parsed modules must then be copied over (read-batch.ts).
     if (this.fs === nodeFs && isCompressedName(host) && ++this.requests > POOL_THRESHOLD) {
       if (this.pool === null) this.pool = ModuleReaderPool.create(undefined, { held: this.holds > 0 });
-      if (this.pool) return this.pool.read(host);
+      const pool = this.pool;
+      // A pool closed under a read (release() meanwhile, a worker that died): read it here.
+      if (pool) return pool.read(host).catch((e: unknown) => (pool.closed && !(e instanceof KabiError) ? readModuleFile(host, { fs: this.fs }) : Promise.reject(e)));
     }
     return readModuleFile(host, { fs: this.fs });
   }

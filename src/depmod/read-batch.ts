@@ -279,7 +279,7 @@ export async function readInBatches(
   // pay where decoding is the work, and a decoding thread mostly waits on its xz processes.
   const plain = files.filter((f) => !isCompressedName(f.path));
   const packed = files.filter((f) => isCompressedName(f.path));
-  clock.threads = pool.size;
+  if (packed.length > 0) clock.threads = pool.size;
   const session = ++sessions;
   const size = Math.max(4, Math.min(MAX_BATCH, Math.ceil(packed.length / (pool.size * 8))));
   let next = 0;

@@ -499,8 +499,9 @@ const EARLY_POOL_ORDER_BYTES = 8192;
 
 /**
  * Whether the tree's modules are compressed, judged by the first module modules.order names
- * (which lists them as .ko): reader threads only pay for decoding (readInBatches), and
- * starting them for a tree of .ko files would take the cores the scan runs on.
+ * (which lists them as .ko) being there compressed: reader threads only pay for decoding
+ * (readInBatches), and starting them for a tree of .ko files would take the cores the scan
+ * runs on. When in doubt, no: the threads still start after the scan if there is decoding.
  */
 async function orderNamesCompressed(moduleDirHost: string): Promise<boolean> {
   try {
@@ -513,11 +514,11 @@ async function orderNamesCompressed(moduleDirHost: string): Promise<boolean> {
       await h.close();
     }
     const first = head.toString('latin1', 0, n).split('\n')[0]!.trim();
-    if (!first.endsWith('.ko') || first.includes('..')) return true;
-    await lstat(posix.join(moduleDirHost, first));
+    if (!first.endsWith('.ko') || first.includes('..')) return false;
+    for (const ext of ['.xz', '.zst', '.gz']) if (await lstat(posix.join(moduleDirHost, first + ext)).then(() => true, () => false)) return true;
     return false;
   } catch {
-    return true;
+    return false;
   }
 }
 

@@ -8,7 +8,9 @@ import { PATH_MAX } from './limits.js';
  * out of the pieces); the others are skipped, so an image of a hundred MiB is listed in a
  * few hundred KiB. Anything readCpioStream would refuse, and a 070702 archive (its checksums
  * need every body), ends the listing with NotListed: the caller then reads the segment whole,
- * which gives the error, or the answer, readCpioStream gives.
+ * which gives the error, or the answer, readCpioStream gives. Except past the image's member
+ * limit: that error stands (a whole read would only get there slower), even where the rest
+ * of the segment is damaged and a whole read would have said so first.
  */
 
 /** Whether a member's body is kept; asked once its header has been read. */

@@ -77,4 +77,58 @@ describe('checking a whole tree', () => {
       }
     }, 180_000);
   }
+
+  /** A script run by the built library in a fresh process; what it prints as JSON. */
+  function runBuilt(fx: FixtureRoot, name: string, body: string, ...args: string[]): unknown {
+    const url = (p: string) => JSON.stringify(new URL(`../../dist/src/${p}`, import.meta.url).href);
+    const script = join(fx.root, name);
+    writeFileSync(script, body.replace(/URL\(([\w/.-]+)\)/g, (_, p: string) => url(p)));
+    const r = spawnSync(process.execPath, [script, fx.root, ...args], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.error, 'the process did not exit by itself').toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout);
+  }
+
+  it('a cache released with reads in flight still gives every module, then and later', () => {
+    const fx = treeRoot('xz', 150);
+    const files = moduleFiles(fx);
+    const out = runBuilt(
+      fx,
+      'release.mjs',
+      `const { ModuleCache } = await import(URL(compat/kernel-model.js));
+       const files = JSON.parse(process.argv[3]);
+       const c = new ModuleCache();
+       c.hold();
+       const reads = files.map((f) => c.read(f).then(() => 'ok', (e) => e.constructor.name + ': ' + e.message));
+       c.release();
+       c.release(); // one too many: nothing to release
+       const got = await Promise.all(reads);
+       const again = await c.read(files.at(-1)).then(() => 'ok', (e) => e.message);
+       console.log(JSON.stringify({ failed: got.filter((g) => g !== 'ok'), again }));`,
+      JSON.stringify(files),
+    );
+    expect(out).toEqual({ failed: [], again: 'ok' });
+  }, 180_000);
+
+  it('a check that failed reads nothing more and starts no reader threads', () => {
+    const fx = treeRoot('xz', 600);
+    const files = [join(fx.root, 'missing.ko.xz'), ...moduleFiles(fx)];
+    const out = runBuilt(
+      fx,
+      'abort.mjs',
+      `const { ModuleReaderPool } = await import(URL(module/reader-pool.js));
+       const { ModuleCache } = await import(URL(compat/kernel-model.js));
+       const { checkModules } = await import(URL(compat/check.js));
+       let rejected = false, poolsAfter = 0, readsAfter = 0;
+       const create = ModuleReaderPool.create;
+       ModuleReaderPool.create = (...a) => { if (rejected) poolsAfter++; return create.apply(ModuleReaderPool, a); };
+       const read = ModuleCache.prototype.read;
+       ModuleCache.prototype.read = function (h) { if (rejected) readsAfter++; return read.call(this, h); };
+       const err = await checkModules(JSON.parse(process.argv[3]), { root: process.argv[2], kernels: [${JSON.stringify(K)}] }).then(() => 'none', (e) => e.message);
+       rejected = true;
+       process.on('exit', () => console.log(JSON.stringify({ err: err.includes('missing.ko.xz'), poolsAfter, readsAfter })));`,
+      JSON.stringify(files),
+    );
+    expect(out).toEqual({ err: true, poolsAfter: 0, readsAfter: 0 });
+  }, 180_000);
 });

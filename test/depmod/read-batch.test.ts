@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Interner, type ModuleSummary } from '../../src/depmod/index.js';
@@ -110,13 +110,17 @@ describe('reading in batches', () => {
     writeFileSync(
       script,
       `const { runDepmod } = await import(${JSON.stringify(url)});
+       const { ModuleReaderPool } = await import(${JSON.stringify(new URL('../../dist/src/module/reader-pool.js', import.meta.url).href)});
+       let pools = 0;
+       const create = ModuleReaderPool.create;
+       ModuleReaderPool.create = (...a) => { const p = create.apply(ModuleReaderPool, a); if (p) pools++; return p; };
        const r = await runDepmod({ root: process.argv[2], release: process.argv[3], configRoot: '/', externalRoot: '/' });
-       console.log(JSON.stringify({ status: r.status, threads: r.stats.timings['read.threads'], parsed: r.stats.parsed }));`,
+       console.log(JSON.stringify({ status: r.status, threads: r.stats.timings['read.threads'], parsed: r.stats.parsed, pools }));`,
     );
     const r = spawnSync(process.execPath, [script, t.root, '6.1.0-99-amd64'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.error, 'the process did not exit by itself').toBeUndefined();
     expect(r.status, r.stderr).toBe(0);
-    return JSON.parse(r.stdout) as { status: number; threads: number; parsed: number };
+    return JSON.parse(r.stdout) as { status: number; threads: number; parsed: number; pools: number };
   }
 
   it('a tree of uncompressed modules is read in-process, threads or not (on two cores threads only slow it down): what kmod writes', () => {
@@ -125,9 +129,15 @@ describe('reading in batches', () => {
     expect(kmodDepmod(t).status).toBe(0);
     const expected = t.outputs();
     for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
-    expect(depmodProcess(t)).toEqual({ status: 0, threads: 0, parsed: 301 });
+    expect(depmodProcess(t)).toEqual({ status: 0, threads: 0, parsed: 301, pools: 0 });
     const got = t.outputs();
     for (const f of OUTPUTS) expect(got.get(f)?.equals(expected.get(f)!), f).toBe(true);
+  });
+
+  it('no threads either when the first module modules.order names is missing (a split package not installed)', () => {
+    const t = bigTree(300, 0);
+    t.write('modules.order', 'kernel/gone/missing.ko\n' + readFileSync(t.path('modules.order'), 'latin1'));
+    expect(depmodProcess(t)).toEqual({ status: 0, threads: 0, parsed: 301, pools: 0 });
   });
 
   it('on worker threads (the built library, in a fresh process), .ko files read here meanwhile: what kmod writes', () => {
@@ -138,7 +148,7 @@ describe('reading in batches', () => {
     const expected = t.outputs();
     for (const f of [...OUTPUTS, 'modules.kabi-cache']) t.remove(f);
     const r = depmodProcess(t);
-    expect(r).toEqual({ status: 0, threads: expect.any(Number), parsed: 301 });
+    expect(r).toEqual({ status: 0, threads: expect.any(Number), parsed: 301, pools: 1 });
     expect(r.threads).toBeGreaterThan(0);
     const got = t.outputs();
     for (const f of OUTPUTS) expect(got.get(f)?.equals(expected.get(f)!), f).toBe(true);
@@ -159,22 +169,26 @@ describe('reading in batches', () => {
       script,
       `const { runDepmod } = await import(${JSON.stringify(url('depmod/index.js'))});
        const { ModuleReaderPool } = await import(${JSON.stringify(url('module/reader-pool.js'))});
-       const pool = ModuleReaderPool.create(2, { held: true });
+       const { DepmodReaderThreads } = await import(${JSON.stringify(url('depmod/reader-threads.js'))});
+       let pools = 0;
+       const create = ModuleReaderPool.create;
+       ModuleReaderPool.create = (...a) => { const p = create.apply(ModuleReaderPool, a); if (p) pools++; return p; };
+       const threads = new DepmodReaderThreads();
        const out = [];
        for (const root of process.argv.slice(2)) {
-         const r = await runDepmod({ root, release: '6.1.0-99-amd64', configRoot: '/', externalRoot: '/', readers: () => pool });
+         const r = await runDepmod({ root, release: '6.1.0-99-amd64', configRoot: '/', externalRoot: '/', readers: threads });
          out.push([r.status, r.stats.timings['read.threads'], r.stats.parsed]);
        }
-       // Held: still open after both runs, until its owner closes it.
-       out.push(pool.closed);
-       pool.close();
+       // Held: one set of threads served every run, open until its owner closes it.
+       out.push(pools);
+       threads.close();
        console.log(JSON.stringify(out));`,
     );
     const r = spawnSync(process.execPath, [script, a.root, b.root, a.root], { encoding: 'utf8', timeout: 60_000 });
     expect(r.error, 'the process did not exit by itself').toBeUndefined();
     expect(r.status, r.stderr).toBe(0);
     // The third run (a again) finds the cache the first wrote: nothing to read.
-    expect(JSON.parse(r.stdout)).toEqual([[0, 2, 201], [0, 2, 151], [0, 0, 0], false]);
+    expect(JSON.parse(r.stdout)).toEqual([[0, 2, 201], [0, 2, 151], [0, 0, 0], 1]);
     [a, b].forEach((t, i) => {
       const got = t.outputs();
       for (const f of OUTPUTS) expect(got.get(f)?.equals(expected[i]!.get(f)!), f).toBe(true);
