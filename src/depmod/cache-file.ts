@@ -329,6 +329,8 @@ function summariesFrame(data: Uint8Array): Buffer {
  * kernels that are gone are removed (pruneCaches).
  */
 export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
+  // Written only into kabi's own directories: one that is a link names someone else's files.
+  if (!(await ownCacheDir(fs, root, loc))) return;
   let done = false;
   if (tail !== undefined) {
     try {
@@ -340,7 +342,6 @@ export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, wh
   }
   if (!done) {
     try {
-      await fs.mkdir(loc.dir, { recursive: true, mode: 0o755 });
       await replaceFilesAtomically(fs, loc.dir, [{ name: loc.name, data: await whole() }]);
     } catch {
       try {
@@ -351,6 +352,35 @@ export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, wh
     }
   }
   await pruneCaches(fs, root, loc).catch(() => {});
+}
+
+/**
+ * Makes kabi's cache directories (kabi/depmod under the system's /var/cache, which may itself
+ * be a link: that is the system's choice) where they are missing. True when both are real
+ * directories and `loc` is inside them; false when either is a link or anything else.
+ */
+async function ownCacheDir(fs: KabiFs, root: string, loc: CacheLocation): Promise<boolean> {
+  const base = posix.dirname(posix.dirname(CACHE_DIR));
+  let dir: string;
+  try {
+    dir = await confinedPath(fs, root, base);
+  } catch {
+    return false;
+  }
+  for (const part of CACHE_DIR.slice(base.length + 1).split('/')) {
+    dir = posix.join(dir, part);
+    try {
+      await fs.mkdir(dir, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+    }
+    try {
+      if (!(await fs.lstat(dir)).isDirectory()) return false;
+    } catch {
+      return false;
+    }
+  }
+  return dir === loc.dir;
 }
 
 /** Whether the cache directory is a real directory, not a symlink (its parents resolved inside the root). */

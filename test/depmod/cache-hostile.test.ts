@@ -1,8 +1,8 @@
-import { readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCacheFrames, writeTail } from '../../src/depmod/cache-file.js';
-import { runDepmod } from '../../src/depmod/index.js';
+import { CACHE_DIR, runDepmod } from '../../src/depmod/index.js';
 import { nodeFs } from '../../src/fs.js';
 import { rng } from '../random.js';
 import { KVER, mod, type Tree } from './fixture.js';
@@ -120,6 +120,29 @@ describe('the cache file is written only where kabi put it', () => {
     await expectFallback(t, 'cache is a link');
     expect(readFileSync(elsewhere).equals(before)).toBe(true);
   });
+
+  for (const linked of ['/var/cache/kabi/depmod', '/var/cache/kabi']) {
+    it(`a link in place of ${linked} is not written through, nor its target's files touched; the outputs are what they would be`, async () => {
+      const t = chainTree(trees);
+      const rootOf = (sysPath: string) => join(t.root, sysPath);
+      mkdirSync(rootOf('/srv/important'), { recursive: true });
+      writeFileSync(rootOf(`/srv/important/${KVER}`), 'named like the kernel');
+      mkdirSync(dirname(rootOf(linked)), { recursive: true });
+      rmSync(rootOf(linked), { recursive: true, force: true });
+      symlinkSync('/srv/important', rootOf(linked));
+      const r = await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
+      expect(r.status).toBe(0);
+      expect(readdirSync(rootOf('/srv/important'))).toEqual([KVER]);
+      expect(readFileSync(rootOf(`/srv/important/${KVER}`), 'utf8')).toBe('named like the kernel');
+      const outputs = t.outputs();
+      // The same run where kabi's directories are its own writes the cache, and the same files.
+      rmSync(rootOf(linked));
+      const again = await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
+      expect(again.status).toBe(0);
+      expect(readdirSync(rootOf(CACHE_DIR))).toEqual([KVER]);
+      for (const [name, data] of t.outputs()) expect(outputs.get(name)?.equals(data), name).toBe(true);
+    });
+  }
 
   it('a file put in its place after it was read is not written at the old offset', async () => {
     const t = await built();
