@@ -80,8 +80,21 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
   }
 }
 
+/**
+ * Where this process's checks spent their time (milliseconds, added up): reading the modules
+ * judged, modelling each kernel (its tree scanned, its symvers read), reading the in-tree
+ * providers a verdict needs, and judging. The bench reports it; not part of the API.
+ */
+export const checkClock = { readMs: 0, modelMs: 0, providersMs: 0, verdictMs: 0 };
+
 async function checkWith(cache: ModuleCache, modulePaths: readonly string[], kernels: readonly InstalledKernel[], opts: CheckModulesOptions): Promise<CheckResult> {
   const fs = opts.fs ?? nodeFs;
+  let t = performance.now();
+  const lap = (k: keyof typeof checkClock) => {
+    const now = performance.now();
+    checkClock[k] += now - t;
+    t = now;
+  };
   const candidates: Candidate[] = (
     // Many reads in flight: a reader thread decodes the .ko.xz files queued at once together.
     await mapPool(modulePaths, 128, async (p): Promise<Candidate[]> => {
@@ -91,6 +104,7 @@ async function checkWith(cache: ModuleCache, modulePaths: readonly string[], ker
       return [{ path: p, module: await cache.read(host) }];
     })
   ).flat();
+  lap('readMs');
   const verdicts: Verdict[] = [];
   const notes = new Map<string, readonly string[]>();
   for (const k of kernels) {
@@ -99,9 +113,12 @@ async function checkWith(cache: ModuleCache, modulePaths: readonly string[], ker
       cache,
       ...(opts.missingCrcPolicy ? { missingCrcPolicy: opts.missingCrcPolicy } : {}),
     });
+    lap('modelMs');
     const model: LoadedKernelModel = await withInTreeProviders(loaded, candidates.map((c) => c.module), { cache, fs });
+    lap('providersMs');
     notes.set(k.release, model.notes);
     verdicts.push(...checkAgainstKernel(candidates, model, { semantics: opts.semantics ?? 'loader', ...(opts.cascade !== undefined ? { cascade: opts.cascade } : {}) }));
+    lap('verdictMs');
   }
   return withJsonForm({ verdicts, kernels, notes });
 }

@@ -140,7 +140,7 @@ describe('the cache file is written only where kabi put it', () => {
       const again = await runDepmod({ root: t.root, release: KVER, configRoot: '/' });
       expect(again.status).toBe(0);
       expect(readdirSync(rootOf(CACHE_DIR))).toEqual([KVER]);
-      for (const [name, data] of t.outputs()) expect(outputs.get(name)?.equals(data), name).toBe(true);
+      for (const [name, data] of t.outputs()) expect(data !== undefined && outputs.get(name)?.equals(data), name).toBe(true);
     });
   }
 
