@@ -51,13 +51,19 @@ export interface CacheLocation {
 
 /**
  * Where the cache of `release` is kept under `root`, or undefined when it has none: no
- * /var/cache in the root, or a release that cannot be a file name.
+ * /var/cache in the root, a release that cannot be a file name, or a path that cannot be
+ * resolved.
  */
 export async function cacheLocation(fs: KabiFs, root: string, release: string): Promise<CacheLocation | undefined> {
   if (release === '' || release === '.' || release === '..' || release.includes('/') || release.includes('\0') || release.startsWith('.') || Buffer.byteLength(release) > 200) return undefined;
-  if (!(await isDirectory(fs, await confinedPath(fs, root, posix.dirname(posix.dirname(CACHE_DIR)))))) return undefined;
-  const dir = await confinedPath(fs, root, CACHE_DIR);
-  return { dir, name: release, path: posix.join(dir, release) };
+  try {
+    if (!(await isDirectory(fs, await confinedPath(fs, root, posix.dirname(posix.dirname(CACHE_DIR)))))) return undefined;
+    const dir = await confinedPath(fs, root, CACHE_DIR);
+    return { dir, name: release, path: posix.join(dir, release) };
+  } catch {
+    // A loop of links, a name too long: no cache, which no run needs to succeed.
+    return undefined;
+  }
 }
 
 const FrameKind = { Summaries: 4, Additions: 2, State: 3 } as const;
@@ -330,7 +336,7 @@ function summariesFrame(data: Uint8Array): Buffer {
  */
 export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, whole: () => Promise<Uint8Array>, tail?: { at: number; file: CacheFileId; make: () => Promise<Uint8Array> }): Promise<void> {
   // Written only into kabi's own directories: one that is a link names someone else's files.
-  if (!(await ownCacheDir(fs, root, loc))) return;
+  if (!(await ownCacheDirs(fs, root, loc, true))) return;
   let done = false;
   if (tail !== undefined) {
     try {
@@ -355,11 +361,12 @@ export async function saveCache(fs: KabiFs, root: string, loc: CacheLocation, wh
 }
 
 /**
- * Makes kabi's cache directories (kabi/depmod under the system's /var/cache, which may itself
- * be a link: that is the system's choice) where they are missing. True when both are real
- * directories and `loc` is inside them; false when either is a link or anything else.
+ * Whether kabi's cache directories (kabi/depmod under the system's /var/cache, which may
+ * itself be a link: that is the system's choice) are real directories of its own, with `loc`
+ * inside them; made one at a time where missing when `create`. A link in place of either
+ * names someone else's files: nothing is written, pruned or removed through it.
  */
-async function ownCacheDir(fs: KabiFs, root: string, loc: CacheLocation): Promise<boolean> {
+async function ownCacheDirs(fs: KabiFs, root: string, loc: CacheLocation, create: boolean): Promise<boolean> {
   const base = posix.dirname(posix.dirname(CACHE_DIR));
   let dir: string;
   try {
@@ -369,10 +376,12 @@ async function ownCacheDir(fs: KabiFs, root: string, loc: CacheLocation): Promis
   }
   for (const part of CACHE_DIR.slice(base.length + 1).split('/')) {
     dir = posix.join(dir, part);
-    try {
-      await fs.mkdir(dir, { mode: 0o755 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+    if (create) {
+      try {
+        await fs.mkdir(dir, { mode: 0o755 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      }
     }
     try {
       if (!(await fs.lstat(dir)).isDirectory()) return false;
@@ -383,24 +392,14 @@ async function ownCacheDir(fs: KabiFs, root: string, loc: CacheLocation): Promis
   return dir === loc.dir;
 }
 
-/** Whether the cache directory is a real directory, not a symlink (its parents resolved inside the root). */
-async function isOwnCacheDir(fs: KabiFs, root: string): Promise<boolean> {
-  try {
-    const st = await fs.lstat(await confinedPath(fs, root, CACHE_DIR, { followLast: false }));
-    return st.isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A kernel's removal path: its cache goes (the host's removal lists do not know it), and so
  * do the caches of kernels already gone.
  */
 export async function forgetCache(fs: KabiFs, root: string, release: string): Promise<void> {
   const loc = await cacheLocation(fs, root, release);
-  // Only kabi's own directory is touched: a link put in its place names someone else's files.
-  if (loc === undefined || !(await isOwnCacheDir(fs, root))) return;
+  // Only kabi's own directories are touched: a link put in place of either names someone else's files.
+  if (loc === undefined || !(await ownCacheDirs(fs, root, loc, false))) return;
   try {
     await fs.unlink(loc.path);
   } catch (e) {
@@ -408,7 +407,8 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
   }
   await pruneOwnCaches(fs, root, loc);
   try {
-    // The directory is kabi's too: gone with the last kernel's cache.
+    // depmod/ is kabi's too: gone with the last kernel's cache. Its parent stays: a kabi
+    // package owns /var/cache/kabi (kabi.spec's %dir), and the system is then as installed.
     await fs.rmdir(loc.dir);
   } catch {
     /* other kernels' caches are still there */
@@ -417,7 +417,7 @@ export async function forgetCache(fs: KabiFs, root: string, release: string): Pr
 
 /** Remove the cache files of kernels no longer installed (holdsKernel false in both module directories). */
 export async function pruneCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {
-  return (await isOwnCacheDir(fs, root)) ? pruneOwnCaches(fs, root, keep) : [];
+  return (await ownCacheDirs(fs, root, keep, false)) ? pruneOwnCaches(fs, root, keep) : [];
 }
 
 async function pruneOwnCaches(fs: KabiFs, root: string, keep: CacheLocation): Promise<string[]> {

@@ -317,11 +317,43 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     expect(readFileSync(join(fx.root, 'srv/important/notes.txt'), 'utf8')).toBe('x');
     expect(readFileSync(join(fx.root, 'srv/important', A), 'utf8')).toBe('named like the kernel');
     rmSync(join(fx.root, 'var/cache/kabi/depmod'));
+    // Nor a link in place of /var/cache/kabi: neither the file named like the kernel nor another "gone" kernel's cache there.
+    rmSync(join(fx.root, 'var/cache/kabi'), { recursive: true });
+    mkdirSync(join(fx.root, 'srv/important/depmod'), { recursive: true });
+    writeFileSync(join(fx.root, 'srv/important/depmod/notes.txt'), 'x');
+    writeFileSync(join(fx.root, 'srv/important/depmod', A), 'named like the kernel');
+    symlinkSync('/srv/important', join(fx.root, 'var/cache/kabi'));
+    expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
+    expect(readFileSync(join(fx.root, 'srv/important/depmod/notes.txt'), 'utf8')).toBe('x');
+    expect(readFileSync(join(fx.root, 'srv/important/depmod', A), 'utf8')).toBe('named like the kernel');
+    rmSync(join(fx.root, 'var/cache/kabi'));
     expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
     // The last kernel's removal leaves no directory of kabi's behind.
-    for (const k of [A, C]) expect((await wm(['--basedir', fx.root, '--remove-kernel', k])).status).toBe(0);
+    await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], extraModule(fx, C, 'drv2.ko', basic('drv2')));
+    expect(existsSync(join(fx.root, 'var/cache/kabi/depmod', C))).toBe(true);
+    // (B's modules are still there: the new module's links went there too, and B's cache came back.)
+    for (const k of [A, B, C]) expect((await wm(['--basedir', fx.root, '--remove-kernel', k])).status).toBe(0);
     expect(existsSync(join(fx.root, 'var/cache/kabi/depmod'))).toBe(false);
   });
+
+  for (const [what, setup] of [
+    ['/var/cache a loop of links', (r: string) => symlinkSync('cache', join(r, 'var/cache'))],
+    ['/var/cache/kabi a loop of links', (r: string) => (mkdirSync(join(r, 'var/cache'), { recursive: true }), symlinkSync('kabi', join(r, 'var/cache/kabi')))],
+    ['/var/cache/kabi/depmod a loop of links', (r: string) => (mkdirSync(join(r, 'var/cache/kabi'), { recursive: true }), symlinkSync('depmod', join(r, 'var/cache/kabi/depmod')))],
+    ['/var/cache/kabi a link to /', (r: string) => (mkdirSync(join(r, 'var/cache'), { recursive: true }), symlinkSync('/', join(r, 'var/cache/kabi')))],
+  ] as const) {
+    it(`${what}: the links are made and indexed without a cache, status 0`, async () => {
+      const fx = threeKernels();
+      mkdirSync(join(fx.root, 'var'), { recursive: true });
+      setup(fx.root);
+      const m = extraModule(fx, A, 'drv.ko', basic('drv'));
+      const r = await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], m);
+      expect(r.status, r.err).toBe(0);
+      expect(readFileSync(join(fx.root, 'lib/modules', B, 'modules.dep'), 'utf8')).toContain('weak-updates/drv.ko');
+      expect(existsSync(join(fx.root, 'depmod'))).toBe(false);
+      expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
+    });
+  }
 });
 
 describe('weak-modules initramfs handling and the command line', () => {
