@@ -307,26 +307,23 @@ describe('weak-modules --add-kernel / --remove-kernel', () => {
     expect((await wm(['--basedir', fx.root, '--remove-kernel', B])).status).toBe(0);
     expect(existsSync(cache(B))).toBe(false);
     expect(existsSync(cache(A))).toBe(true);
-    // A link in place of kabi's cache directory names someone else's files: never pruned through.
-    rmSync(join(fx.root, 'var/cache/kabi/depmod'), { recursive: true, force: true });
-    mkdirSync(join(fx.root, 'srv/important'), { recursive: true });
-    writeFileSync(join(fx.root, 'srv/important/notes.txt'), 'x');
-    writeFileSync(join(fx.root, 'srv/important', A), 'named like the kernel');
-    symlinkSync('/srv/important', join(fx.root, 'var/cache/kabi/depmod'));
-    expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
-    expect(readFileSync(join(fx.root, 'srv/important/notes.txt'), 'utf8')).toBe('x');
-    expect(readFileSync(join(fx.root, 'srv/important', A), 'utf8')).toBe('named like the kernel');
-    rmSync(join(fx.root, 'var/cache/kabi/depmod'));
-    // Nor a link in place of /var/cache/kabi: neither the file named like the kernel nor another "gone" kernel's cache there.
-    rmSync(join(fx.root, 'var/cache/kabi'), { recursive: true });
-    mkdirSync(join(fx.root, 'srv/important/depmod'), { recursive: true });
-    writeFileSync(join(fx.root, 'srv/important/depmod/notes.txt'), 'x');
-    writeFileSync(join(fx.root, 'srv/important/depmod', A), 'named like the kernel');
-    symlinkSync('/srv/important', join(fx.root, 'var/cache/kabi'));
-    expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
-    expect(readFileSync(join(fx.root, 'srv/important/depmod/notes.txt'), 'utf8')).toBe('x');
-    expect(readFileSync(join(fx.root, 'srv/important/depmod', A), 'utf8')).toBe('named like the kernel');
-    rmSync(join(fx.root, 'var/cache/kabi'));
+    // A link in place of either of kabi's cache directories names someone else's files: neither
+    // the file named like the kernel nor another "gone" kernel's cache there is touched.
+    for (const [linked, files] of [
+      ['var/cache/kabi/depmod', 'srv/important'],
+      ['var/cache/kabi', 'srv/important/depmod'],
+    ] as const) {
+      rmSync(join(fx.root, 'var/cache/kabi'), { recursive: true, force: true });
+      mkdirSync(join(fx.root, files), { recursive: true });
+      mkdirSync(join(fx.root, linked, '..'), { recursive: true });
+      writeFileSync(join(fx.root, files, 'notes.txt'), 'x');
+      writeFileSync(join(fx.root, files, A), 'named like the kernel');
+      symlinkSync('/srv/important', join(fx.root, linked));
+      expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
+      expect(readFileSync(join(fx.root, files, 'notes.txt'), 'utf8')).toBe('x');
+      expect(readFileSync(join(fx.root, files, A), 'utf8')).toBe('named like the kernel');
+      rmSync(join(fx.root, linked));
+    }
     expect((await wm(['--basedir', fx.root, '--remove-kernel', A])).status).toBe(0);
     // The last kernel's removal leaves no directory of kabi's behind.
     await wm(['--basedir', fx.root, '--add-modules', '--no-initramfs'], extraModule(fx, C, 'drv2.ko', basic('drv2')));
