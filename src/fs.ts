@@ -173,6 +173,33 @@ export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
   }
 }
 
+/**
+ * The first `n` bytes of a regular file (fewer if it is shorter), refused as readRegularFile
+ * refuses a FIFO, device or directory, without blocking; synchronous on node:fs, where
+ * callers sniff thousands of files.
+ */
+export async function readRegularFileHead(fs: KabiFs, path: string, n: number, budget: ReadBudget): Promise<Buffer> {
+  const buf = Buffer.alloc(n);
+  if (fs === nodeFs) {
+    const fd = openSync(path, OPEN_FOR_READ);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw notAFile(path, budget, st);
+      return buf.subarray(0, readSync(fd, buf, 0, n, 0));
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const h = await fs.open(path, OPEN_FOR_READ);
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw notAFile(path, budget, st);
+    return buf.subarray(0, (await h.read(buf, 0, n, 0)).bytesRead);
+  } finally {
+    await h.close();
+  }
+}
+
 /** One read(2) the loop asks for: into `buf` from `at`, as much as fits. */
 type ReadRequest = readonly [buf: Buffer, at: number];
 

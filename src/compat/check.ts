@@ -72,11 +72,11 @@ export async function checkModules(modulePaths: readonly string[], opts: CheckMo
   }
   if (opts.shard) kernels = shardSlice(kernels, opts.shard);
   // Many modules (a whole tree checked): one set of reader threads for all of them.
-  if (modulePaths.length > 64) cache.hold();
+  cache.hold();
   try {
     return await checkWith(cache, modulePaths, kernels, opts);
   } finally {
-    if (modulePaths.length > 64) cache.release();
+    cache.release();
   }
 }
 

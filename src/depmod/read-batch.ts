@@ -2,6 +2,7 @@ import { threadId } from 'node:worker_threads';
 import { xzBatchClock } from '../../native-bindings/index.js';
 import type { KabiFs } from '../fs.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
+import { isCompressedName } from '../module/read-module.js';
 import type { ModuleReaderPool } from '../module/reader-pool.js';
 import { Interner } from './interner.js';
 import type { ModuleSummary } from './module-summary.js';
@@ -307,9 +308,4 @@ export async function readInBatches(
     }
   };
   await Promise.all([here(), ...Array.from({ length: packed.length > 0 ? 2 * pool.size : 0 }, lane)]);
-}
-
-/** Whether a module file's name says it is compressed (.ko.xz, .ko.zst, .ko.gz): what threads are for. */
-export function isCompressedName(path: string): boolean {
-  return !path.endsWith('.ko');
 }

@@ -20,7 +20,8 @@ import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
 import { readSymbolFileBytes } from '../symvers/read-file.js';
 import { DEPMOD_OUTPUTS, renderDepmod, type RenderedFile } from './render.js';
 import { identityKey, identityOf, readFileSyncOrUndefined, readOptionalBytes, readOptionalText } from './run-io.js';
-import { emptyClock, isCompressedName, readInBatches, type ReadClock } from './read-batch.js';
+import { emptyClock, readInBatches, type ReadClock } from './read-batch.js';
+import { isCompressedName, MODULE_EXTENSIONS } from '../module/read-module.js';
 import { cacheImage, cacheLocation, NO_CACHE, readCacheFrames, removeLegacyCache, saveCache as saveCacheFile, tailFrames, type CacheFileId, type CacheFrames } from './cache-file.js';
 import { crc32 } from './checksum.js';
 import { encodeRunState, loadRunState, nameHash, outputCrc, type Fingerprint, type OutputIdentity, type RunState } from './run-state.js';
@@ -515,7 +516,9 @@ async function orderNamesCompressed(moduleDirHost: string): Promise<boolean> {
     }
     const first = head.toString('latin1', 0, n).split('\n')[0]!.trim();
     if (!first.endsWith('.ko') || first.includes('..')) return false;
-    for (const ext of ['.xz', '.zst', '.gz']) if (await lstat(posix.join(moduleDirHost, first + ext)).then(() => true, () => false)) return true;
+    for (const ext of MODULE_EXTENSIONS) {
+      if (isCompressedName(ext) && (await lstat(posix.join(moduleDirHost, first.slice(0, -'.ko'.length) + ext)).then(() => true, () => false))) return true;
+    }
     return false;
   } catch {
     return false;

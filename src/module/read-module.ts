@@ -293,6 +293,14 @@ export function moduleNameFromPath(path: string): string {
 /** The module file extensions kmod recognises (kmod ≥28 with zstd). */
 export const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
 
+/**
+ * Whether a module file's name says it is compressed (.ko.xz, .ko.zst, .ko.gz): reading it is
+ * mostly decoding, which is what reader threads are for.
+ */
+export function isCompressedName(path: string): boolean {
+  return !path.endsWith('.ko');
+}
+
 /** Whether a file name ends in one of MODULE_EXTENSIONS. */
 export function isModuleFileName(name: string): boolean {
   return MODULE_EXTENSIONS.some((ext) => name.endsWith(ext));

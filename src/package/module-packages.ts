@@ -1,6 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { KabiFs } from '../fs.js';
-import { nodeFs, OPEN_FOR_READ } from '../fs.js';
+import { READ_BUDGETS, readRegularFileHead } from '../fs.js';
 import { readModuleBytes, type KernelModule } from '../module/read-module.js';
 import { PackageArchive } from './archive.js';
 import { isModulePath } from './entry.js';
@@ -16,53 +15,16 @@ const RPM = [0xed, 0xab, 0xee, 0xdb];
 
 /** Whether a file is a .deb or an RPM (by magic; a module never starts with either). */
 export async function isPackageFile(fs: KabiFs, path: string): Promise<boolean> {
-  // A whole tree checked asks this of thousands of files: through node:fs, the synchronous
-  // calls cost a fraction of four promises each.
-  const head = fs === nodeFs ? headSync(path) : await headAsync(fs, path);
-  if (head === undefined) return false;
+  let head: Uint8Array;
+  try {
+    head = await readRegularFileHead(fs, path, 8, READ_BUDGETS.module);
+  } catch {
+    // Missing, unreadable, a loop, a name too long, not a regular file: not a package; the
+    // module reader reports why in its own words.
+    return false;
+  }
   const starts = (m: number[]) => m.every((v, i) => head[i] === v);
   return starts(AR) || starts(RPM);
-}
-
-/**
- * A file's first 8 bytes, or undefined when it is missing, unreadable, a loop, a name too
- * long, or not a regular file: not a package; the module reader reports why in its own words.
- * Opened without blocking (a FIFO would wait for a writer forever), then only a regular file
- * is read: a device or anything else is the module reader's to refuse.
- */
-async function headAsync(fs: KabiFs, path: string): Promise<Uint8Array | undefined> {
-  try {
-    const h = await fs.open(path, OPEN_FOR_READ);
-    try {
-      if (!(await h.stat()).isFile()) return undefined;
-      const buf = Buffer.alloc(8);
-      const { bytesRead } = await h.read(buf, 0, 8, 0);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await h.close();
-    }
-  } catch {
-    return undefined;
-  }
-}
-
-/** headAsync() through node:fs. */
-function headSync(path: string): Uint8Array | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FOR_READ);
-  } catch {
-    return undefined;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) return undefined;
-    const buf = Buffer.alloc(8);
-    return buf.subarray(0, readSync(fd, buf, 0, 8, 0));
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export interface PackagedModule {
