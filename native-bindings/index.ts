@@ -247,12 +247,7 @@ export function decompressSegmentPieces(image: Uint8Array, offset: number, opts?
 export async function compress(data: Uint8Array, format: Compression, opts?: CompressOptions): Promise<Uint8Array> {
   const where = whereOf(opts);
   const level = opts?.level;
-  if (level !== undefined) {
-    const [lo, hi] = LEVELS[format];
-    if (!Number.isInteger(level) || level < lo || level > hi) {
-      throw new KabiError('USAGE', `${format} compression level must be an integer from ${lo} to ${hi}, got ${String(level)}`, { file: where.file });
-    }
-  }
+  checkLevel(format, level, opts);
   switch (format) {
     case 'gzip':
       return gzipCompress(data, level);
@@ -266,6 +261,15 @@ export async function compress(data: Uint8Array, format: Compression, opts?: Com
     case 'lzma':
     case 'lzo':
       return cliCompress(format, data, level, where);
+  }
+}
+
+/** A level `format` has, or none; anything else is a usage error. */
+export function checkLevel(format: Compression, level: number | undefined, opts?: { file?: string | undefined }): void {
+  if (level === undefined) return;
+  const [lo, hi] = LEVELS[format];
+  if (!Number.isInteger(level) || level < lo || level > hi) {
+    throw new KabiError('USAGE', `${format} compression level must be an integer from ${lo} to ${hi}, got ${String(level)}`, { file: opts?.file });
   }
 }
 

@@ -26,6 +26,18 @@ export interface XzStream {
   checkType: number;
   uncompressedSize: number;
   blocks: number;
+  /** Each block's bytes (header through check) in `b`, and what it decodes to. */
+  blockList: XzBlock[];
+}
+
+export interface XzBlock {
+  /** Offset of the block header. */
+  start: number;
+  /** Just past the block's check. */
+  end: number;
+  /** The index record's two sizes. */
+  unpadded: number;
+  uncompressed: number;
 }
 
 interface Cursor {
@@ -107,7 +119,7 @@ export function walkXzStream(b: Uint8Array, at: number, where: Where): XzStream 
   const checkSize = CHECK_SIZES[checkType] as number;
   c.p = at + 12;
 
-  const records: Array<{ unpadded: number; uncompressed: number }> = [];
+  const records: XzBlock[] = [];
   let total = 0;
   for (;;) {
     need(c, 1, 'block header');
@@ -162,7 +174,7 @@ export function walkXzStream(b: Uint8Array, at: number, where: Where): XzStream 
     }
     need(c, checkSize, 'block check');
     c.p += checkSize;
-    records.push({ unpadded: headerSize + packedSize + checkSize, uncompressed: unpacked });
+    records.push({ start: blockStart, end: c.p, unpadded: headerSize + packedSize + checkSize, uncompressed: unpacked });
     total += unpacked;
   }
 
@@ -191,7 +203,7 @@ export function walkXzStream(b: Uint8Array, at: number, where: Where): XzStream 
   if ((readU32LE(b, footer + 4) + 1) * 4 !== indexSize) throw corrupt('xz', 'stream footer backward size does not match the index', where, footer);
   if (b[footer + 8] !== b[at + 6] || b[footer + 9] !== b[at + 7]) throw corrupt('xz', 'stream footer flags differ from the header', where, footer);
 
-  return { start: at, end: footer + 12, checkType, uncompressedSize: total, blocks: records.length };
+  return { start: at, end: footer + 12, checkType, uncompressedSize: total, blocks: records.length, blockList: records };
 }
 
 /** Every stream of a whole .xz file, with the 4-byte-multiple zero padding xz allows between and after them. */

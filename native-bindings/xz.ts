@@ -37,9 +37,23 @@ export async function xzDecompressAll(bytes: Uint8Array, limit: number, where: W
  */
 export async function xzSegment(image: Uint8Array, offset: number, limit: number, where: Where): Promise<{ data: Uint8Array; consumed: number }> {
   const s = walkXzStream(image, offset, where);
-  const data = await decode(image.subarray(offset, s.end), [s], limit, { ...where, base: where.base + offset });
+  const at = { ...where, base: where.base + offset };
+  const input = image.subarray(offset, s.end);
+  if (s.blocks > 1 && s.uncompressedSize >= THREADED_MIN && s.uncompressedSize <= limit && findTool('xz')) {
+    const data = await runTool('xz', ['-dc', '-T0'], input, { format: 'xz', mode: 'decompress', where: at, limit });
+    if (data.length !== s.uncompressedSize) throw corrupt('xz', `decoded ${data.length} bytes, the index says ${s.uncompressedSize}`, at);
+    return { data, consumed: s.end - offset };
+  }
+  const data = await decode(input, [s], limit, at);
   return { data, consumed: s.end - offset };
 }
+
+/**
+ * A boot image written by xz -T0 (dracut, initramfs-tools) is a stream of 3 MiB blocks, which
+ * xz(1) decodes on every core: on 2 cores an 18.6 MiB dracut image took 0.13 s there against
+ * 0.33 s in the WASM decoder, which also holds the main thread while it runs.
+ */
+const THREADED_MIN = 4 << 20;
 
 async function decode(input: Uint8Array, streams: readonly XzStream[], limit: number, where: Where): Promise<Uint8Array> {
   const total = streams.reduce((n, s) => n + s.uncompressedSize, 0);

@@ -366,6 +366,23 @@ export function writeCpioStream(s: CpioStream): Uint8Array {
   return out;
 }
 
+/**
+ * How far members read from a stream have moved in `s` as writeCpioStream lays it out (new
+ * offset minus the offset they were read at): the candidate moves of unchanged content.
+ */
+export function memberShifts(s: CpioStream): Set<number> {
+  const shifts = new Set<number>();
+  let at = s.leadingZeros;
+  for (const a of s.archives) {
+    for (const e of [...a.entries, a.trailer]) {
+      if (e.offset !== undefined) shifts.add(at - e.offset);
+      at += memberSize(e);
+    }
+    at += a.padding;
+  }
+  return shifts;
+}
+
 /** A TRAILER!!! member as GNU cpio writes it. */
 export function newTrailer(): CpioEntry {
   return { magic: NEWC_MAGIC, ...ZERO_FIELDS, nlink: 1, name: TRAILER_NAME, path: '', data: new Uint8Array(0) };

@@ -1,7 +1,8 @@
-import { compress, type Compression } from '../../native-bindings/index.js';
+import { checkLevel, compress, type Compression } from '../../native-bindings/index.js';
+import { spliceXzStream } from '../../native-bindings/xz-splice.js';
 import { KabiError } from '../errors.js';
 import { ancestorsOf, type ImagePath } from './archive-path.js';
-import { kindOf, newEntry, S_IFDIR, withEntries, writeCpioArchive, writeCpioStream, type CpioArchive, type CpioEntry } from './cpio.js';
+import { kindOf, memberShifts, newEntry, S_IFDIR, withEntries, writeCpioArchive, writeCpioStream, type CpioArchive, type CpioEntry } from './cpio.js';
 import type { ImageSegment, InitramfsImage } from './image.js';
 import { ImageTree } from './image-tree.js';
 
@@ -111,20 +112,27 @@ export class ImageEditor {
   }
 
   /** Serialise: original bytes for untouched segments and gaps, new bytes for touched ones. */
-  async write(levelFor: (format: Compression) => number | undefined): Promise<{ bytes: Uint8Array; segments: ImageSegment[] }> {
+  async write(levelFor: (format: Compression) => number | undefined): Promise<{ bytes: Uint8Array; segments: ImageSegment[]; known: Map<number, { compressed: Uint8Array; data: Uint8Array }> }> {
     const touched = this.touchedSegments();
     const edited = this.editedSegments();
     const parts: Uint8Array[] = [];
+    const known = new Map<number, { compressed: Uint8Array; data: Uint8Array }>();
+    let out = 0;
+    const add = (p: Uint8Array) => {
+      parts.push(p);
+      out += p.length;
+    };
     let at = 0;
     for (const s of edited) {
-      parts.push(this.image.bytes.subarray(at, s.offset));
+      add(this.image.bytes.subarray(at, s.offset));
       if (!touched.has(s.index)) {
-        parts.push(this.image.bytes.subarray(s.offset, s.end));
+        add(this.image.bytes.subarray(s.offset, s.end));
       } else if (s.compression === undefined) {
-        parts.push(writeCpioArchive(s.stream.archives[0]!));
+        add(writeCpioArchive(s.stream.archives[0]!));
       } else {
-        const level = levelFor(s.compression);
-        parts.push(await compress(writeCpioStream(s.stream), s.compression, { file: this.image.file, ...(level === undefined ? {} : { level }) }));
+        const r = await this.recompress(s, levelFor(s.compression));
+        if (r.verified) known.set(out, { compressed: r.bytes, data: r.data });
+        add(r.bytes);
       }
       at = s.end;
     }
@@ -136,7 +144,30 @@ export class ImageEditor {
       bytes.set(p, o);
       o += p.length;
     }
-    return { bytes, segments: edited };
+    return { bytes, segments: edited, known };
+  }
+
+  /** By segment index: xz blocks copied as they were, and blocks encoded anew. */
+  readonly xzBlocks = new Map<number, { kept: number; encoded: number }>();
+
+  /**
+   * A touched segment in its own format; an xz stream keeps the blocks whose content did not
+   * change. `verified`: the bytes are known to decode to `data` (an xz splice checks its parts).
+   */
+  private async recompress(s: ImageSegment, level: number | undefined): Promise<{ bytes: Uint8Array; data: Uint8Array; verified: boolean }> {
+    const data = writeCpioStream(s.stream);
+    const original = this.image.segments[s.index]!;
+    const opts = { file: this.image.file, ...(level === undefined ? {} : { level }) };
+    if (s.compression === 'xz' && original.decoded !== undefined) {
+      checkLevel('xz', level, opts);
+      const where = { file: this.image.file, base: s.offset };
+      const spliced = await spliceXzStream(this.image.bytes.subarray(s.offset, s.end), original.decoded, data, memberShifts(s.stream), level, where);
+      if (spliced) {
+        this.xzBlocks.set(s.index, { kept: spliced.reused, encoded: spliced.encoded });
+        return { bytes: spliced.bytes, data, verified: true };
+      }
+    }
+    return { bytes: await compress(data, s.compression!, opts), data, verified: false };
   }
 }
 

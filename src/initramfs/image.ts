@@ -25,6 +25,11 @@ export interface ImageSegment {
   readonly stream: CpioStream;
   /** Bytes of cpio data (decompressed size for a compressed segment). */
   readonly decodedSize: number;
+  /**
+   * A compressed segment's decompressed bytes, when it was read whole (the members' bodies
+   * point into them anyway): a rewrite compares against them to keep unchanged xz blocks.
+   */
+  readonly decoded?: Uint8Array;
 }
 
 export interface InitramfsImage {
@@ -53,6 +58,12 @@ export interface ReadImageOptions {
    */
   keep?: KeepBody | undefined;
   timings?: ImageTimings | undefined;
+  /**
+   * Compressed segments whose content is already known, by offset: where the image holds
+   * exactly `compressed` there, the segment is `data` and is not decoded again (a rewrite's
+   * check of what it wrote, for the xz blocks it decoded back itself or copied unchanged).
+   */
+  known?: ReadonlyMap<number, { readonly compressed: Uint8Array; readonly data: Uint8Array }> | undefined;
 }
 
 export function segmentLabel(s: Pick<ImageSegment, 'index' | 'offset' | 'compression'>): string {
@@ -93,8 +104,8 @@ export async function parseImage(bytes: Uint8Array, opts: ReadImageOptions = {})
     const limit = budget.segmentLimit(bytes.length - at);
     const origin: StreamOrigin = { file, segmentOffset: at, segmentLabel: label, budget };
     const listed = opts.keep === undefined ? undefined : await listSegment(bytes, at, limit.bytes, opts.keep, origin, opts.timings);
-    const seg = listed ?? (await readSegment(bytes, at, limit, origin, opts.timings));
-    segments.push({ index, offset: at, end: at + seg.consumed, compression: format, stream: seg.stream, decodedSize: seg.decodedSize });
+    const seg = listed ?? knownSegment(bytes, at, opts.known) ?? (await readSegment(bytes, at, limit, origin, opts.timings));
+    segments.push({ index, offset: at, end: at + seg.consumed, compression: format, stream: seg.stream, decodedSize: seg.decodedSize, ...(seg.decoded ? { decoded: seg.decoded } : {}) });
     partial ||= seg.stream.archives.some((a) => a.entries.some((e) => e.skippedBytes !== undefined));
     at += seg.consumed;
   }
@@ -106,6 +117,14 @@ interface ReadSegment {
   readonly stream: CpioStream;
   readonly consumed: number;
   readonly decodedSize: number;
+  readonly decoded?: Uint8Array;
+}
+
+function knownSegment(bytes: Uint8Array, at: number, known: ReadImageOptions['known']): ReadSegment | undefined {
+  const k = known?.get(at);
+  if (k === undefined || at + k.compressed.length > bytes.length) return undefined;
+  if (Buffer.compare(bytes.subarray(at, at + k.compressed.length), k.compressed) !== 0) return undefined;
+  return { stream: readCpioStream(k.data), consumed: k.compressed.length, decodedSize: k.data.length, decoded: k.data };
 }
 
 /** A compressed segment decompressed whole, then walked. */
@@ -135,7 +154,7 @@ async function readSegment(bytes: Uint8Array, at: number, limit: { bytes: number
     timings.decompress += t1 - t0;
     timings.list += performance.now() - t1;
   }
-  return { stream, consumed: seg.consumed, decodedSize: seg.data.length };
+  return { stream, consumed: seg.consumed, decodedSize: seg.data.length, decoded: seg.data };
 }
 
 /**

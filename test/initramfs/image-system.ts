@@ -48,6 +48,8 @@ export interface ImageSystemOptions {
   style?: 'dracut' | 'initramfs-tools';
   /** Installed modules as .ko.xz (Debian ≥ 6.12). */
   xzModules?: boolean;
+  /** xz images in blocks of this many bytes (what xz -T0 does in 3 MiB blocks for a real image). */
+  xzBlockSize?: number;
 }
 
 export interface ImageSystem {
@@ -149,7 +151,9 @@ export function makeImageSystem(o: ImageSystemOptions): ImageSystem {
       }
       execFileSync('depmod', ['-a', '-b', stage, K]);
       let bytes = gnuCpio(stage);
-      if (o.compression !== 'none') bytes = compressCli(bytes, o.compression);
+      if (o.compression === 'xz' && o.xzBlockSize !== undefined) {
+        bytes = execFileSync('xz', ['--check=crc32', '--lzma2=dict=1MiB', `--block-size=${o.xzBlockSize}`, '-T1', '-c'], { input: bytes });
+      } else if (o.compression !== 'none') bytes = compressCli(bytes, o.compression);
       const out = concatBytes(early, bytes);
       const file = g.out ?? fx.path(imageSys);
       writeFileSync(file, out);

@@ -105,6 +105,32 @@ describe('native update after a module changed', () => {
     expect((await imageNeedsUpdate({ root: s.root, release: K })).needsUpdate).toBe(false);
   });
 
+  it('xz image in blocks (as xz -T0 writes): the blocks the change did not reach are kept as they were, and xz and lsinitramfs read the result', async () => {
+    const s = makeImageSystem({ compression: 'xz', early: true, xzBlockSize: 4096 });
+    const before = await parseImage(readBytes(s.imageHost));
+    const oldXz = before.bytes.subarray(before.segments[1]!.offset, before.segments[1]!.end);
+    const newBeta = beta(K, '2');
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, newBeta);
+    const r = await updateImage(opts(s));
+    const blocks = r.segmentsRewritten[0]!.xzBlocks!;
+    expect(blocks.kept).toBeGreaterThan(0);
+    expect(blocks.encoded).toBeGreaterThan(0);
+    const image = await parseImage(readBytes(s.imageHost));
+    const xzBytes = image.bytes.subarray(image.segments[1]!.offset, image.segments[1]!.end);
+    execFileSync('xz', ['-t'], { input: xzBytes });
+    // Kept blocks are the old ones, byte for byte.
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const { walkXzStream } = await import('../../native-bindings/xz-stream.js');
+    const oldBlocks = new Set(walkXzStream(oldXz, 0, { file: undefined, base: 0 }).blockList.map((b) => hex(oldXz.subarray(b.start, b.end))));
+    const newBlocks = walkXzStream(xzBytes, 0, { file: undefined, base: 0 }).blockList.map((b) => hex(xzBytes.subarray(b.start, b.end)));
+    expect(newBlocks.filter((b) => oldBlocks.has(b)).length).toBe(blocks.kept);
+    const tree = new ImageTree(image);
+    expect(same(tree.readFile(`${MD}/kernel/drivers/beta.ko`), newBeta)).toBe(true);
+    const regenerated = s.generate({ out: join(tempDir(), 'generated.img') });
+    expect(moduleView(tree)).toEqual(moduleView(new ImageTree(await parseImage(regenerated))));
+    expect(lsinitramfs(s.imageHost)).toEqual([...allEntries(before)].map((e) => e.entry.name));
+  });
+
   it('uncompressed images (dracut --no-compress) are rewritten as archives', async () => {
     const s = makeImageSystem({ compression: 'none', early: true });
     s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '3'));
@@ -286,8 +312,8 @@ describe('dry run and failures leave the image untouched', () => {
       c[c.length - 40] = c[c.length - 40]! ^ 0xff;
       return c;
     }) as KabiFs['readFile'] }],
-  ])('%s', async (_what, over) => {
-    const s = makeImageSystem({ compression: 'gzip', early: true });
+  ].flatMap(([what, over]) => [[`${what} (gzip)`, over, 'gzip'], [`${what} (xz in blocks, unchanged ones kept)`, over, 'xz']] as const))('%s', async (_what, over, format) => {
+    const s = makeImageSystem({ compression: format, early: true, xzBlockSize: 4096 });
     s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '2'));
     const before = readBytes(s.imageHost);
     const e = await errorOf(updateImage({ ...opts(s), fs: faulty(over as Partial<KabiFs>) }));

@@ -295,7 +295,7 @@ function refreshJson(r: RefreshResult) {
           operations: r.update.operations,
           bytesBefore: r.update.bytesBefore,
           bytesAfter: r.update.bytesAfter,
-          segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none' })),
+          segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none', ...(s.xzBlocks ? { xzBlocks: s.xzBlocks } : {}) })),
         }
       : null,
     regenerate: r.regenerate ? regenerateJson(r.regenerate) : null,
@@ -326,7 +326,9 @@ function refreshText(r: RefreshResult): string {
       out = `${r.release}: ${r.dryRun ? 'would rewrite' : 'rewrote'} ${u.image} as ${r.check.generator} would make it:\n${why()}`;
       for (const op of u.operations) out += `  ${would}${op.op} ${op.path} ${op.op === 'link' ? op.detail : `(${op.detail})`}\n`;
       if (!r.dryRun) {
-        const segs = u.segmentsRewritten.map((s) => `${s.index} (${s.compression ?? 'uncompressed'})`).join(', ');
+        const segs = u.segmentsRewritten
+          .map((s) => `${s.index} (${s.compression ?? 'uncompressed'}${s.xzBlocks ? `, ${s.xzBlocks.kept} blocks kept, ${s.xzBlocks.encoded} encoded` : ''})`)
+          .join(', ');
         out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes\n`;
       }
       break;
