@@ -16,18 +16,19 @@ const CHUNK_OUT_MAX = 8 << 20;
 /** LZ4_COMPRESSBOUND(8 MiB): no valid chunk is bigger. */
 const CHUNK_IN_MAX = CHUNK_OUT_MAX + Math.floor(CHUNK_OUT_MAX / 255) + 16;
 
-interface Chunk {
+export interface Chunk {
+  /** The block's first byte (its size word is the 4 bytes before). */
   start: number;
   size: number;
 }
 
-interface LegacyWalk {
+export interface LegacyWalk {
   chunks: Chunk[];
   /** Just past the last byte that belongs to the stream. */
   end: number;
 }
 
-function walkLegacy(b: Uint8Array, at: number, where: Where): LegacyWalk {
+export function walkLegacy(b: Uint8Array, at: number, where: Where): LegacyWalk {
   if (at + 4 > b.length || readU32LE(b, at) !== LEGACY_MAGIC) throw corrupt('lz4', 'missing legacy lz4 magic', where, at);
   let p = at + 4;
   const chunks: Chunk[] = [];

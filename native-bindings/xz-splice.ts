@@ -2,15 +2,17 @@ import { runTool } from './cli.js';
 import { corrupt, type Where } from './common.js';
 import { crc32 } from './crc32.js';
 import { xzDecompressAll } from './xz.js';
-import { walkXzStream, type XzBlock } from './xz-stream.js';
+import { planSplice, type SpliceResult } from './splice-plan.js';
+import { walkXzStream } from './xz-stream.js';
 
 /*
  * Recompressing an edited xz stream without recompressing what did not change. The blocks of
  * one xz stream are independent (each starts with a fresh LZMA2 dictionary and state), and
  * multi-threaded xz (dracut and initramfs-tools both pass -T0) cuts its output into blocks of
  * 3 MiB. A block whose decoded bytes still appear, unchanged, in the new content is copied
- * as it is; only the stretches between such blocks go through the encoder. The result is
- * one stream, so the kernel, xz -d, lsinitrd and unmkinitramfs read it as before.
+ * as it is (see splice-plan.ts); only the stretches between such blocks go through the
+ * encoder. The result is one stream, so the kernel, xz -d, lsinitrd and unmkinitramfs read it
+ * as before.
  */
 
 /** xz(1)'s --check names, by stream check type. SHA-256 is left out: the kernel cannot verify it, so such a stream is rewritten whole. */
@@ -19,14 +21,6 @@ const CHECK_FLAG: Record<number, string> = { 0: 'none', 1: 'crc32', 4: 'crc64' }
 /** New blocks are cut small, so that a later edit re-encodes less; 1 MiB blocks cost about 1.4 % of size against 3 MiB ones on a dracut image. */
 export const SPLICE_BLOCK_SIZE = 1 << 20;
 
-export interface XzSpliceResult {
-  readonly bytes: Uint8Array;
-  /** Blocks copied from the old stream, and blocks newly encoded. */
-  readonly reused: number;
-  readonly encoded: number;
-  /** Decoded bytes that went through the encoder. */
-  readonly encodedBytes: number;
-}
 
 /**
  * `old` is exactly one xz stream, which decodes to `oldData`; `newData` is the content wanted.
@@ -42,51 +36,29 @@ export async function spliceXzStream(
   shifts: Iterable<number>,
   level: number | undefined,
   where: Where,
-): Promise<XzSpliceResult | undefined> {
+): Promise<SpliceResult | undefined> {
   const stream = walkXzStream(old, 0, where);
   const check = CHECK_FLAG[stream.checkType];
   if (check === undefined || stream.end !== old.length || stream.uncompressedSize !== oldData.length) return undefined;
-  const moves = [...new Set(shifts)];
-
-  // Old blocks kept, in order, each with where its content now starts.
-  const kept: Array<{ block: XzBlock; at: number }> = [];
-  let cursor = 0;
   let from = 0;
-  for (const block of stream.blockList) {
-    const start = from;
+  const oldBlocks = stream.blockList.map((block) => {
+    const b = { block, decodedStart: from, length: block.uncompressed };
     from += block.uncompressed;
-    if (block.uncompressed === 0) continue;
-    const content = oldData.subarray(start, start + block.uncompressed);
-    for (const d of moves) {
-      const at = start + d;
-      if (at < cursor || at + content.length > newData.length) continue;
-      if (Buffer.compare(content, newData.subarray(at, at + content.length)) !== 0) continue;
-      kept.push({ block, at });
-      cursor = at + content.length;
-      break;
-    }
-  }
-  if (kept.length === 0) return undefined;
-
-  // The stretches between kept blocks, encoded side by side.
-  const pieces: Array<{ kept: XzBlock } | { gap: [number, number] }> = [];
-  cursor = 0;
-  for (const k of kept) {
-    if (k.at > cursor) pieces.push({ gap: [cursor, k.at] });
-    pieces.push({ kept: k.block });
-    cursor = k.at + k.block.uncompressed;
-  }
-  if (cursor < newData.length) pieces.push({ gap: [cursor, newData.length] });
-  const encoded = await Promise.all(
-    pieces.map((p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level, where) : undefined)),
-  );
+    return b;
+  });
+  const pieces = planSplice(oldBlocks, oldData, newData, shifts);
+  if (pieces === undefined) return undefined;
+  const encoded = await Promise.all(pieces.map((p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level, where) : undefined)));
 
   const blocks: Array<{ bytes: Uint8Array; unpadded: number; uncompressed: number }> = [];
   let encodedBlocks = 0;
   let encodedBytes = 0;
+  let kept = 0;
   pieces.forEach((p, i) => {
-    if ('kept' in p) {
-      blocks.push({ bytes: old.subarray(p.kept.start, p.kept.end), unpadded: p.kept.unpadded, uncompressed: p.kept.uncompressed });
+    if ('keep' in p) {
+      const b = p.keep.block;
+      blocks.push({ bytes: old.subarray(b.start, b.end), unpadded: b.unpadded, uncompressed: b.uncompressed });
+      kept++;
       return;
     }
     const e = encoded[i]!;
@@ -102,7 +74,7 @@ export async function spliceXzStream(
   if (back.end !== bytes.length || back.uncompressedSize !== newData.length) {
     throw corrupt('xz', 'the spliced stream does not add up (internal error)', where);
   }
-  return { bytes, reused: kept.length, encoded: encodedBlocks, encodedBytes };
+  return { bytes, kept, encoded: encodedBlocks, encodedBytes };
 }
 
 async function encodeBlocks(data: Uint8Array, check: string, level: number | undefined, where: Where) {

@@ -1,4 +1,5 @@
 import { checkLevel, compress, type Compression } from '../../native-bindings/index.js';
+import { spliceLz4Legacy } from '../../native-bindings/lz4-splice.js';
 import { spliceXzStream } from '../../native-bindings/xz-splice.js';
 import { KabiError } from '../errors.js';
 import { ancestorsOf, type ImagePath } from './archive-path.js';
@@ -147,27 +148,30 @@ export class ImageEditor {
     return { bytes, segments: edited, known };
   }
 
-  /** By segment index: xz blocks copied as they were, and blocks encoded anew. */
-  readonly xzBlocks = new Map<number, { kept: number; encoded: number }>();
+  /** By segment index: xz blocks or lz4 chunks copied as they were, and ones encoded anew. */
+  readonly blocks = new Map<number, { kept: number; encoded: number }>();
 
   /**
-   * A touched segment in its own format; an xz stream keeps the blocks whose content did not
-   * change. `verified`: the bytes are known to decode to `data` (an xz splice checks its parts).
+   * A touched segment in its own format; an xz stream or legacy lz4 keeps the blocks whose
+   * content did not change. `verified`: the bytes are known to decode to `data` (a splice
+   * decodes back what it encodes and copies the rest).
    */
   private async recompress(s: ImageSegment, level: number | undefined): Promise<{ bytes: Uint8Array; data: Uint8Array; verified: boolean }> {
     const data = writeCpioStream(s.stream);
     const original = this.image.segments[s.index]!;
+    const format = s.compression!;
     const opts = { file: this.image.file, ...(level === undefined ? {} : { level }) };
-    if (s.compression === 'xz' && original.decoded !== undefined) {
-      checkLevel('xz', level, opts);
+    const splice = format === 'xz' ? spliceXzStream : format === 'lz4' ? spliceLz4Legacy : undefined;
+    if (splice !== undefined && original.decoded !== undefined) {
+      checkLevel(format, level, opts);
       const where = { file: this.image.file, base: s.offset };
-      const spliced = await spliceXzStream(this.image.bytes.subarray(s.offset, s.end), original.decoded, data, memberShifts(s.stream), level, where);
+      const spliced = await splice(this.image.bytes.subarray(s.offset, s.end), original.decoded, data, memberShifts(s.stream), level, where);
       if (spliced) {
-        this.xzBlocks.set(s.index, { kept: spliced.reused, encoded: spliced.encoded });
+        this.blocks.set(s.index, { kept: spliced.kept, encoded: spliced.encoded });
         return { bytes: spliced.bytes, data, verified: true };
       }
     }
-    return { bytes: await compress(data, s.compression!, opts), data, verified: false };
+    return { bytes: await compress(data, format, opts), data, verified: false };
   }
 }
 

@@ -112,7 +112,7 @@ describe('native update after a module changed', () => {
     const newBeta = beta(K, '2');
     s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, newBeta);
     const r = await updateImage(opts(s));
-    const blocks = r.segmentsRewritten[0]!.xzBlocks!;
+    const blocks = r.segmentsRewritten[0]!.blocks!;
     expect(blocks.kept).toBeGreaterThan(0);
     expect(blocks.encoded).toBeGreaterThan(0);
     const image = await parseImage(readBytes(s.imageHost));

@@ -46,7 +46,7 @@ describe('spliceXzStream', () => {
     expect(unxz(r.bytes).equals(Buffer.from(next))).toBe(true);
     execFileSync('xz', ['-t'], { input: r.bytes });
     // Blocks 0, 1 and 3..6 kept; block 2's content went through the encoder.
-    expect(r.reused).toBe(6);
+    expect(r.kept).toBe(6);
     expect(r.encodedBytes).toBe(BLOCK - 300 + 5000);
     const oldBlocks = walkXzStream(oldXz, 0, where).blockList.map((b) => Buffer.from(oldXz.subarray(b.start, b.end)).toString('hex'));
     const newBlocks = walkXzStream(r.bytes, 0, where).blockList.map((b) => Buffer.from(r.bytes.subarray(b.start, b.end)).toString('hex'));
@@ -65,7 +65,7 @@ describe('spliceXzStream', () => {
     const r = (await spliceXzStream(oldXz, old, next, [17, -BLOCK, 0], 1, where))!;
     expect(unxz(r.bytes).equals(Buffer.from(next))).toBe(true);
     // Block 0 at 0, blocks 2..5 moved back by one block; block 6 (the short last one) is followed by new bytes but kept.
-    expect(r.reused).toBe(6);
+    expect(r.kept).toBe(6);
     expect(r.encodedBytes).toBe(3000);
   });
 

@@ -295,7 +295,7 @@ function refreshJson(r: RefreshResult) {
           operations: r.update.operations,
           bytesBefore: r.update.bytesBefore,
           bytesAfter: r.update.bytesAfter,
-          segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none', ...(s.xzBlocks ? { xzBlocks: s.xzBlocks } : {}) })),
+          segmentsRewritten: r.update.segmentsRewritten.map((s) => ({ index: s.index, compression: s.compression ?? 'none', ...(s.blocks ? { blocks: s.blocks } : {}) })),
         }
       : null,
     regenerate: r.regenerate ? regenerateJson(r.regenerate) : null,
@@ -327,7 +327,7 @@ function refreshText(r: RefreshResult): string {
       for (const op of u.operations) out += `  ${would}${op.op} ${op.path} ${op.op === 'link' ? op.detail : `(${op.detail})`}\n`;
       if (!r.dryRun) {
         const segs = u.segmentsRewritten
-          .map((s) => `${s.index} (${s.compression ?? 'uncompressed'}${s.xzBlocks ? `, ${s.xzBlocks.kept} blocks kept, ${s.xzBlocks.encoded} encoded` : ''})`)
+          .map((s) => `${s.index} (${s.compression ?? 'uncompressed'}${s.blocks ? `, ${s.blocks.kept} blocks kept, ${s.blocks.encoded} encoded` : ''})`)
           .join(', ');
         out += `  segments rewritten: ${segs}; ${u.bytesBefore} -> ${u.bytesAfter} bytes\n`;
       }

@@ -1,0 +1,93 @@
+import { corrupt, type Where } from './common.js';
+import { lz4BlockLength, Lz4BlockError } from './lz4-block.js';
+import { LEGACY_MAGIC, lz4Compress, lz4DecompressAll, walkLegacy } from './lz4-legacy.js';
+import { planSplice, type SpliceResult } from './splice-plan.js';
+
+/*
+ * Recompressing an edited legacy lz4 stream (the only lz4 the kernel reads) without
+ * recompressing what did not change. Its chunks are independent LZ4 blocks, 8 MiB of output
+ * each as lz4 -l writes them; the kernel's unlz4 and lz4 -d decode each into a fresh buffer,
+ * so a chunk may also hold less, anywhere in the stream. A chunk whose decoded bytes still
+ * appear unchanged in the new content is copied with its size word (see splice-plan.ts);
+ * the stretches between are compressed as lz4 -l would, in pieces of at most 4 MiB encoded
+ * side by side, and decoded back before use.
+ */
+
+const PIECE = 4 << 20;
+
+/**
+ * `old` is exactly one legacy stream (an initramfs segment as the kernel delimits it), which
+ * decodes to `oldData`; `newData` is the content wanted. Undefined when no chunk can be kept.
+ */
+export async function spliceLz4Legacy(
+  old: Uint8Array,
+  oldData: Uint8Array,
+  newData: Uint8Array,
+  shifts: Iterable<number>,
+  level: number | undefined,
+  where: Where,
+): Promise<SpliceResult | undefined> {
+  const walk = walkLegacy(old, 0, where);
+  if (walk.end !== old.length) return undefined;
+  let from = 0;
+  const oldChunks = [];
+  for (const c of walk.chunks) {
+    let length: number;
+    try {
+      length = lz4BlockLength(old, c.start, c.start + c.size);
+    } catch (e) {
+      if (e instanceof Lz4BlockError) return undefined;
+      throw e;
+    }
+    oldChunks.push({ chunk: c, decodedStart: from, length });
+    from += length;
+  }
+  if (from !== oldData.length) return undefined;
+  const pieces = planSplice(oldChunks, oldData, newData, shifts);
+  if (pieces === undefined) return undefined;
+
+  // Gaps cut into pieces so that both cores encode; each piece is one or two chunks.
+  const jobs: Array<[number, number]> = [];
+  for (const p of pieces) {
+    if (!('gap' in p)) continue;
+    for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) jobs.push([a, Math.min(p.gap[1], a + PIECE)]);
+  }
+  const encoded = new Map<number, Uint8Array>();
+  await Promise.all(
+    jobs.map(async ([a, b]) => {
+      const data = newData.subarray(a, b);
+      const bytes = await lz4Compress(data, level, where);
+      const back = lz4DecompressAll(bytes, Math.max(data.length, 1), where);
+      if (Buffer.compare(back, data) !== 0) throw corrupt('lz4', 'compressed piece does not decode to its input', where);
+      encoded.set(a, bytes);
+    }),
+  );
+
+  const parts: Uint8Array[] = [u32le(LEGACY_MAGIC)];
+  let kept = 0;
+  let count = 0;
+  let encodedBytes = 0;
+  for (const p of pieces) {
+    if ('keep' in p) {
+      parts.push(old.subarray(p.keep.chunk.start - 4, p.keep.chunk.start + p.keep.chunk.size));
+      kept++;
+      continue;
+    }
+    for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) {
+      const bytes = encoded.get(a)!;
+      const w = walkLegacy(bytes, 0, where);
+      for (const c of w.chunks) parts.push(bytes.subarray(c.start - 4, c.start + c.size));
+      count += w.chunks.length;
+    }
+    encodedBytes += p.gap[1] - p.gap[0];
+  }
+  const bytes = Buffer.concat(parts);
+  if (walkLegacy(bytes, 0, where).end !== bytes.length) throw corrupt('lz4', 'the spliced stream does not add up (internal error)', where);
+  return { bytes, kept, encoded: count, encodedBytes };
+}
+
+function u32le(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
