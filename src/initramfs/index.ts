@@ -74,7 +74,7 @@ export { ImageTree, type TreeNode } from './image-tree.js';
 export { locateModuleDir, listImageModules, type ImageModule } from './image-modules.js';
 export { compareModules, type ModuleSameness } from './module-compare.js';
 export { imageNeedsUpdate, analyseImage, type CheckOptions, type AnalysisTimings, type ImageCheck, type ImageChange, type ChangeKind } from './check.js';
-export { updateImage, verifyRewrite, type UpdateOptions, type UpdateResult, type UpdateOperation } from './update.js';
+export { updateImage, verifyRewrite, type UpdateOptions, type UpdateResult, type UpdateOperation, type UpdateTimings } from './update.js';
 export { systemDepmod, nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 export { replaceFile } from './atomic-write.js';
 export { lockImage, type ImageLock } from './image-lock.js';

@@ -5,7 +5,7 @@ import { joinImage, type ImagePath } from './archive-path.js';
 import { replaceFile } from './atomic-write.js';
 import { lockImage } from './image-lock.js';
 import { nodeFs } from '../fs.js';
-import { analyseImage, findKernel, kernelImage, locateImage, type Analysis, type CheckOptions, type ImageCheck } from './check.js';
+import { analyseImage, findKernel, kernelImage, locateImage, type Analysis, type AnalysisTimings, type CheckOptions, type ImageCheck } from './check.js';
 import { kindOf, newEntry, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
 import { nativeDepmod, type DepmodRunner } from './depmod-refresh.js';
 import { ImageEditor, type ArchiveRef } from './editor.js';
@@ -24,6 +24,18 @@ export interface UpdateOptions extends CheckOptions {
   now?: number;
   /** Reuse an analysis made just before (the check of the same image). */
   analysis?: Analysis;
+  /** Adds the time the analysis and the rewrite spend, by phase (the bench prints it). */
+  timings?: UpdateTimings;
+}
+
+/** Milliseconds a native rewrite spends, by phase, after the analysis's own. */
+export interface UpdateTimings extends AnalysisTimings {
+  /** Planning the edits and running depmod over the edited tree. */
+  depmod: number;
+  /** Serialising and compressing the touched segments (an xz or lz4 splice decodes back what it encodes). */
+  compress: number;
+  /** Writing beside the original, flushing, reading back, verifying and renaming. */
+  write: number;
 }
 
 /** One change of a native image rewrite: a file written, a link made, an entry removed. */
@@ -108,6 +120,7 @@ async function rewrite(listed: Analysis, opts: UpdateOptions): Promise<UpdateRes
       file: a.imageHost,
     });
   }
+  const t0 = performance.now();
   const plan = await planUpdate(a);
   const operations: UpdateOperation[] = plan.ops.map(describe);
   if (opts.dryRun) return { ...base, updated: false, operations, segmentsRewritten: [] };
@@ -163,10 +176,17 @@ async function rewrite(listed: Analysis, opts: UpdateOptions): Promise<UpdateRes
   }
 
   const levels = DEFAULT_LEVELS[check.style] ?? {};
+  const t1 = performance.now();
   const { bytes, segments, known } = await editor.write((f) => opts.level ?? levels[f]);
   const touched = editor.touchedSegments();
   const imageHost = a.imageFile!;
+  const t2 = performance.now();
   await replaceFile(a.fs, imageHost, bytes, { verify: (written) => verifyRewrite(written, segments, touched, image.bytes, imageHost, known) });
+  if (opts.timings) {
+    opts.timings.depmod += t1 - t0;
+    opts.timings.compress += t2 - t1;
+    opts.timings.write += performance.now() - t2;
+  }
   return {
     ...base,
     updated: true,

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import * as zlib from 'node:zlib';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +64,22 @@ describe('compress: kernel constraints', () => {
     expect(out[0]).toBe(0x1f);
     expect(out[3]! & 0x08).toBe(0); // FNAME
     expect(Buffer.from(out).readUInt32LE(4)).toBe(0); // MTIME
+  });
+
+  it('gzip of a large input, deflated in pieces side by side: one member that gzip -d and zlib read, with the header one pass writes', async () => {
+    const lines: string[] = [];
+    for (let i = 0; lines.length < 200_000; i++) lines.push(`usr/lib/modules/6.1.0-${i % 7}-amd64/kernel/x${(i * 2654435761) % 100003}.ko`);
+    const big = new Uint8Array(Buffer.from(lines.join('\n')));
+    expect(big.length).toBeGreaterThan(5 << 20);
+    for (const level of [1, 6, 9]) {
+      const out = await compress(big, 'gzip', { level });
+      const one = zlib.gzipSync(big, { level });
+      expect(Buffer.from(out.subarray(0, 10)).equals(one.subarray(0, 10))).toBe(true);
+      expect(execFileSync('gzip', ['-dc'], { input: out, maxBuffer: 1 << 28 }).equals(Buffer.from(big))).toBe(true);
+      // Exactly one member: a second would make zlib's gunzip and the kernel see two segments.
+      expect(zlib.inflateRawSync(out.subarray(10)).equals(Buffer.from(big))).toBe(true);
+      expect(out.length).toBeLessThan(one.length * 1.01);
+    }
   });
 
   it('lz4 is the legacy format (lz4 -l)', async () => {
