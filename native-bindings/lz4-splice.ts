@@ -1,7 +1,8 @@
+import { availableParallelism } from 'node:os';
 import { corrupt, type Where } from './common.js';
 import { lz4BlockLength, Lz4BlockError } from './lz4-block.js';
 import { LEGACY_MAGIC, lz4Compress, lz4DecompressAll, walkLegacy } from './lz4-legacy.js';
-import { planSplice, type SpliceResult } from './splice-plan.js';
+import { mapLimited, planSplice, type SpliceResult } from './splice-plan.js';
 
 /*
  * Recompressing an edited legacy lz4 stream (the only lz4 the kernel reads) without
@@ -53,15 +54,14 @@ export async function spliceLz4Legacy(
     for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) jobs.push([a, Math.min(p.gap[1], a + PIECE)]);
   }
   const encoded = new Map<number, Uint8Array>();
-  await Promise.all(
-    jobs.map(async ([a, b]) => {
-      const data = newData.subarray(a, b);
-      const bytes = await lz4Compress(data, level, where);
-      const back = lz4DecompressAll(bytes, Math.max(data.length, 1), where);
-      if (Buffer.compare(back, data) !== 0) throw corrupt('lz4', 'compressed piece does not decode to its input', where);
-      encoded.set(a, bytes);
-    }),
-  );
+  // As many as there are cores (each lz4 -l runs on one); a stream of many small chunks must not start hundreds at once.
+  await mapLimited(jobs, Math.max(1, Math.min(availableParallelism(), 4)), async ([a, b]) => {
+    const data = newData.subarray(a, b);
+    const bytes = await lz4Compress(data, level, where);
+    const back = lz4DecompressAll(bytes, Math.max(data.length, 1), where);
+    if (Buffer.compare(back, data) !== 0) throw corrupt('lz4', 'compressed piece does not decode to its input', where);
+    encoded.set(a, bytes);
+  });
 
   const parts: Uint8Array[] = [u32le(LEGACY_MAGIC)];
   let kept = 0;

@@ -2,7 +2,7 @@ import { runTool } from './cli.js';
 import { corrupt, type Where } from './common.js';
 import { crc32 } from './crc32.js';
 import { xzDecompressAll } from './xz.js';
-import { planSplice, type SpliceResult } from './splice-plan.js';
+import { mapLimited, planSplice, type SpliceResult } from './splice-plan.js';
 import { walkXzStream } from './xz-stream.js';
 
 /*
@@ -20,6 +20,14 @@ const CHECK_FLAG: Record<number, string> = { 0: 'none', 1: 'crc32', 4: 'crc64' }
 
 /** New blocks are cut small, so that a later edit re-encodes less; 1 MiB blocks cost about 1.4 % of size against 3 MiB ones on a dracut image. */
 export const SPLICE_BLOCK_SIZE = 1 << 20;
+
+/**
+ * The preset for what is encoded between kept blocks, unless the caller asks for one: on the
+ * 3.1 MiB that replacing one module of a Debian 6.1 dracut image touches, 0.15 s against 0.62 s
+ * at the generators' preset 6, for 7.7 % more on those blocks (1.3 % on the image). The
+ * blocks kept keep the generator's preset.
+ */
+export const SPLICE_PRESET = 3;
 
 
 /**
@@ -48,7 +56,9 @@ export async function spliceXzStream(
   });
   const pieces = planSplice(oldBlocks, oldData, newData, shifts);
   if (pieces === undefined) return undefined;
-  const encoded = await Promise.all(pieces.map((p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level, where) : undefined)));
+  // A few at a time: each xz -T0 already uses every core, and a stream of many small blocks
+  // (a hostile image chooses its block size) must not start hundreds of encoders at once.
+  const encoded = await mapLimited(pieces, PARALLEL, (p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level ?? SPLICE_PRESET, where) : undefined));
 
   const blocks: Array<{ bytes: Uint8Array; unpadded: number; uncompressed: number }> = [];
   let encodedBlocks = 0;
@@ -77,8 +87,10 @@ export async function spliceXzStream(
   return { bytes, kept, encoded: encodedBlocks, encodedBytes };
 }
 
-async function encodeBlocks(data: Uint8Array, check: string, level: number | undefined, where: Where) {
-  const lzma2 = level === undefined ? 'dict=1MiB' : `preset=${level},dict=1MiB`;
+const PARALLEL = 2;
+
+async function encodeBlocks(data: Uint8Array, check: string, level: number, where: Where) {
+  const lzma2 = `preset=${level},dict=1MiB`;
   const bytes = await runTool('xz', [`--check=${check}`, `--lzma2=${lzma2}`, `--block-size=${SPLICE_BLOCK_SIZE}`, '-T0', '-c', '-q'], data, {
     format: 'xz',
     mode: 'compress',

@@ -60,7 +60,7 @@ export type { ImageLimits } from './initramfs/limits.js';
 export type { HostView } from './initramfs/generator/host-view.js';
 export type { PlannedLink } from './initramfs/generator/installed-modules.js';
 export type { RefreshResult, RefreshAction, RefreshStrategy } from './initramfs/refresh.js';
-export type { UpdateResult, UpdateOperation } from './initramfs/update.js';
+export type { UpdateResult, UpdateOperation, UpdateTimings } from './initramfs/update.js';
 export type { RegenerateResult, GeneratorName } from './initramfs/generators.js';
 export type { FlushOutcome } from './initramfs/deferred.js';
 export type { ImagePath } from './initramfs/archive-path.js';

@@ -131,6 +131,18 @@ describe('native update after a module changed', () => {
     expect(lsinitramfs(s.imageHost)).toEqual([...allEntries(before)].map((e) => e.entry.name));
   });
 
+  it('an xz image in one block is compressed whole again at the generator\'s preset, not the splice\'s', async () => {
+    const s = makeImageSystem({ compression: 'xz' });
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '2'));
+    const r = await updateImage({ root: s.root, release: K });
+    expect(r.segmentsRewritten).toEqual([{ index: 0, compression: 'xz' }]);
+    const image = await parseImage(readBytes(s.imageHost));
+    const { writeCpioStream } = await import('../../src/initramfs/cpio.js');
+    const cpio = writeCpioStream(image.segments[0]!.stream);
+    const expected = execFileSync('xz', ['--check=crc32', '--lzma2=dict=1MiB', '-T0', '-c', '-q'], { input: cpio });
+    expect(same(readBytes(s.imageHost), expected)).toBe(true);
+  });
+
   it('uncompressed images (dracut --no-compress) are rewritten as archives', async () => {
     const s = makeImageSystem({ compression: 'none', early: true });
     s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '3'));
@@ -311,6 +323,10 @@ describe('dry run and failures leave the image untouched', () => {
       const c = Uint8Array.from(b);
       c[c.length - 40] = c[c.length - 40]! ^ 0xff;
       return c;
+    }) as KabiFs['readFile'] }],
+    ['NULs appear after the end on reading back (parsing alone skips them)', { readFile: (async (p: string, o?: unknown) => {
+      const b = (await nodeFs.readFile(p as never, o as never)) as unknown as Uint8Array;
+      return /\.kabi-\d+-/.test(p) ? Buffer.concat([b, Buffer.alloc(512)]) : b;
     }) as KabiFs['readFile'] }],
   ].flatMap(([what, over]) => [[`${what} (gzip)`, over, 'gzip'], [`${what} (xz in blocks, unchanged ones kept)`, over, 'xz']] as const))('%s', async (_what, over, format) => {
     const s = makeImageSystem({ compression: format, early: true, xzBlockSize: 4096 });

@@ -3,6 +3,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { mapLimited } from '../../native-bindings/splice-plan.js';
 import { spliceXzStream } from '../../native-bindings/xz-splice.js';
 import { walkXzStream } from '../../native-bindings/xz-stream.js';
 
@@ -86,5 +87,21 @@ describe('spliceXzStream', () => {
     expect(walkXzStream(r.bytes, 0, where).checkType).toBe(4);
     expect(unxz(r.bytes).equals(Buffer.from(next))).toBe(true);
     expect(r.encodedBytes).toBe(100);
+  });
+});
+
+describe('mapLimited', () => {
+  it('runs at most `limit` at once and keeps the order of the results', async () => {
+    let running = 0;
+    let most = 0;
+    const out = await mapLimited([...Array(50).keys()], 2, async (i) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, i % 3));
+      running--;
+      return i * 2;
+    });
+    expect(most).toBe(2);
+    expect(out).toEqual([...Array(50).keys()].map((i) => i * 2));
   });
 });

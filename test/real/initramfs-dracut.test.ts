@@ -4,7 +4,8 @@
 // early microcode cpio. lsinitrd, lsinitramfs and unmkinitramfs are the oracles for reading;
 // a dracut rebuild after the same change is the oracle for what a native update must produce.
 
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { imageNeedsUpdate } from '../../src/initramfs/check.js';
@@ -12,6 +13,7 @@ import { updateImage } from '../../src/initramfs/update.js';
 import { buildDracut, builtFor, depmod, installBuilt, prepareRoot, type DracutCompression } from '../initramfs/generator-env.js';
 import { cleanupTemps, readBytes, tempDir } from '../initramfs/helpers.js';
 import { expectListsMatch, expectModuleBytes, expectRoundTrip, expectSameModuleTree, modulesDep, readImage, unpack } from '../initramfs/real-checks.js';
+import { walkXzStream } from '../../native-bindings/xz-stream.js';
 import { generatorKernels } from './corpus.js';
 
 afterAll(cleanupTemps);
@@ -101,5 +103,43 @@ describe('native update against dracut -f making the same change', () => {
     const rebuilt = join(tempDir(), 'dracut.img');
     buildDracut(g, 'xz', false, rebuilt);
     await expectSameModuleTree(await readImage(img), await readImage(rebuilt), false);
+  });
+});
+
+describe('xz images in blocks: what the change did not reach is kept', () => {
+  // dracut's xz -T0 cuts an image into 3 MiB blocks; this test's image is one block, so it is
+  // cut the same way at 256 KiB (the content is dracut's, byte for byte), CRC32 as dracut
+  // writes it and CRC64 as plain xz does.
+  it.each(['crc32', 'crc64'])('%s: two updates in a row keep the untouched blocks; xz -t, lsinitrd, lsinitramfs and a dracut rebuild agree', async (check) => {
+    const g = prepareRoot(K61, K61_OTHER);
+    const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
+    buildDracut(g, 'xz', true, img);
+    const built = await readImage(img);
+    const seg = built.segments[1]!;
+    const cpio = execFileSync('xz', ['-dc'], { input: built.bytes.subarray(seg.offset, seg.end), maxBuffer: 1 << 30 });
+    const blocked = execFileSync('xz', [`--check=${check}`, '--lzma2=dict=1MiB', '--block-size=262144', '-T1', '-c'], { input: cpio, maxBuffer: 1 << 30 });
+    writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), blocked]));
+    const blocks = walkXzStream(blocked, 0, { file: img, base: 0 }).blocks;
+    expect(blocks).toBeGreaterThan(4);
+    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
+
+    const xzOf = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
+    for (const [round, build] of [[1, builtFor(K61_OTHER, 'kabi_minimal')], [2, builtFor(K61, 'kabi_minimal')]] as const) {
+      const installed = installBuilt(g, g.release, 'kabi_minimal', build);
+      depmod(g);
+      const r = await updateImage({ root: g.root, release: g.release });
+      const kept = r.segmentsRewritten[0]!.blocks!;
+      expect(kept.kept, `round ${round}`).toBeGreaterThan(0);
+      const after = await readImage(img);
+      execFileSync('xz', ['-t'], { input: xzOf(after) });
+      expect(walkXzStream(xzOf(after), 0, { file: img, base: 0 }).checkType).toBe(check === 'crc32' ? 1 : 4);
+      expectListsMatch(img, after, { lsinitramfs: true });
+      const dir = unpack(img, true);
+      await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(installed), true);
+      const rebuilt = join(tempDir(), 'dracut.img');
+      buildDracut(g, 'xz', true, rebuilt);
+      await expectSameModuleTree(after, await readImage(rebuilt), false);
+      expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+    }
   });
 });
