@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
+import { READ_BUDGETS, readRegularFile } from '../fs.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import { hostPath, resolveInRoot } from '../kernel/paths.js';
 import { readModuleBytes } from '../module/read-module.js';
@@ -257,10 +258,12 @@ function moduleNameOfRel(rel: string): string {
   return foldName(base.slice(0, base.indexOf('.') < 0 ? undefined : base.indexOf('.')));
 }
 
+/** A module or firmware file to copy in: read only if it is a regular file, within a module's size limit. */
 async function readInstalled(a: Analysis, host: string): Promise<Uint8Array> {
   try {
-    return await a.fs.readFile(host);
+    return await readRegularFile(a.fs, host, { what: 'file to copy into the image', maxBytes: READ_BUDGETS.module.maxBytes });
   } catch (e) {
+    if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read the installed file: ${(e as Error).message}`, { file: host, cause: e });
   }
 }

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { loadDepmodConfig, type DepmodConfig } from '../../depmod/config.js';
 import { KabiError } from '../../errors.js';
 import type { KabiFs } from '../../fs.js';
-import { isNotFound } from '../../fs.js';
+import { isNotFound, READ_BUDGETS, readRegularFile } from '../../fs.js';
 import { chooseModules, scanModuleTree, type ModuleFile, type ModuleTree } from '../../kernel/module-tree.js';
 import { hostPath, readSystemFile, resolveInRoot } from '../../kernel/paths.js';
 import { moduleNameFromPath, readModuleBytes } from '../../module/read-module.js';
@@ -131,8 +131,9 @@ export class InstalledModules {
   private async readFacts(f: ModuleFile): Promise<ModuleFacts> {
     let bytes: Uint8Array;
     try {
-      bytes = await this.fs.readFile(f.host);
+      bytes = await readRegularFile(this.fs, f.host, READ_BUDGETS.module);
     } catch (e) {
+      if (e instanceof KabiError) throw e;
       throw new KabiError('IO', `cannot read the installed module: ${(e as Error).message}`, { file: f.host, cause: e });
     }
     const m = await readModuleBytes(bytes, { file: f.host });
