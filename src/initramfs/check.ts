@@ -190,17 +190,21 @@ export async function locateImage(fs: KabiFs, root: string, kernel: InstalledKer
   return { imageHost, imageFile: imageDir === undefined ? undefined : posix.join(imageDir, posix.basename(imageSys)) };
 }
 
-export async function analyseImage(opts: CheckOptions): Promise<Analysis> {
+/**
+ * `installed`: the installed tree an analysis of the same kernel and options just read (a
+ * rewrite reading the image whole after a listing), not read again.
+ */
+export async function analyseImage(opts: CheckOptions, installed?: InstalledModules): Promise<Analysis> {
   try {
-    return await analyse(opts);
+    return await analyse(opts, installed);
   } catch (e) {
     // The decision needed a body the listing passed over: read the image whole.
-    if (e instanceof BodyNotKept && !opts.wholeImage) return analyse({ ...opts, wholeImage: true });
+    if (e instanceof BodyNotKept && !opts.wholeImage) return analyse({ ...opts, wholeImage: true }, installed);
     throw e;
   }
 }
 
-async function analyse(opts: CheckOptions): Promise<Analysis> {
+async function analyse(opts: CheckOptions, reuse: InstalledModules | undefined): Promise<Analysis> {
   const root = opts.root ?? '/';
   const fs = opts.fs ?? nodeFs;
   const kernel = await findKernel(fs, root, opts.release);
@@ -233,7 +237,7 @@ async function analyse(opts: CheckOptions): Promise<Analysis> {
   // The installed tree is read while the image is decompressed (on the threadpool); an error
   // of the image's still comes first.
   const t0 = performance.now();
-  const loading = InstalledModules.load(fs, root, opts.release, kernel.moduleDir, opts.planned).finally(() => {
+  const loading = (reuse !== undefined && reuse.moduleDir === kernel.moduleDir ? Promise.resolve(reuse) : InstalledModules.load(fs, root, opts.release, kernel.moduleDir, opts.planned)).finally(() => {
     if (timings) timings.modules += performance.now() - t0;
   });
   loading.catch(() => undefined);

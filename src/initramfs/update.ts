@@ -107,7 +107,7 @@ export async function withImageLock<T>(opts: CheckOptions & { lockTimeoutMs?: nu
 
 async function rewrite(listed: Analysis, opts: UpdateOptions): Promise<UpdateResult> {
   // The decision listed only what it needed; a rewrite reads every member (under the same lock).
-  const a = listed.image?.partial && listed.check.needsUpdate && listed.check.nativePossible ? await analyseImage({ ...opts, wholeImage: true }) : listed;
+  const a = listed.image?.partial && listed.check.needsUpdate && listed.check.nativePossible ? await analyseImage({ ...opts, wholeImage: true }, listed.installed) : listed;
   const { check } = a;
   const size = a.image?.bytes.length ?? 0;
   const base = { release: check.release, image: check.image, check, dryRun: opts.dryRun === true, bytesBefore: size, bytesAfter: size };

@@ -169,6 +169,28 @@ describe('native update after a module changed', () => {
   });
 });
 
+describe('a rewrite after a listing', () => {
+  it('reads the image whole again but the installed tree once, and gives what a rewrite from scratch gives', async () => {
+    const s = makeImageSystem({ compression: 'zstd', early: true });
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '2'));
+    const scanned: string[] = [];
+    const counting: KabiFs = {
+      ...nodeFs,
+      opendir: ((p: string, o?: unknown) => {
+        if (p.endsWith(`/lib/modules/${K}`)) scanned.push(p);
+        return nodeFs.opendir(p as never, o as never);
+      }) as KabiFs['opendir'],
+    };
+    const r = await refreshInitramfs({ ...opts(s), fs: counting, strategy: 'native', changedModules: [`/lib/modules/${K}/kernel/drivers/beta.ko`] });
+    expect(r.action).toBe('native');
+    expect(scanned).toHaveLength(1);
+    const tree = await treeOf(s.imageHost);
+    expect(same(tree.readFile(`${MD}/kernel/drivers/beta.ko`), beta(K, '2'))).toBe(true);
+    const regenerated = s.generate({ out: join(tempDir(), 'generated.img') });
+    expect(moduleView(tree)).toEqual(moduleView(new ImageTree(await parseImage(regenerated))));
+  });
+});
+
 describe('weak-updates links', () => {
   it('re-pointed link: stored relative, new target copied to its real path, the orphaned copy dropped', async () => {
     const s = makeImageSystem({ compression: 'zstd' });
