@@ -1,4 +1,4 @@
-import { constants, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildModuleBytes } from '../../corpus/fixtures/module-builder.js';
@@ -219,6 +219,17 @@ describe('judging against kernel packages', () => {
       [`${kmod}:/lib/modules/${OLD}/updates/crc.ko`, false],
       [`${kmod}:/lib/modules/${OLD}/updates/good.ko`, true],
     ]);
+  });
+
+  it('a file named like a module is read as one, not sniffed for a package: a package renamed x.ko is an error naming it', async () => {
+    const kmod = buildDeb(dir, [{ path: `lib/modules/${OLD}/updates/good.ko`, data: readFileSync(mods.good!) }], { name: 'kmod-renamed' });
+    const renamed = join(dir, 'renamed.ko');
+    copyFileSync(kmod, renamed);
+    const e = await checkModules([renamed], { root: tempDir(), kernelPackages: debs }).then(
+      () => undefined,
+      (x: unknown) => x as { file?: string; code?: string },
+    );
+    expect(e).toMatchObject({ file: renamed });
   });
 
   it('a package that holds no kernel is not even decompressed; none at all is an error', async () => {
