@@ -95,35 +95,31 @@ export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: U
  * run past the block.
  */
 export function lz4BlockLength(src: Uint8Array, from: number, to: number): number {
-  let ip = from;
+  const c = { ip: from };
   let n = 0;
   for (;;) {
-    if (ip >= to) throw new Lz4BlockError('block ends before its last literals', ip);
-    const token = src[ip++] as number;
-    let litLen = token >>> 4;
-    if (litLen === 15) {
-      let s: number;
-      do {
-        if (ip >= to) throw new Lz4BlockError('truncated literal length', ip);
-        s = src[ip++] as number;
-        litLen += s;
-      } while (s === 255);
-    }
-    if (litLen > to - ip) throw new Lz4BlockError('literal run extends past the block', ip);
-    ip += litLen;
-    n += litLen;
-    if (ip === to) return n;
-    if (to - ip < 2) throw new Lz4BlockError('truncated match offset', ip);
-    ip += 2;
-    let matchLen = token & 15;
-    if (matchLen === 15) {
-      let s: number;
-      do {
-        if (ip >= to) throw new Lz4BlockError('truncated match length', ip);
-        s = src[ip++] as number;
-        matchLen += s;
-      } while (s === 255);
-    }
-    n += matchLen + 4;
+    if (c.ip >= to) throw new Lz4BlockError('block ends before its last literals', c.ip);
+    const token = src[c.ip++] as number;
+    const literals = extendedLength(src, c, to, token >>> 4, 'literal length');
+    if (literals > to - c.ip) throw new Lz4BlockError('literal run extends past the block', c.ip);
+    c.ip += literals;
+    n += literals;
+    if (c.ip === to) return n;
+    if (to - c.ip < 2) throw new Lz4BlockError('truncated match offset', c.ip);
+    c.ip += 2;
+    n += extendedLength(src, c, to, token & 15, 'match length') + 4;
   }
+}
+
+/** A 4-bit length from a token, continued by bytes of 255 when it is 15. */
+function extendedLength(src: Uint8Array, c: { ip: number }, to: number, nibble: number, what: string): number {
+  let len = nibble;
+  if (len !== 15) return len;
+  let s: number;
+  do {
+    if (c.ip >= to) throw new Lz4BlockError(`truncated ${what}`, c.ip);
+    s = src[c.ip++] as number;
+    len += s;
+  } while (s === 255);
+  return len;
 }

@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { corrupt, type Where } from './common.js';
+import { corrupt } from './common.js';
 import { lz4BlockLength, Lz4BlockError } from './lz4-block.js';
 import { LEGACY_MAGIC, lz4Compress, lz4DecompressAll, walkLegacy } from './lz4-legacy.js';
-import { mapLimited, planSplice, type SpliceResult } from './splice-plan.js';
+import { mapLimited, planSplice, type Splice } from './splice-plan.js';
 
 /*
  * Recompressing an edited legacy lz4 stream (the only lz4 the kernel reads) without
@@ -20,14 +20,7 @@ const PIECE = 4 << 20;
  * `old` is exactly one legacy stream (an initramfs segment as the kernel delimits it), which
  * decodes to `oldData`; `newData` is the content wanted. Undefined when no chunk can be kept.
  */
-export async function spliceLz4Legacy(
-  old: Uint8Array,
-  oldData: Uint8Array,
-  newData: Uint8Array,
-  shifts: Iterable<number>,
-  level: number | undefined,
-  where: Where,
-): Promise<SpliceResult | undefined> {
+export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, level, where) => {
   const walk = walkLegacy(old, 0, where);
   if (walk.end !== old.length) return undefined;
   let from = 0;
@@ -84,7 +77,7 @@ export async function spliceLz4Legacy(
   const bytes = Buffer.concat(parts);
   if (walkLegacy(bytes, 0, where).end !== bytes.length) throw corrupt('lz4', 'the spliced stream does not add up (internal error)', where);
   return { bytes, kept, encoded: count, encodedBytes };
-}
+};
 
 function u32le(n: number): Uint8Array {
   const b = new Uint8Array(4);

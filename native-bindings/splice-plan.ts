@@ -1,3 +1,5 @@
+import type { Where } from './common.js';
+
 /*
  * Which blocks of an old compressed stream an edited content can keep. Used for the formats
  * whose blocks decode independently (xz blocks, legacy lz4 chunks): a block is kept where its
@@ -20,6 +22,12 @@ export interface SpliceResult {
   /** Decoded bytes that went through the encoder. */
   readonly encodedBytes: number;
 }
+
+/**
+ * Rebuild `old` (exactly one stream of the format, decoding to `oldData`) so that it decodes
+ * to `newData`, keeping what blocks it can at the candidate `shifts`; undefined when none.
+ */
+export type Splice = (old: Uint8Array, oldData: Uint8Array, newData: Uint8Array, shifts: Iterable<number>, level: number | undefined, where: Where) => Promise<SpliceResult | undefined>;
 
 export type SplicePiece<B> = { readonly keep: B } | { readonly gap: readonly [number, number] };
 

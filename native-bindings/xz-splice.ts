@@ -2,7 +2,7 @@ import { runTool } from './cli.js';
 import { corrupt, type Where } from './common.js';
 import { crc32 } from './crc32.js';
 import { xzDecompressAll } from './xz.js';
-import { mapLimited, planSplice, type SpliceResult } from './splice-plan.js';
+import { mapLimited, planSplice, type Splice } from './splice-plan.js';
 import { walkXzStream } from './xz-stream.js';
 
 /*
@@ -29,7 +29,6 @@ export const SPLICE_BLOCK_SIZE = 1 << 20;
  */
 export const SPLICE_PRESET = 3;
 
-
 /**
  * `old` is exactly one xz stream, which decodes to `oldData`; `newData` is the content wanted.
  * `shifts` are candidate moves (new offset minus old offset) of unchanged content, from the
@@ -37,14 +36,7 @@ export const SPLICE_PRESET = 3;
  * decoded bytes match exactly. Returns undefined when nothing can be reused (the caller then
  * compresses the whole content its usual way).
  */
-export async function spliceXzStream(
-  old: Uint8Array,
-  oldData: Uint8Array,
-  newData: Uint8Array,
-  shifts: Iterable<number>,
-  level: number | undefined,
-  where: Where,
-): Promise<SpliceResult | undefined> {
+export const spliceXzStream: Splice = async (old, oldData, newData, shifts, level, where) => {
   const stream = walkXzStream(old, 0, where);
   const check = CHECK_FLAG[stream.checkType];
   if (check === undefined || stream.end !== old.length || stream.uncompressedSize !== oldData.length) return undefined;
@@ -85,7 +77,7 @@ export async function spliceXzStream(
     throw corrupt('xz', 'the spliced stream does not add up (internal error)', where);
   }
   return { bytes, kept, encoded: encodedBlocks, encodedBytes };
-}
+};
 
 const PARALLEL = 2;
 
