@@ -3,7 +3,18 @@
  * format description. Each legacy-format chunk is one independent block: matches may not
  * reach before the chunk's first output byte, as in the kernel, which decodes every chunk
  * into a fresh buffer.
+ *
+ * The end-of-block rules are the ones LZ4_decompress_safe enforces (the kernel's unlz4 and
+ * lz4 -d), so that a block is refused here exactly where it is refused there: a literal run
+ * ending within LAST_SEQUENCE_INPUT bytes of the block's end, or within MF_LIMIT bytes of the
+ * output's capacity, must end the block; a match may not reach into the output's last
+ * LAST_LITERALS bytes.
  */
+
+/** LZ4's MFLIMIT, LASTLITERALS, and the input margin 2 + 1 + LASTLITERALS. */
+const MF_LIMIT = 12;
+const LAST_LITERALS = 5;
+const LAST_SEQUENCE_INPUT = 8;
 
 export class Lz4BlockError extends Error {
   constructor(
@@ -19,9 +30,11 @@ export class Lz4BlockError extends Error {
 
 /**
  * Decodes src[from, to) into dst starting at dstStart, writing nothing at or past dstLimit.
- * Returns the output position after the block.
+ * `capacity` is the output space the kernel gives the block (8 MiB for a legacy chunk), for
+ * the end-of-block rules. Returns the output position after the block.
  */
-export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: Uint8Array, dstStart: number, dstLimit: number): number {
+export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: Uint8Array, dstStart: number, dstLimit: number, capacity = dstLimit - dstStart): number {
+  const capEnd = dstStart + capacity;
   let ip = from;
   let op = dstStart;
   for (;;) {
@@ -39,6 +52,7 @@ export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: U
     }
     if (litLen > to - ip) throw new Lz4BlockError('literal run extends past the block', ip);
     if (litLen > dstLimit - op) throw new Lz4BlockError('output does not fit', ip, true);
+    if (mustBeLast(op + litLen, capEnd, ip + litLen, to) && ip + litLen !== to) throw lastSequence(ip);
     if (litLen < 32) {
       for (let i = 0; i < litLen; i++) dst[op + i] = src[ip + i] as number;
     } else {
@@ -65,6 +79,7 @@ export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: U
     }
     matchLen += 4;
     if (matchLen > dstLimit - op) throw new Lz4BlockError('output does not fit', ip, true);
+    if (op + matchLen > capEnd - LAST_LITERALS) throw lastLiterals(ip);
 
     let m = op - offset;
     if (matchLen < 32) {
@@ -91,10 +106,10 @@ export function decodeLz4Block(src: Uint8Array, from: number, to: number, dst: U
 
 /**
  * How many bytes src[from, to) decodes to, from its sequence headers alone (no output is
- * written). Agrees with decodeLz4Block on every block that decodes; throws where the headers
- * run past the block.
+ * written), within `capacity` (a legacy chunk's 8 MiB). Agrees with decodeLz4Block: throws
+ * wherever it would.
  */
-export function lz4BlockLength(src: Uint8Array, from: number, to: number): number {
+export function lz4BlockLength(src: Uint8Array, from: number, to: number, capacity = 8 << 20): number {
   const c = { ip: from };
   let n = 0;
   for (;;) {
@@ -102,13 +117,33 @@ export function lz4BlockLength(src: Uint8Array, from: number, to: number): numbe
     const token = src[c.ip++] as number;
     const literals = extendedLength(src, c, to, token >>> 4, 'literal length');
     if (literals > to - c.ip) throw new Lz4BlockError('literal run extends past the block', c.ip);
+    if (n + literals > capacity) throw new Lz4BlockError('output does not fit', c.ip, true);
+    if (mustBeLast(n + literals, capacity, c.ip + literals, to) && c.ip + literals !== to) throw lastSequence(c.ip);
     c.ip += literals;
     n += literals;
     if (c.ip === to) return n;
     if (to - c.ip < 2) throw new Lz4BlockError('truncated match offset', c.ip);
+    const offset = (src[c.ip] as number) | ((src[c.ip + 1] as number) << 8);
+    if (offset === 0 || offset > n) throw new Lz4BlockError(`match offset ${offset} points outside the block's output`, c.ip);
     c.ip += 2;
-    n += extendedLength(src, c, to, token & 15, 'match length') + 4;
+    const match = extendedLength(src, c, to, token & 15, 'match length') + 4;
+    if (n + match > capacity) throw new Lz4BlockError('output does not fit', c.ip, true);
+    if (n + match > capacity - LAST_LITERALS) throw lastLiterals(c.ip);
+    n += match;
   }
+}
+
+/** A literal run ending this near the end of the input or of the output space can only end the block. */
+function mustBeLast(outEnd: number, capEnd: number, inEnd: number, to: number): boolean {
+  return outEnd > capEnd - MF_LIMIT || inEnd > to - LAST_SEQUENCE_INPUT;
+}
+
+function lastSequence(at: number): Lz4BlockError {
+  return new Lz4BlockError('a sequence this close to the end of the block must be the last one, literals only', at);
+}
+
+function lastLiterals(at: number): Lz4BlockError {
+  return new Lz4BlockError(`a match reaches into the last ${LAST_LITERALS} bytes of the output, which must be literals`, at);
 }
 
 /** A 4-bit length from a token, continued by bytes of 255 when it is 15. */

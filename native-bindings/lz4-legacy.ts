@@ -65,7 +65,7 @@ function decodeChunks(b: Uint8Array, walk: LegacyWalk, limit: number, where: Whe
       out = bigger;
     }
     try {
-      op = decodeLz4Block(b, c.start, c.start + c.size, out, op, op + room);
+      op = decodeLz4Block(b, c.start, c.start + c.size, out, op, op + room, CHUNK_OUT_MAX);
     } catch (e) {
       if (!(e instanceof Lz4BlockError)) throw e;
       if (e.overflow && room < CHUNK_OUT_MAX) throw tooLarge('lz4', limit, where, c.start - 4);

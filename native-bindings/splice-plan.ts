@@ -65,10 +65,17 @@ export function planSplice<B extends OldBlock>(blocks: readonly B[], oldData: Ui
 export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R> | R): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  // Once one has failed the whole has: start nothing more (the caller has already moved on).
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      out[i] = await fn(items[i]!);
+      try {
+        out[i] = await fn(items[i]!);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

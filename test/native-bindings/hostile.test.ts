@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { Lz4BlockError, lz4BlockLength } from '../../native-bindings/lz4-block.js';
 import { decompress, decompressSegment, isOutputLimit, maybeDecompress, type Compression } from '../../native-bindings/index.js';
 import { expectKabiError, MODES, randomBytes, realisticPayload, tool, u32le, withNative } from './helpers.js';
 
@@ -95,6 +97,31 @@ describe.each(MODES)('hostile input (%s)', (mode) => {
     const block = Buffer.concat([Buffer.from([0x1f, 0x41, 0x01, 0x00]), Buffer.alloc(ext, 0xff), Buffer.from([0x00, 0x10, 0x42])]);
     const tooBig = Buffer.concat([u32le(0x184c2102), u32le(block.length), block]);
     await run(() => expectRejected(decompress(tooBig, 'lz4', { file: FILE })));
+  });
+
+  it('lz4: the end-of-block rules of LZ4_decompress_safe (kernel, lz4 -d): refused here too, and never counted as a chunk a splice could keep', T, async () => {
+    const lz4d = (b: Buffer) => spawnSync('lz4', ['-dc'], { input: b }).status;
+    // 'a', a match of 8 at offset 1, then an empty last sequence: the match reaches into the
+    // block's last bytes, which must be literals.
+    const endsInMatch = Buffer.from([0x14, 0x61, 0x01, 0x00, 0x00]);
+    // One literal, a match up to 2 bytes short of the 8 MiB a chunk may give, then 2 literals:
+    // the match reaches into the last 5 bytes of the output.
+    const matchLen = (8 << 20) - 3;
+    const ext = matchLen - 4 - 15;
+    const tail = Buffer.concat([Buffer.alloc(Math.floor(ext / 255), 0xff), Buffer.from([ext % 255])]);
+    const nearCapacity = Buffer.concat([Buffer.from([0x1f, 0x41, 0x01, 0x00]), tail, Buffer.from([0x20, 0x42, 0x43])]);
+    for (const block of [endsInMatch, nearCapacity]) {
+      const stream = Buffer.concat([u32le(0x184c2102), u32le(block.length), block]);
+      expect(lz4d(stream)).not.toBe(0);
+      await run(() => expectRejected(decompress(stream, 'lz4', { file: FILE })));
+      expect(() => lz4BlockLength(block, 0, block.length)).toThrow(Lz4BlockError);
+    }
+    // The same content as valid blocks (the last sequence literals only) is accepted by all.
+    const valid = Buffer.from([0x14, 0x61, 0x01, 0x00, 0x50, 0x61, 0x61, 0x61, 0x61, 0x61]);
+    const ok = Buffer.concat([u32le(0x184c2102), u32le(valid.length), valid]);
+    expect(lz4d(ok)).toBe(0);
+    expect(Buffer.from(await run(() => decompress(ok, 'lz4', { file: FILE }))).toString()).toBe('a'.repeat(14));
+    expect(lz4BlockLength(valid, 0, valid.length)).toBe(14);
   });
 
   it.each(FAST)('%s followed by junk', T, async (format) => {

@@ -104,4 +104,18 @@ describe('mapLimited', () => {
     expect(most).toBe(2);
     expect(out).toEqual([...Array(50).keys()].map((i) => i * 2));
   });
+
+  it('starts nothing more once one has failed', async () => {
+    const started: number[] = [];
+    const failing = mapLimited([0, 1, 2, 3, 4, 5], 2, async (i) => {
+      started.push(i);
+      await new Promise((r) => setTimeout(r, 5));
+      if (i === 1) throw new Error('encoder failed');
+      return i;
+    });
+    await expect(failing).rejects.toThrow('encoder failed');
+    await new Promise((r) => setTimeout(r, 50));
+    // 0 and 1 ran side by side; 2 started as 0 ended (before 1 failed); nothing after.
+    expect(started).toEqual([0, 1, 2]);
+  });
 });
