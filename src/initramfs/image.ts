@@ -27,7 +27,8 @@ export interface ImageSegment {
   readonly decodedSize: number;
   /**
    * A compressed segment's decompressed bytes, when it was read whole (the members' bodies
-   * point into them anyway): a rewrite compares against them to keep unchanged xz blocks.
+   * point into them anyway): a rewrite compares against them to keep the xz blocks and lz4
+   * chunks whose content did not change.
    */
   readonly decoded?: Uint8Array;
 }
@@ -61,7 +62,7 @@ export interface ReadImageOptions {
   /**
    * Compressed segments whose content is already known, by offset: where the image holds
    * exactly `compressed` there, the segment is `data` and is not decoded again (a rewrite's
-   * check of what it wrote, for the xz blocks it decoded back itself or copied unchanged).
+   * check of what it wrote, for the blocks it decoded back itself or copied unchanged).
    */
   known?: ReadonlyMap<number, { readonly compressed: Uint8Array; readonly data: Uint8Array }> | undefined;
 }
