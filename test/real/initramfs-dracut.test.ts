@@ -13,6 +13,7 @@ import { updateImage } from '../../src/initramfs/update.js';
 import { buildDracut, builtFor, depmod, installBuilt, prepareRoot, type DracutCompression } from '../initramfs/generator-env.js';
 import { cleanupTemps, readBytes, tempDir } from '../initramfs/helpers.js';
 import { expectListsMatch, expectModuleBytes, expectRoundTrip, expectSameModuleTree, modulesDep, readImage, unpack } from '../initramfs/real-checks.js';
+import { walkLegacy } from '../../native-bindings/lz4-legacy.js';
 import { walkXzStream } from '../../native-bindings/xz-stream.js';
 import { generatorKernels } from './corpus.js';
 
@@ -141,5 +142,39 @@ describe('xz images in blocks: what the change did not reach is kept', () => {
       await expectSameModuleTree(after, await readImage(rebuilt), false);
       expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
     }
+  });
+});
+
+describe('legacy lz4 images in several chunks: what the change did not reach is kept', () => {
+  // lz4 -l writes 8 MiB chunks, more than this test's image holds; it is cut into 256 KiB
+  // pieces, each compressed by lz4 -l and the streams concatenated (the kernel and lz4 -d skip
+  // the repeated magic), so the content is dracut's, byte for byte, in 9 or more chunks.
+  it('an update keeps the untouched chunks; lsinitrd, lsinitramfs, unmkinitramfs and a dracut rebuild agree', async () => {
+    const g = prepareRoot(K61, K61_OTHER);
+    const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
+    buildDracut(g, 'lz4', true, img);
+    const built = await readImage(img);
+    const seg = built.segments[1]!;
+    const cpio = execFileSync('lz4', ['-dc'], { input: built.bytes.subarray(seg.offset, seg.end), maxBuffer: 1 << 30 });
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < cpio.length; at += 262144) pieces.push(execFileSync('lz4', ['-l', '-9', '-c', '-q'], { input: cpio.subarray(at, at + 262144) }));
+    writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), ...pieces]));
+    const lz4Of = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
+    expect(walkLegacy(lz4Of(await readImage(img)), 0, { file: img, base: 0 }).chunks.length).toBeGreaterThan(8);
+    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
+
+    const installed = installBuilt(g, g.release, 'kabi_minimal', builtFor(K61_OTHER, 'kabi_minimal'));
+    depmod(g);
+    const r = await updateImage({ root: g.root, release: g.release });
+    expect(r.segmentsRewritten[0]!.blocks!.kept).toBeGreaterThan(0);
+    const after = await readImage(img);
+    expect(execFileSync('lz4', ['-dc'], { input: lz4Of(after), maxBuffer: 1 << 30 }).length).toBe(after.segments[1]!.decodedSize);
+    expectListsMatch(img, after, { lsinitramfs: true });
+    const dir = unpack(img, true);
+    await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(installed), true);
+    const rebuilt = join(tempDir(), 'dracut.img');
+    buildDracut(g, 'lz4', true, rebuilt);
+    await expectSameModuleTree(after, await readImage(rebuilt), false);
+    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
   });
 });
