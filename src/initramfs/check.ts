@@ -1,8 +1,8 @@
-import { lstatSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { nodeFs, READ_BUDGETS, readRegularFile } from '../fs.js';
+import { readingFs } from '../depmod/sync-fs.js';
 import { discoverKernels, type InitramfsStyle, type InstalledKernel } from '../kernel/discover.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import { hostPath, resolveInRoot, systemPathOf } from '../kernel/paths.js';
@@ -316,13 +316,12 @@ async function namesToExamine(fs: KabiFs, imageHost: string, byName: ReadonlyMap
   const names = new Set(byName.keys());
   const written = (await fs.stat(imageHost)).mtimeMs;
   // Thousands of stats: on node:fs the synchronous calls cost a tenth of the promise round trips.
-  const stat = fs === nodeFs ? async (p: string) => statSync(p) : (p: string) => fs.stat(p);
-  const lstat = fs === nodeFs ? async (p: string) => lstatSync(p) : (p: string) => fs.lstat(p);
+  const rfs = readingFs(fs);
   for (const f of installed.tree.files) {
     if (names.has(f.name)) continue;
     try {
-      const st = f.isLink ? await lstat(hostPath(installed.root, f.path)) : await stat(f.host);
-      const target = f.isLink ? await stat(f.host) : st;
+      const st = f.isLink ? await rfs.lstat(hostPath(installed.root, f.path)) : await rfs.stat(f.host);
+      const target = f.isLink ? await rfs.stat(f.host) : st;
       if (Math.max(st.ctimeMs, st.mtimeMs, target.ctimeMs, target.mtimeMs) > written) names.add(f.name);
     } catch {
       names.add(f.name);
