@@ -138,6 +138,20 @@ export function readU32LE(b: Uint8Array, at: number): number {
   return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
 }
 
+export function writeU32LE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+}
+
+/** Four bytes holding `v`, little-endian (a size word, a magic). */
+export function u32le(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  writeU32LE(b, 0, v);
+  return b;
+}
+
 export function isAllZero(b: Uint8Array, from: number, to: number = b.length): boolean {
   for (let i = from; i < to; i++) if (b[i] !== 0) return false;
   return true;

@@ -1,5 +1,5 @@
 import { findTool, runTool } from './cli.js';
-import { checkDeadline, corrupt, isAllZero, readU32LE, tooLarge, type Where } from './common.js';
+import { checkDeadline, corrupt, isAllZero, readU32LE, tooLarge, u32le, type Where } from './common.js';
 import { decodeLz4Block, Lz4BlockError } from './lz4-block.js';
 import { lz4Napi, type Lz4Napi } from './native.js';
 
@@ -115,12 +115,6 @@ function legacyFromNapi(napi: Lz4Napi, data: Uint8Array): Uint8Array {
     parts.push(u32le(block.length), block);
   }
   return Buffer.concat(parts);
-}
-
-function u32le(n: number): Uint8Array {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
 }
 
 export function lz4Implementations(): { decompress: string; compress: string } {

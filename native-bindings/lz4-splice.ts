@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { corrupt } from './common.js';
+import { mapPool } from '../src/util/pool.js';
+import { corrupt, u32le } from './common.js';
 import { lz4BlockLength, Lz4BlockError } from './lz4-block.js';
 import { LEGACY_MAGIC, lz4Compress, lz4DecompressAll, walkLegacy } from './lz4-legacy.js';
-import { mapLimited, planSplice, type Splice } from './splice-plan.js';
+import { planSplice, type Splice } from './splice-plan.js';
 
 /*
  * Recompressing an edited legacy lz4 stream (the only lz4 the kernel reads) without
@@ -46,20 +47,21 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
     if (!('gap' in p)) continue;
     for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) jobs.push([a, Math.min(p.gap[1], a + PIECE)]);
   }
-  const encoded = new Map<number, Uint8Array>();
   // As many as there are cores (each lz4 -l runs on one); a stream of many small chunks must not start hundreds at once.
-  await mapLimited(jobs, Math.max(1, Math.min(availableParallelism(), 4)), async ([a, b]) => {
+  const encoded = await mapPool(jobs, Math.max(1, Math.min(availableParallelism(), 4)), async ([a, b]) => {
     const data = newData.subarray(a, b);
     const bytes = await lz4Compress(data, level, where);
     const back = lz4DecompressAll(bytes, Math.max(data.length, 1), where);
     if (Buffer.compare(back, data) !== 0) throw corrupt('lz4', 'compressed piece does not decode to its input', where);
-    encoded.set(a, bytes);
+    return walkLegacy(bytes, 0, where).chunks.map((c) => bytes.subarray(c.start - 4, c.start + c.size));
   });
 
+  // Kept chunks and the encoded pieces' chunks, in the order of the pieces (jobs were made in that order).
   const parts: Uint8Array[] = [u32le(LEGACY_MAGIC)];
   let kept = 0;
   let count = 0;
   let encodedBytes = 0;
+  let job = 0;
   for (const p of pieces) {
     if ('keep' in p) {
       parts.push(old.subarray(p.keep.chunk.start - 4, p.keep.chunk.start + p.keep.chunk.size));
@@ -67,10 +69,9 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
       continue;
     }
     for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) {
-      const bytes = encoded.get(a)!;
-      const w = walkLegacy(bytes, 0, where);
-      for (const c of w.chunks) parts.push(bytes.subarray(c.start - 4, c.start + c.size));
-      count += w.chunks.length;
+      const chunks = encoded[job++]!;
+      parts.push(...chunks);
+      count += chunks.length;
     }
     encodedBytes += p.gap[1] - p.gap[0];
   }
@@ -78,9 +79,3 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
   if (walkLegacy(bytes, 0, where).end !== bytes.length) throw corrupt('lz4', 'the spliced stream does not add up (internal error)', where);
   return { bytes, kept, encoded: count, encodedBytes };
 };
-
-function u32le(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n, true);
-  return b;
-}

@@ -60,24 +60,3 @@ export function planSplice<B extends OldBlock>(blocks: readonly B[], oldData: Ui
   if (cursor < newData.length) pieces.push({ gap: [cursor, newData.length] });
   return pieces;
 }
-
-/** `fn` over `items`, at most `limit` running at once; results in order. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R> | R): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  // Once one has failed the whole has: start nothing more (the caller has already moved on).
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

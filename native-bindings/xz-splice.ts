@@ -1,8 +1,9 @@
 import { runTool } from './cli.js';
-import { corrupt, type Where } from './common.js';
+import { corrupt, writeU32LE, type Where } from './common.js';
 import { crc32 } from './crc32.js';
 import { xzDecompressAll } from './xz.js';
-import { mapLimited, planSplice, type Splice } from './splice-plan.js';
+import { mapPool } from '../src/util/pool.js';
+import { planSplice, type Splice } from './splice-plan.js';
 import { walkXzStream } from './xz-stream.js';
 
 /*
@@ -50,7 +51,7 @@ export const spliceXzStream: Splice = async (old, oldData, newData, shifts, leve
   if (pieces === undefined) return undefined;
   // A few at a time: each xz -T0 already uses every core, and a stream of many small blocks
   // (a hostile image chooses its block size) must not start hundreds of encoders at once.
-  const encoded = await mapLimited(pieces, PARALLEL, (p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level ?? SPLICE_PRESET, where) : undefined));
+  const encoded = await mapPool(pieces, PARALLEL, async (p) => ('gap' in p ? encodeBlocks(newData.subarray(p.gap[0], p.gap[1]), check, level ?? SPLICE_PRESET, where) : undefined));
 
   const blocks: Array<{ bytes: Uint8Array; unpadded: number; uncompressed: number }> = [];
   let encodedBlocks = 0;
@@ -106,13 +107,13 @@ function assemble(header: Uint8Array, blocks: ReadonlyArray<{ bytes: Uint8Array;
   while (index.length % 4 !== 0) index.push(0);
   const indexBytes = new Uint8Array(index.length + 4);
   indexBytes.set(index);
-  le32(indexBytes, index.length, crc32(indexBytes, 0, index.length));
+  writeU32LE(indexBytes, index.length, crc32(indexBytes, 0, index.length));
 
   const footer = new Uint8Array(12);
-  le32(footer, 4, indexBytes.length / 4 - 1);
+  writeU32LE(footer, 4, indexBytes.length / 4 - 1);
   footer[8] = header[6]!;
   footer[9] = header[7]!;
-  le32(footer, 0, crc32(footer, 4, 10));
+  writeU32LE(footer, 0, crc32(footer, 4, 10));
   footer[10] = 0x59;
   footer[11] = 0x5a;
 
@@ -132,11 +133,4 @@ function vli(out: number[], n: number): void {
     n = Math.floor(n / 0x80);
   }
   out.push(n);
-}
-
-function le32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-  b[at + 2] = (v >>> 16) & 0xff;
-  b[at + 3] = (v >>> 24) & 0xff;
 }

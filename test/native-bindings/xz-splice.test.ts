@@ -3,9 +3,9 @@
 
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mapLimited } from '../../native-bindings/splice-plan.js';
 import { spliceXzStream } from '../../native-bindings/xz-splice.js';
 import { walkXzStream } from '../../native-bindings/xz-stream.js';
+import { mapPool } from '../../src/util/pool.js';
 
 const where = { file: 'test.xz', base: 0 };
 
@@ -90,11 +90,11 @@ describe('spliceXzStream', () => {
   });
 });
 
-describe('mapLimited', () => {
+describe('mapPool, which runs the encoders of a splice', () => {
   it('runs at most `limit` at once and keeps the order of the results', async () => {
     let running = 0;
     let most = 0;
-    const out = await mapLimited([...Array(50).keys()], 2, async (i) => {
+    const out = await mapPool([...Array(50).keys()], 2, async (i: number) => {
       running++;
       most = Math.max(most, running);
       await new Promise((r) => setTimeout(r, i % 3));
@@ -107,7 +107,7 @@ describe('mapLimited', () => {
 
   it('starts nothing more once one has failed', async () => {
     const started: number[] = [];
-    const failing = mapLimited([0, 1, 2, 3, 4, 5], 2, async (i) => {
+    const failing = mapPool([0, 1, 2, 3, 4, 5], 2, async (i: number) => {
       started.push(i);
       await new Promise((r) => setTimeout(r, 5));
       if (i === 1) throw new Error('encoder failed');
