@@ -9,6 +9,7 @@ import { ElfFile } from '../elf/reader.js';
 import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
 import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.js';
 import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
+import { withModulePartsSync } from './read-parts.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
 /** A symbol the module needs from the kernel or another module. */
@@ -150,7 +151,23 @@ export interface ReadModuleFileOptions {
  * (LIMIT) both as stored and decompressed.
  */
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
-  return readModuleBytes(await readModuleFileBytes(path, opts.fs ?? nodeFs), { file: path });
+  const fs = opts.fs ?? nodeFs;
+  return (fs === nodeFs ? readPlainModuleSync(path) : undefined) ?? readModuleBytes(await readModuleFileBytes(path, fs), { file: path });
+}
+
+/**
+ * A plain `.ko` on node:fs, read in parts (read-parts.ts) and parsed at once from a reused
+ * buffer: on a whole tree, reading every byte of every module (and collecting the buffers)
+ * cost more than parsing them. Undefined for a compressed name, or a file that is not a plain
+ * ELF after all: it is read whole.
+ */
+function readPlainModuleSync(path: string): KernelModule | undefined {
+  if (isCompressedName(path)) return undefined;
+  try {
+    return withModulePartsSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined)));
+  } catch (e) {
+    throw e instanceof KabiError ? e : new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
+  }
 }
 
 async function readModuleFileBytes(path: string, fs: KabiFs): Promise<Uint8Array> {
@@ -173,6 +190,11 @@ export async function readModuleFiles(paths: readonly string[], each: (index: nu
   const read: { bytes: Uint8Array; file: string; at: number }[] = [];
   for (let at = 0; at < paths.length; at++) {
     try {
+      const plain = readPlainModuleSync(paths[at]!);
+      if (plain !== undefined) {
+        each(at, { module: plain });
+        continue;
+      }
       read.push({ bytes: await readModuleFileBytes(paths[at]!, nodeFs), file: paths[at]!, at });
     } catch (error) {
       each(at, { error });
