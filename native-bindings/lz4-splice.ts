@@ -11,11 +11,13 @@ import { planSplice, type Splice } from './splice-plan.js';
  * each as lz4 -l writes them; the kernel's unlz4 and lz4 -d decode each into a fresh buffer,
  * so a chunk may also hold less, anywhere in the stream. A chunk whose decoded bytes still
  * appear unchanged in the new content is copied with its size word (see splice-plan.ts);
- * the stretches between are compressed as lz4 -l would, in pieces of at most 4 MiB encoded
- * side by side, and decoded back before use.
+ * the stretches between are compressed as lz4 -l would, in pieces encoded side by side, and
+ * decoded back before use.
  */
 
-const PIECE = 4 << 20;
+/** One chunk's output, as lz4 -l cuts it. */
+const CHUNK = 8 << 20;
+const MIN_PIECE = 1 << 20;
 
 /**
  * `old` is exactly one legacy stream (an initramfs segment as the kernel delimits it), which
@@ -41,14 +43,21 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
   const pieces = planSplice(oldChunks, oldData, newData, shifts);
   if (pieces === undefined) return undefined;
 
-  // Gaps cut into pieces so that both cores encode; each piece is one or two chunks.
+  // Each gap cut into as many pieces as there are cores (each lz4 -l runs on one), none under
+  // 1 MiB nor over one 8 MiB chunk: one round of processes, each started from this big
+  // process at a cost (about 10 ms apiece), and few short chunks (each compresses alone).
+  const cores = Math.max(1, Math.min(availableParallelism(), 4));
   const jobs: Array<[number, number]> = [];
+  const cuts = new Map<number, number>();
   for (const p of pieces) {
     if (!('gap' in p)) continue;
-    for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) jobs.push([a, Math.min(p.gap[1], a + PIECE)]);
+    const length = p.gap[1] - p.gap[0];
+    const piece = Math.min(CHUNK, Math.max(MIN_PIECE, Math.ceil(length / cores)));
+    cuts.set(p.gap[0], piece);
+    for (let a = p.gap[0]; a < p.gap[1]; a += piece) jobs.push([a, Math.min(p.gap[1], a + piece)]);
   }
-  // As many as there are cores (each lz4 -l runs on one); a stream of many small chunks must not start hundreds at once.
-  const encoded = await mapPool(jobs, Math.max(1, Math.min(availableParallelism(), 4)), async ([a, b]) => {
+  // A stream of many small gaps must not start hundreds of processes at once.
+  const encoded = await mapPool(jobs, cores, async ([a, b]) => {
     const data = newData.subarray(a, b);
     const bytes = await lz4Compress(data, level, where);
     const back = lz4DecompressAll(bytes, Math.max(data.length, 1), where);
@@ -68,7 +77,7 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
       kept++;
       continue;
     }
-    for (let a = p.gap[0]; a < p.gap[1]; a += PIECE) {
+    for (let a = p.gap[0]; a < p.gap[1]; a += cuts.get(p.gap[0])!) {
       const chunks = encoded[job++]!;
       parts.push(...chunks);
       count += chunks.length;
