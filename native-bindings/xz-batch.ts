@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KabiError } from '../src/errors.js';
@@ -110,18 +110,17 @@ let kept: Buffer | undefined;
 export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes: readonly number[], where: Where, borrowed = false): Promise<Uint8Array[]> {
   if (inputs.length !== sizes.length) throw new RangeError(`${inputs.length} inputs, ${sizes.length} sizes`);
   const total = sizes.reduce((n, s) => n + s, 0);
-  const fds: number[] = [];
   try {
-    const input = openScratch();
-    fds.push(input);
-    for (const b of inputs) writeAll(input, b);
-    const out = openScratch();
-    fds.push(out);
-    if (!procShowsOurs(input) || !procShowsOurs(out)) {
-      broken = true;
-      throw new Error(`/proc/${process.pid}/fd does not show this process's files`);
-    }
-    await runXz(input, out, total, where);
+    const sh = idleShell();
+    const { input, out } = sh.scratch();
+    let at = 0;
+    for (const b of inputs) at = writeAll(input, b, at);
+    ftruncateSync(input, at);
+    // The output file keeps its pages from one batch to the next (xz writes over them, see
+    // SHELL), cut to less than this batch's size: it is exactly `total` bytes long afterwards
+    // only if xz wrote all of them, and longer if it wrote more.
+    ftruncateSync(out, Math.max(0, Math.min(fstatSync(out).size, total - 1)));
+    await runXz(sh, input, out, total, where);
     const size = fstatSync(out).size;
     if (size !== total) throw corrupt('xz', `a batch decoded to ${size} bytes, its files' indexes say ${total}`, where);
     // Every byte is read over below: no need to zero them first.
@@ -133,20 +132,20 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
       if (n <= 0) throw corrupt('xz', `a batch's output ended at ${at} of ${total} bytes`, where);
       at += n;
     }
-    let at = 0;
-    return sizes.map((s) => data.subarray(at, (at += s)));
+    let from = 0;
+    return sizes.map((s) => data.subarray(from, (from += s)));
   } catch (e) {
     // A batch past its time is the environment's fault too (an xz that hangs): the files are
     // decoded one by one, and three such batches end batching here.
     if ((!(e instanceof KabiError) || e.code === 'LIMIT') && ++failures >= MAX_FAILURES) broken = true;
     throw e;
-  } finally {
-    for (const fd of fds) closeSync(fd);
   }
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at);
+/** Writes `b` at `position`; returns the position after it. */
+function writeAll(fd: number, b: Uint8Array, position: number): number {
+  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at, position + at);
+  return position + b.length;
 }
 
 /**
@@ -154,7 +153,7 @@ function writeAll(fd: number, b: Uint8Array): void {
  * descriptors to decode from and to), answering each with xz's exit status. It is its own
  * process group, so a batch past its time is ended with everything it started.
  */
-const SHELL = `while read -r i o; do xz -dc --format=xz <"/proc/$PPID/fd/$i" >"/proc/$PPID/fd/$o" 2>/dev/null; echo "$?"; times; done`;
+const SHELL = `while read -r i o; do xz -dc --format=xz <"/proc/$PPID/fd/$i" 1<>"/proc/$PPID/fd/$o" 2>/dev/null; echo "$?"; times; done`;
 
 /**
  * CPU time of this thread's xz processes, and how many ran, since it started (a depmod run's
@@ -179,6 +178,8 @@ class XzShell {
   private idle: NodeJS.Timeout | undefined;
   /** Its children's CPU time so far, as it last reported it. */
   private cpu = 0;
+  /** Its batches' input and output files, kept while it lives (unlinked: nothing is left behind). */
+  private files: { input: number; out: number } | undefined;
   ended = false;
 
   constructor() {
@@ -206,6 +207,26 @@ class XzShell {
 
   get busy(): boolean {
     return this.waiting !== undefined;
+  }
+
+  /** The scratch files for its next batch, made at its first. */
+  scratch(): { input: number; out: number } {
+    if (this.files !== undefined) return this.files;
+    const input = openScratch();
+    let out: number;
+    try {
+      out = openScratch();
+    } catch (e) {
+      closeSync(input);
+      throw e;
+    }
+    this.files = { input, out };
+    if (!procShowsOurs(input) || !procShowsOurs(out)) {
+      broken = true;
+      this.end();
+      throw new Error(`/proc/${process.pid}/fd does not show this process's files`);
+    }
+    return this.files;
   }
 
   /** xz's exit status for one batch (undefined: the shell ended first). */
@@ -247,6 +268,11 @@ class XzShell {
       }
       this.child.stdin!.destroy();
       this.child.stdout!.destroy();
+      if (this.files !== undefined) {
+        closeSync(this.files.input);
+        closeSync(this.files.out);
+        this.files = undefined;
+      }
     }
     this.answer(undefined);
   }
@@ -255,10 +281,15 @@ class XzShell {
 /** This thread's shells: one, unless batches are decoded at the same time (each ends when idle). */
 let shells: XzShell[] = [];
 
-function runXz(input: number, out: number, total: number, where: Where): Promise<void> {
+/** A shell of this thread not running a batch (a new one if all are). */
+function idleShell(): XzShell {
   shells = shells.filter((s) => !s.ended);
   let sh = shells.find((s) => !s.busy);
   if (sh === undefined) shells.push((sh = new XzShell()));
+  return sh;
+}
+
+function runXz(sh: XzShell, input: number, out: number, total: number, where: Where): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const finish = (err?: Error) => {
