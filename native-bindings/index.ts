@@ -186,7 +186,7 @@ export async function decompressSegment(
       r = await xzSegment(image, offset, limit, where);
       break;
     case 'lz4':
-      r = await lz4Segment(image, offset, limit, where);
+      r = lz4Segment(image, offset, limit, where);
       break;
     case 'bzip2':
     case 'lzma':

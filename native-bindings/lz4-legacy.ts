@@ -90,26 +90,10 @@ export function lz4DecompressAll(bytes: Uint8Array, limit: number, where: Where)
  * An lz4 initramfs segment runs to the end of the image or to the first thing that cannot be
  * a chunk (zero padding, a size over the 8 MiB bound, fewer than 4 bytes), as in the kernel.
  */
-export async function lz4Segment(image: Uint8Array, offset: number, limit: number, where: Where): Promise<{ data: Uint8Array; consumed: number }> {
+export function lz4Segment(image: Uint8Array, offset: number, limit: number, where: Where): { data: Uint8Array; consumed: number } {
   const walk = walkLegacy(image, offset, where);
-  const packed = walk.end - offset;
-  if (packed >= CLI_MIN && findTool('lz4')) {
-    const at = { ...where, base: where.base + offset };
-    // lz4(1) applies LZ4_decompress_safe's rules, as the kernel does; each chunk ends where
-    // the walk says, so the program decodes exactly the chunks the kernel would.
-    const data = await runTool('lz4', ['-dc'], image.subarray(offset, walk.end), { format: 'lz4', mode: 'decompress', where: at, limit });
-    if (data.length > walk.chunks.length * CHUNK_OUT_MAX) throw corrupt('lz4', `${walk.chunks.length} chunks decoded to ${data.length} bytes`, at);
-    return { data, consumed: packed };
-  }
-  return { data: decodeChunks(image, walk, limit, where), consumed: packed };
+  return { data: decodeChunks(image, walk, limit, where), consumed: walk.end - offset };
 }
-
-/**
- * A segment this big (compressed) is decoded by lz4(1) where it is installed: on the bench's
- * 6.3 MiB dracut image, 25 ms against 90-120 ms in the built-in decoder, which also holds
- * the main thread while it runs.
- */
-const CLI_MIN = 1 << 20;
 
 /**
  * `lz4 -l -9` is what dracut and initramfs-tools run. Without the program, lz4-napi's blocks are
@@ -137,7 +121,7 @@ export function lz4Implementations(): { decompress: string; compress: string } {
   const cli = findTool('lz4');
   const napi = cli ? undefined : lz4Napi();
   return {
-    decompress: cli ? `built-in legacy decoder (pure TS); lz4 CLI (${cli}) for initramfs segments of 1 MiB and more` : 'built-in legacy decoder (pure TS)',
+    decompress: 'built-in legacy decoder (pure TS)',
     compress: cli ? `lz4 CLI -l (${cli})` : napi ? 'lz4-napi blocks in legacy framing' : 'unavailable (no lz4 program, lz4-napi not loaded)',
   };
 }

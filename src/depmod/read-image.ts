@@ -1,10 +1,7 @@
 import { nodeFs, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
-import { withModulePartsSync as withPartsSync } from '../module/read-parts.js';
+import { withPlainModuleSync } from '../module/read-plain.js';
 
-/**
- * The bytes of a module file, whole: a compressed one, or any file not read in parts
- * (withModulePartsSync).
- */
+/** The bytes of a module file: a compressed one, or any file withPlainModuleSync leaves. */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
   const t = performance.now();
   try {
@@ -21,11 +18,8 @@ export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Ar
  */
 export const readClock = { readMs: 0, decompressMs: 0 };
 
-/**
- * The parts of a plain ELF module that depmod (and every other parser here) looks at, handed
- * to `use` in a reused buffer (module/read-parts.ts); the time is added to readClock.
- */
-export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
+/** withPlainModuleSync (module/read-plain.ts), its time added to readClock. */
+export function withPlainModuleTimed<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
   const t = performance.now();
   let timed = false;
   const stop = () => {
@@ -33,7 +27,7 @@ export function withModulePartsSync<T>(path: string, use: (image: Uint8Array) =>
     timed = true;
   };
   try {
-    return withPartsSync(path, (bytes) => {
+    return withPlainModuleSync(path, (bytes) => {
       stop();
       return use(bytes);
     });

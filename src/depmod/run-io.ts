@@ -6,7 +6,7 @@ import { strerror, type ModuleFile } from '../kernel/module-tree.js';
 import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
 import { summarizeElf, summarizeModuleFiles, unreadableSummary, type ModuleSummary } from './module-summary.js';
-import { readModuleImage, withModulePartsSync } from './read-image.js';
+import { readModuleImage, withPlainModuleTimed } from './read-image.js';
 import { identityOfStat, type FileIdentity } from './summary-store.js';
 
 /** The reads a depmod run makes besides scanning, shared by its full and incremental paths. */
@@ -48,8 +48,8 @@ export async function readSummaries(fs: KabiFs, files: readonly ModuleFile[], st
     const file = files[at]!;
     try {
       if (fs === nodeFs) {
-        // Plain ELF: read only the parts depmod looks at, and summarise before the next read.
-        const summary = withModulePartsSync(file.host, (image) => summarizeElf(image, strings, file.host));
+        // Plain ELF: summarised from the reused buffer before the next read.
+        const summary = withPlainModuleTimed(file.host, (image) => summarizeElf(image, strings, file.host));
         if (summary !== undefined) {
           sums[at] = summary;
           continue;

@@ -9,7 +9,7 @@ import { ElfFile } from '../elf/reader.js';
 import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type ExportedSymbol } from './exports.js';
 import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.js';
 import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
-import { withModulePartsSync } from './read-parts.js';
+import { withPlainModuleSync } from './read-plain.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
 /** A symbol the module needs from the kernel or another module. */
@@ -156,15 +156,15 @@ export async function readModuleFile(path: string, opts: ReadModuleFileOptions =
 }
 
 /**
- * A plain `.ko` on node:fs, read in parts (read-parts.ts) and parsed at once from a reused
- * buffer: on a whole tree, reading every byte of every module (and collecting the buffers)
- * cost more than parsing them. Undefined for a compressed name, or a file that is not a plain
- * ELF after all: it is read whole.
+ * A plain `.ko` on node:fs, read synchronously and parsed at once from a reused buffer
+ * (read-plain.ts): on a whole tree, a promise and a fresh buffer per module cost more than
+ * the parse. Undefined for a compressed name, or a file that is not a plain ELF after all:
+ * it is read the general way.
  */
 function readPlainModuleSync(path: string): KernelModule | undefined {
   if (isCompressedName(path)) return undefined;
   try {
-    return withModulePartsSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined)));
+    return withPlainModuleSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined)));
   } catch (e) {
     throw e instanceof KabiError ? e : new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }

@@ -2,10 +2,6 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseSymvers } from '../../src/symvers/parse.js';
 import { KabiError } from '../../src/errors.js';
-import { Interner } from '../../src/depmod/interner.js';
-import { summarizeElf } from '../../src/depmod/module-summary.js';
-import { decompressModules, readModule } from '../../src/module/read-module.js';
-import { readModuleParts } from '../../src/module/read-parts.js';
 import { loadCorpus } from './corpus.js';
 import { capture, chunks, kabiJson, moduleFiles, pool } from './util.js';
 
@@ -91,48 +87,6 @@ describe.each(kernels.map((k) => [`${k.krel} (${k.arch}, ${k.compression === 'xz
     console.log(`${k.krel}: ${checked} in-tree modules, ${exportsSeen} exports compared with ${moduleLines} module lines of Module.symvers, ${diffs.length} disagreements`);
     expect(diffs).toEqual([]);
     expect(exportsSeen).toBe(moduleLines);
-  });
-
-  it('a parse of the parts a module is read in gives what a parse of the whole file gives (module and depmod summary)', async () => {
-    // Every module of a .ko tree; of a .ko.xz tree every tenth (decoding them all is the slow part).
-    const sample = k.compression === 'xz' ? files.filter((_, i) => i % 10 === 0) : files;
-    const images: Uint8Array[] = new Array(sample.length);
-    await decompressModules(
-      sample.map((file) => ({ bytes: readFileSync(file), file })),
-      (i, r) => {
-        if ('error' in r) throw r.error;
-        images[i] = r.data;
-      },
-    );
-    const summary = (bytes: Uint8Array) => {
-      const strings = new Interner();
-      const s = summarizeElf(bytes, strings);
-      const names = (ids: Uint32Array) => Array.from(ids, (x) => strings.get(x)).join(' ');
-      return [names(s.exports), s.exportCrcs.join(' '), names(s.deps), s.depCrcs.join(' '), s.depWeak.join(''), names(s.info), s.error].join('\n');
-    };
-    const diffs: string[] = [];
-    let read = 0;
-    let total = 0;
-    sample.forEach((file, i) => {
-      const bytes = images[i]!;
-      // Whatever the unread bytes hold must not matter: poison them.
-      const parts = readModuleParts(
-        (buf, offset, length, position) => {
-          const n = Math.max(0, Math.min(length, bytes.length - position));
-          buf.set(bytes.subarray(position, position + n), offset);
-          read += n;
-          return n;
-        },
-        bytes.length,
-        (n) => Buffer.alloc(n, 0xa5),
-      );
-      total += bytes.length;
-      if (parts === undefined) return diffs.push(`${file}: not read in parts`);
-      if (JSON.stringify(readModule(parts, { file })) !== JSON.stringify(readModule(bytes, { file }))) diffs.push(`${file}: module differs`);
-      if (summary(parts) !== summary(bytes)) diffs.push(`${file}: depmod summary differs`);
-    });
-    console.log(`${k.krel}: ${sample.length} modules parsed from their parts (${(read / 1048576).toFixed(0)} of ${(total / 1048576).toFixed(0)} MiB read), ${diffs.length} differences`);
-    expect(diffs).toEqual([]);
   });
 
   it('parses the headers’ Module.symvers with the expected line count, and names the line of a corrupt one', () => {

@@ -1,0 +1,42 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { notAFile, OPEN_FOR_READ, overBudget, READ_BUDGETS } from '../fs.js';
+
+/**
+ * A plain (uncompressed) module file on node:fs, read whole and handed to `use` at once;
+ * undefined, having called nothing, when it does not start with the ELF magic (a compressed
+ * file under a .ko name is read the general way). A FIFO or device is refused without
+ * blocking (NOT_A_FILE), and a file over READ_BUDGETS.module is LIMIT, as readRegularFile
+ * refuses them.
+ *
+ * A file of up to SCRATCH_BYTES is read into one buffer kept for the next file, so `use` must
+ * copy what it keeps. A tree is thousands of such files: on the 6.1 tree (4023 modules, page
+ * cache warm) whole reads into the one buffer took about 100 ms, against 190-230 ms for
+ * picking out only the sections the parsers look at (ten reads a file, and their bookkeeping),
+ * and the buffers of a fresh allocation per file kept the collector busy.
+ */
+export function withPlainModuleSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
+  const fd = openSync(path, OPEN_FOR_READ);
+  let image: Buffer | undefined;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, READ_BUDGETS.module, st);
+    if (st.size > READ_BUDGETS.module.maxBytes) throw overBudget(path, READ_BUDGETS.module);
+    const buf = st.size <= SCRATCH_BYTES ? scratch.subarray(0, st.size) : Buffer.allocUnsafe(st.size);
+    // One read(2) for the whole file, as readRegularFile makes; a file that shrank meanwhile
+    // is read the general way.
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(fd, buf, done, buf.length - done, done);
+      if (n <= 0) break;
+      done += n;
+    }
+    if (done === buf.length && buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46) image = buf;
+  } finally {
+    closeSync(fd);
+  }
+  return image === undefined ? undefined : use(image);
+}
+
+/** Most modules are smaller (on the 6.1 tree, 94 % are under 256 KiB). */
+const SCRATCH_BYTES = 1 << 20;
+const scratch = Buffer.alloc(SCRATCH_BYTES);
