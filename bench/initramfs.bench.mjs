@@ -84,7 +84,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const NATIVE = `
 const t0 = performance.now();
 const { initramfs } = await import(${JSON.stringify(lib)});
-const timings = { read: 0, decompress: 0, list: 0, modules: 0, rules: 0, depmod: 0, compress: 0, write: 0 };
+const timings = { read: 0, decompress: 0, list: 0, modules: 0, rules: 0, plan: 0, depmod: 0, compress: 0, write: 0 };
 const t1 = performance.now();
 const r = await initramfs.update(process.argv[2], { root: process.argv[1], strategy: 'native', timings });
 const u = r.update;
@@ -125,14 +125,14 @@ for (const format of ['zstd', 'xz', 'gzip', 'lz4']) {
   rows.push([`  peak RSS, MiB (dracut: its largest process)`, (nm / 1024).toFixed(0), (dm / 1024).toFixed(0), `${(nm / 1024 / (size / 1048576)).toFixed(1)}x the image`]);
   // Where kabi's time goes, in the median run: module loading, then the analysis (reading and
   // decompressing the image, listing its members, reading the installed tree, the generator's
-  // rules), planning + depmod, compressing, writing + verifying.
+  // rules), planning the edits, depmod over the edited tree, compressing, writing + verifying.
   const mid = native.find((x) => x.seconds === nt) ?? native[0];
   const t = mid.timings;
   const ms = (v) => `${Math.round(v)}`;
   const blocks = mid.blocks ? `, ${mid.blocks.kept} blocks kept, ${mid.blocks.encoded} encoded` : '';
   rows.push([
     `  where kabi's time goes (ms, median run)`,
-    `load ${ms(mid.load)}, read+decompress ${ms(t.read + t.decompress)}, list ${ms(t.list)}, installed tree ${ms(t.modules)}, rules ${ms(t.rules)}, depmod ${ms(t.depmod)}, compress ${ms(t.compress)}${blocks}, write+verify ${ms(t.write)}`,
+    `load ${ms(mid.load)}, read+decompress ${ms(t.read + t.decompress)}, list ${ms(t.list)}, installed tree ${ms(t.modules)}, rules ${ms(t.rules)}, plan ${ms(t.plan)}, depmod ${ms(t.depmod)}, compress ${ms(t.compress)}${blocks}, write+verify ${ms(t.write)}`,
     '',
     '',
   ]);

@@ -30,7 +30,9 @@ export interface UpdateOptions extends CheckOptions {
 
 /** Milliseconds a native rewrite spends, by phase, after the analysis's own. */
 export interface UpdateTimings extends AnalysisTimings {
-  /** Planning the edits and running depmod over the edited tree. */
+  /** Planning the edits (reading, stripping and placing the new files) and making them. */
+  plan?: number;
+  /** Running depmod over the edited tree. */
   depmod: number;
   /** Serialising and compressing the touched segments (an xz or lz4 splice decodes back what it encodes). */
   compress: number;
@@ -165,6 +167,7 @@ async function rewrite(listed: Analysis, opts: UpdateOptions): Promise<UpdateRes
   }
   after = editor.tree();
 
+  const tPlanned = performance.now();
   const outputs = await (opts.depmod ?? nativeDepmod(a.fs, a.root))({ tree: after, moduleDir, release: check.release });
   for (const [name, data] of outputs) {
     const path = joinImage(moduleDir, name);
@@ -188,7 +191,8 @@ async function rewrite(listed: Analysis, opts: UpdateOptions): Promise<UpdateRes
     },
   });
   if (opts.timings) {
-    opts.timings.depmod += t1 - t0;
+    opts.timings.plan = (opts.timings.plan ?? 0) + (tPlanned - t0);
+    opts.timings.depmod += t1 - tPlanned;
     opts.timings.compress += t2 - t1;
     opts.timings.write += performance.now() - t2;
   }
