@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KabiError } from '../src/errors.js';
@@ -59,7 +59,7 @@ function scratchDirs(): string[] {
   return [tmpdir()];
 }
 
-function openScratch(): number {
+function openScratch(): { fd: number; dir: string } {
   let fd: number | undefined;
   let error: unknown;
   for (const dir of scratchDirs()) {
@@ -77,9 +77,22 @@ function openScratch(): number {
       closeSync(fd);
       throw e;
     }
-    return fd;
+    return { fd, dir };
   }
   throw error;
+}
+
+/**
+ * Whether the output's file system has no room for what xz has still to write: xz exits 1
+ * then too (ENOSPC), which is the machine's doing, not the data's.
+ */
+function outOfSpace(dir: string, out: number, total: number): boolean {
+  try {
+    const st = statfsSync(dir);
+    return st.bavail * st.bsize < total - fstatSync(out).size;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -112,7 +125,7 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
   const total = sizes.reduce((n, s) => n + s, 0);
   try {
     const sh = idleShell();
-    const { input, out } = sh.scratch();
+    const { input, out, outDir } = sh.scratch();
     let at = 0;
     for (const b of inputs) at = writeAll(input, b, at);
     ftruncateSync(input, at);
@@ -120,7 +133,7 @@ export async function xzDecodeConcatenated(inputs: readonly Uint8Array[], sizes:
     // SHELL), cut to less than this batch's size: it is exactly `total` bytes long afterwards
     // only if xz wrote all of them, and longer if it wrote more.
     ftruncateSync(out, Math.max(0, Math.min(fstatSync(out).size, total - 1)));
-    await runXz(sh, input, out, total, where);
+    await runXz(sh, input, out, total, where, () => outOfSpace(outDir, out, total));
     const size = fstatSync(out).size;
     if (size !== total) throw corrupt('xz', `a batch decoded to ${size} bytes, its files' indexes say ${total}`, where);
     // Every byte is read over below: no need to zero them first.
@@ -178,8 +191,8 @@ class XzShell {
   private idle: NodeJS.Timeout | undefined;
   /** Its children's CPU time so far, as it last reported it. */
   private cpu = 0;
-  /** Its batches' input and output files, kept while it lives (unlinked: nothing is left behind). */
-  private files: { input: number; out: number } | undefined;
+  /** Its batches' input and output files, kept while it lives (unlinked: nothing is left behind), and the output's directory. */
+  private files: { input: number; out: number; outDir: string } | undefined;
   ended = false;
 
   constructor() {
@@ -210,18 +223,18 @@ class XzShell {
   }
 
   /** The scratch files for its next batch, made at its first. */
-  scratch(): { input: number; out: number } {
+  scratch(): { input: number; out: number; outDir: string } {
     if (this.files !== undefined) return this.files;
-    const input = openScratch();
-    let out: number;
+    const input = openScratch().fd;
+    let out: { fd: number; dir: string };
     try {
       out = openScratch();
     } catch (e) {
       closeSync(input);
       throw e;
     }
-    this.files = { input, out };
-    if (!procShowsOurs(input) || !procShowsOurs(out)) {
+    this.files = { input, out: out.fd, outDir: out.dir };
+    if (!procShowsOurs(input) || !procShowsOurs(out.fd)) {
       broken = true;
       this.end();
       throw new Error(`/proc/${process.pid}/fd does not show this process's files`);
@@ -289,7 +302,7 @@ function idleShell(): XzShell {
   return sh;
 }
 
-function runXz(sh: XzShell, input: number, out: number, total: number, where: Where): Promise<void> {
+function runXz(sh: XzShell, input: number, out: number, total: number, where: Where, noRoom: () => boolean): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const finish = (err?: Error) => {
@@ -307,9 +320,11 @@ function runXz(sh: XzShell, input: number, out: number, total: number, where: Wh
       if (fstatSync(out).size > total) finish(tooLarge('xz', total, where));
     }, WATCH_MS);
     void sh.run(input, out).then((status) => {
-      // 1: xz found a fault in the data. Anything else is not the data's doing.
-      if (status === '0' || status === '1') failures = 0;
+      // 1: xz found a fault in the data, or could not write its output. Anything else is not the data's doing.
+      const full = status === '1' && noRoom();
+      if (status === '0' || (status === '1' && !full)) failures = 0;
       if (status === '0') finish();
+      else if (full) finish(new Error('xz exit status 1: no room left for the output'));
       else if (status === '1') finish(corrupt('xz', 'xz exit status 1', where));
       else finish(new Error(status === undefined ? 'the shell running xz ended' : `xz exit status ${status}`));
     });

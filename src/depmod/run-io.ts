@@ -3,6 +3,7 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync } from '../fs.js';
 import { strerror, type ModuleFile } from '../kernel/module-tree.js';
+import { isCompressedName } from '../module/read-module.js';
 import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
 import { summarizeElf, summarizeModuleFiles, unreadableSummary, type ModuleSummary } from './module-summary.js';
@@ -47,7 +48,7 @@ export async function readSummaries(fs: KabiFs, files: readonly ModuleFile[], st
   for (let at = 0; at < files.length; at++) {
     const file = files[at]!;
     try {
-      if (fs === nodeFs) {
+      if (fs === nodeFs && !isCompressedName(file.host)) {
         // Plain ELF: summarised from the reused buffer before the next read.
         const summary = withPlainModuleTimed(file.host, (image) => summarizeElf(image, strings, file.host));
         if (summary !== undefined) {

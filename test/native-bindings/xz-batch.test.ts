@@ -248,6 +248,15 @@ describe('xz batches and the environment they run in', () => {
     }
   });
 
+  it('a /dev/shm too full for a batch\'s output: every file still decoded, and batching stops after three such batches (the machine\'s fault, not the data\'s)', () => {
+    const batching = fileURLToPath(new URL('../../dist/native-bindings/xz-batch.js', import.meta.url));
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=600k none /dev/shm && exec "$0" "$@"', process.execPath, script('full-shm.mjs'), bindings, batching], { encoding: 'utf8' });
+    const r = JSON.parse(out) as { rounds: { right: number; processes: number }[]; batching: boolean };
+    expect(r.rounds.map((x) => x.right)).toEqual([8, 8, 8, 8, 8]);
+    expect(r.rounds.map((x) => x.processes)).toEqual([1, 1, 1, 0, 0]);
+    expect(r.batching).toBe(false);
+  });
+
   it('where /proc is another PID namespace\'s, no batch runs (its /proc/<pid>/fd names another process\'s files) and no file of that process is touched', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kabi-xz-procns-'));
     try {
