@@ -225,12 +225,19 @@ class XzShell {
   /** The scratch files for its next batch, made at its first. */
   scratch(): { input: number; out: number; outDir: string } {
     if (this.files !== undefined) return this.files;
-    const input = openScratch().fd;
+    let input: number;
     let out: { fd: number; dir: string };
+    try {
+      input = openScratch().fd;
+    } catch (e) {
+      this.end(); // no batch for it to run
+      throw e;
+    }
     try {
       out = openScratch();
     } catch (e) {
       closeSync(input);
+      this.end();
       throw e;
     }
     this.files = { input, out: out.fd, outDir: out.dir };

@@ -157,9 +157,8 @@ export async function readModuleFile(path: string, opts: ReadModuleFileOptions =
 
 /**
  * A plain `.ko` on node:fs, read synchronously and parsed at once from a reused buffer
- * (read-plain.ts): on a whole tree, a promise and a fresh buffer per module cost more than
- * the parse. Undefined for a compressed name, or a file that is not a plain ELF after all:
- * it is read the general way.
+ * (read-plain.ts), with no decompression step to wait for. Undefined for a compressed name,
+ * or a file that is not a plain ELF after all: it is read the general way.
  */
 function readPlainModuleSync(path: string): KernelModule | undefined {
   if (isCompressedName(path)) return undefined;

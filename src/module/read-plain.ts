@@ -11,8 +11,7 @@ import { notAFile, OPEN_FOR_READ, overBudget, READ_BUDGETS } from '../fs.js';
  * A file of up to SCRATCH_BYTES is read into one buffer kept for the next file, so `use` must
  * copy what it keeps. A tree is thousands of such files: on the 6.1 tree (4023 modules, page
  * cache warm) whole reads into the one buffer took about 100 ms, against 190-230 ms for
- * picking out only the sections the parsers look at (ten reads a file, and their bookkeeping),
- * and the buffers of a fresh allocation per file kept the collector busy.
+ * picking out only the sections the parsers look at (ten reads a file, and their bookkeeping).
  */
 export function withPlainModuleSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
   const fd = openSync(path, OPEN_FOR_READ);
