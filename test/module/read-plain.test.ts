@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildModuleBytes, type FixtureModuleSpec } from '../../corpus/fixtures/module-builder.js';
 import { readModule, readModuleBytes, readModuleFile, type KernelModule } from '../../src/module/read-module.js';
+import { buildModule } from '../../corpus/fixtures/module-builder.js';
+import { Interner } from '../../src/depmod/interner.js';
+import { summarizeElf } from '../../src/depmod/module-summary.js';
+import { withPlainModuleTimed } from '../../src/depmod/read-image.js';
 
 // Plain .ko files on node:fs are read synchronously, small ones into one buffer reused from
 // file to file (src/module/read-plain.ts): each must parse as its own bytes do.
@@ -43,6 +47,38 @@ describe('plain modules read whole on node:fs', () => {
     }
     // Nothing read earlier changed with the buffer's reuse: no module keeps a view of it.
     files.forEach(([name, bytes], i) => expect(json(read[i]!)).toBe(json(readModule(bytes, { file: join(dir, name) }))));
+  });
+
+  it('a hostile section the parsers read through without a bounds check (SHT_NULL, past the end) gives what the whole file gives, whatever was read before', async () => {
+    // The parts reader this replaced skipped such a section and left the parser the bytes of
+    // an earlier file: here a same-sized file of 0x5a bytes is read just before.
+    const { bytes, layout } = buildModule(module('kabi_null', 64 * 1024));
+    const hostile = Buffer.from(bytes);
+    const kcrctab = layout.sections.find((x) => x.name.startsWith('__kcrctab'))!;
+    hostile.writeUInt32LE(0, kcrctab.headerOffset + 4); // sh_type SHT_NULL
+    hostile.writeBigUInt64LE(0x10000000n, kcrctab.headerOffset + 32); // sh_size far past the end
+    const poison = Buffer.alloc(hostile.length, 0x5a);
+    hostile.copy(poison, 0, 0, 64);
+    writeFileSync(join(dir, 'poison.ko'), poison);
+    writeFileSync(join(dir, 'null.ko'), hostile);
+    const summary = (b: Uint8Array) => {
+      const strings = new Interner();
+      const s = summarizeElf(b, strings, 'null.ko');
+      return { exports: Array.from(s.exports, (i) => strings.get(i)), crcs: [...s.exportCrcs], error: s.error };
+    };
+    const want = summary(hostile);
+    expect(want.crcs).toEqual([0x11111111n]);
+    withPlainModuleTimed(join(dir, 'poison.ko'), () => undefined);
+    expect(withPlainModuleTimed(join(dir, 'null.ko'), summary)).toEqual(want);
+    await readModuleFile(join(dir, 'poison.ko')).catch(() => undefined);
+    const whole = (() => {
+      try {
+        return json(readModule(hostile, { file: join(dir, 'null.ko') }));
+      } catch (e) {
+        return String(e);
+      }
+    })();
+    expect(await readModuleFile(join(dir, 'null.ko')).then(json, String)).toBe(whole);
   });
 
   it('a compressed module under a .ko name is decompressed, and garbage gets the error its bytes get', async () => {
