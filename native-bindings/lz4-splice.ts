@@ -47,13 +47,11 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
   // 1 MiB nor over one 8 MiB chunk: one round of processes, each started from this big
   // process at a cost (about 10 ms apiece), and few short chunks (each compresses alone).
   const cores = Math.max(1, Math.min(availableParallelism(), 4));
+  const cut = ([from, to]: readonly [number, number]) => Math.min(CHUNK, Math.max(MIN_PIECE, Math.ceil((to - from) / cores)));
   const jobs: Array<[number, number]> = [];
-  const cuts = new Map<number, number>();
   for (const p of pieces) {
     if (!('gap' in p)) continue;
-    const length = p.gap[1] - p.gap[0];
-    const piece = Math.min(CHUNK, Math.max(MIN_PIECE, Math.ceil(length / cores)));
-    cuts.set(p.gap[0], piece);
+    const piece = cut(p.gap);
     for (let a = p.gap[0]; a < p.gap[1]; a += piece) jobs.push([a, Math.min(p.gap[1], a + piece)]);
   }
   // A stream of many small gaps must not start hundreds of processes at once.
@@ -77,7 +75,7 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
       kept++;
       continue;
     }
-    for (let a = p.gap[0]; a < p.gap[1]; a += cuts.get(p.gap[0])!) {
+    for (let a = p.gap[0], piece = cut(p.gap); a < p.gap[1]; a += piece) {
       const chunks = encoded[job++]!;
       parts.push(...chunks);
       count += chunks.length;
