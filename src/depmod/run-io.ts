@@ -3,7 +3,6 @@ import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
 import { isNotFound, nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync } from '../fs.js';
 import { strerror, type ModuleFile } from '../kernel/module-tree.js';
-import { isCompressedName } from '../module/read-module.js';
 import { latin1Text } from './c-text.js';
 import type { Interner } from './interner.js';
 import { summarizeElf, summarizeModuleFiles, unreadableSummary, type ModuleSummary } from './module-summary.js';
@@ -48,8 +47,8 @@ export async function readSummaries(fs: KabiFs, files: readonly ModuleFile[], st
   for (let at = 0; at < files.length; at++) {
     const file = files[at]!;
     try {
-      if (fs === nodeFs && !isCompressedName(file.host)) {
-        // Plain ELF: summarised from the reused buffer before the next read.
+      if (fs === nodeFs) {
+        // A plain .ko: summarised from the reused buffer before the next read.
         const summary = withPlainModuleTimed(file.host, (image) => summarizeElf(image, strings, file.host));
         if (summary !== undefined) {
           sums[at] = summary;

@@ -12,6 +12,8 @@ import { readExtendedVersions, readVersions, type ModVersion } from './modversio
 import { withPlainModuleSync } from './read-plain.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
+export { isCompressedName } from './read-plain.js';
+
 /** A symbol the module needs from the kernel or another module. */
 export interface UndefinedSymbol {
   readonly name: string;
@@ -161,7 +163,6 @@ export async function readModuleFile(path: string, opts: ReadModuleFileOptions =
  * or a file that is not a plain ELF after all: it is read the general way.
  */
 function readPlainModuleSync(path: string): KernelModule | undefined {
-  if (isCompressedName(path)) return undefined;
   try {
     return withPlainModuleSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined)));
   } catch (e) {
@@ -314,13 +315,6 @@ export function moduleNameFromPath(path: string): string {
 /** The module file extensions kmod recognises (kmod ≥28 with zstd). */
 export const MODULE_EXTENSIONS = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
 
-/**
- * Whether a module file's name says it is compressed (.ko.xz, .ko.zst, .ko.gz): reading it is
- * mostly decoding, which is what reader threads are for.
- */
-export function isCompressedName(path: string): boolean {
-  return !path.endsWith('.ko');
-}
 
 /** Whether a file name ends in one of MODULE_EXTENSIONS. */
 export function isModuleFileName(name: string): boolean {

@@ -3,8 +3,8 @@ import { notAFile, OPEN_FOR_READ, overBudget, READ_BUDGETS } from '../fs.js';
 
 /**
  * A plain (uncompressed) module file on node:fs, read whole and handed to `use` at once;
- * undefined, having called nothing, when it does not start with the ELF magic (a compressed
- * file under a .ko name is read the general way). A FIFO or device is refused without
+ * undefined, having called nothing, for a compressed name (not even opened: it is read the
+ * general way), or when it does not start with the ELF magic (compressed under a .ko name). A FIFO or device is refused without
  * blocking (NOT_A_FILE), and a file over READ_BUDGETS.module is LIMIT, as readRegularFile
  * refuses them.
  *
@@ -14,6 +14,7 @@ import { notAFile, OPEN_FOR_READ, overBudget, READ_BUDGETS } from '../fs.js';
  * picking out only the sections the parsers look at (ten reads a file, and their bookkeeping).
  */
 export function withPlainModuleSync<T>(path: string, use: (image: Uint8Array) => T): T | undefined {
+  if (isCompressedName(path)) return undefined;
   const fd = openSync(path, OPEN_FOR_READ);
   let image: Buffer | undefined;
   try {
@@ -39,3 +40,11 @@ export function withPlainModuleSync<T>(path: string, use: (image: Uint8Array) =>
 /** Most modules are smaller (on the 6.1 tree, 94 % are under 256 KiB). */
 const SCRATCH_BYTES = 1 << 20;
 const scratch = Buffer.alloc(SCRATCH_BYTES);
+
+/**
+ * Whether a module file's name says it is compressed (.ko.xz, .ko.zst, .ko.gz): reading it is
+ * mostly decoding, which is what reader threads are for.
+ */
+export function isCompressedName(path: string): boolean {
+  return !path.endsWith('.ko');
+}

@@ -9,6 +9,7 @@ import { buildModule } from '../../corpus/fixtures/module-builder.js';
 import { Interner } from '../../src/depmod/interner.js';
 import { summarizeElf } from '../../src/depmod/module-summary.js';
 import { withPlainModuleTimed } from '../../src/depmod/read-image.js';
+import { withPlainModuleSync } from '../../src/module/read-plain.js';
 
 // Plain .ko files on node:fs are read synchronously, small ones into one buffer reused from
 // file to file (src/module/read-plain.ts): each must parse as its own bytes do.
@@ -101,6 +102,13 @@ describe('plain modules read whole on node:fs', () => {
     }
     expect(wanted).toBeDefined();
     await expect(readModuleFile(join(dir, 'junk.ko'))).rejects.toMatchObject({ code: (wanted as { code: string }).code, message: (wanted as Error).message });
+  });
+
+  it('a compressed name is left to the general reader without being opened (depmod once read every .ko.xz twice)', () => {
+    let used = false;
+    expect(withPlainModuleSync(join(dir, 'missing.ko.xz'), () => (used = true))).toBeUndefined();
+    expect(() => withPlainModuleSync(join(dir, 'missing.ko'), () => (used = true))).toThrow(/ENOENT/);
+    expect(used).toBe(false);
   });
 
   it('a missing file is an IO error naming it', async () => {
