@@ -107,6 +107,24 @@ describe('native update against dracut -f making the same change', () => {
   });
 });
 
+/** An image's compressed segment after dracut's early cpio, as it is on disk. */
+const mainSegment = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
+
+/**
+ * What a rewritten image must agree on with the tools and the generator: lsinitrd and
+ * lsinitramfs list it, the module it holds is the installed one (stripped as dracut strips), a
+ * dracut rebuild holds the same module tree, and it is current.
+ */
+async function expectAgreesWithDracut(g: ReturnType<typeof prepareRoot>, img: string, after: Awaited<ReturnType<typeof readImage>>, installed: string, format: DracutCompression): Promise<void> {
+  expectListsMatch(img, after, { lsinitramfs: true });
+  const dir = unpack(img, true);
+  await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(installed), true);
+  const rebuilt = join(tempDir(), 'dracut.img');
+  buildDracut(g, format, true, rebuilt);
+  await expectSameModuleTree(after, await readImage(rebuilt), false);
+  expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+}
+
 describe('xz images in blocks: what the change did not reach is kept', () => {
   // dracut's xz -T0 cuts an image into 3 MiB blocks; this test's image is one block, so it is
   // cut the same way at 256 KiB (the content is dracut's, byte for byte), CRC32 as dracut
@@ -124,7 +142,6 @@ describe('xz images in blocks: what the change did not reach is kept', () => {
     expect(blocks).toBeGreaterThan(4);
     expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
 
-    const xzOf = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
     for (const [round, build] of [[1, builtFor(K61_OTHER, 'kabi_minimal')], [2, builtFor(K61, 'kabi_minimal')]] as const) {
       const installed = installBuilt(g, g.release, 'kabi_minimal', build);
       depmod(g);
@@ -132,15 +149,9 @@ describe('xz images in blocks: what the change did not reach is kept', () => {
       const kept = r.segmentsRewritten[0]!.blocks!;
       expect(kept.kept, `round ${round}`).toBeGreaterThan(0);
       const after = await readImage(img);
-      execFileSync('xz', ['-t'], { input: xzOf(after) });
-      expect(walkXzStream(xzOf(after), 0, { file: img, base: 0 }).checkType).toBe(check === 'crc32' ? 1 : 4);
-      expectListsMatch(img, after, { lsinitramfs: true });
-      const dir = unpack(img, true);
-      await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(installed), true);
-      const rebuilt = join(tempDir(), 'dracut.img');
-      buildDracut(g, 'xz', true, rebuilt);
-      await expectSameModuleTree(after, await readImage(rebuilt), false);
-      expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+      execFileSync('xz', ['-t'], { input: mainSegment(after) });
+      expect(walkXzStream(mainSegment(after), 0, { file: img, base: 0 }).checkType).toBe(check === 'crc32' ? 1 : 4);
+      await expectAgreesWithDracut(g, img, after, installed, 'xz');
     }
   });
 });
@@ -159,8 +170,7 @@ describe('legacy lz4 images in several chunks: what the change did not reach is 
     const pieces: Buffer[] = [];
     for (let at = 0; at < cpio.length; at += 262144) pieces.push(execFileSync('lz4', ['-l', '-9', '-c', '-q'], { input: cpio.subarray(at, at + 262144) }));
     writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), ...pieces]));
-    const lz4Of = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
-    expect(walkLegacy(lz4Of(await readImage(img)), 0, { file: img, base: 0 }).chunks.length).toBeGreaterThan(8);
+    expect(walkLegacy(mainSegment(await readImage(img)), 0, { file: img, base: 0 }).chunks.length).toBeGreaterThan(8);
     expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
 
     const installed = installBuilt(g, g.release, 'kabi_minimal', builtFor(K61_OTHER, 'kabi_minimal'));
@@ -168,13 +178,7 @@ describe('legacy lz4 images in several chunks: what the change did not reach is 
     const r = await updateImage({ root: g.root, release: g.release });
     expect(r.segmentsRewritten[0]!.blocks!.kept).toBeGreaterThan(0);
     const after = await readImage(img);
-    expect(execFileSync('lz4', ['-dc'], { input: lz4Of(after), maxBuffer: 1 << 30 }).length).toBe(after.segments[1]!.decodedSize);
-    expectListsMatch(img, after, { lsinitramfs: true });
-    const dir = unpack(img, true);
-    await expectModuleBytes(readBytes(join(dir, 'usr/lib/modules', g.release, 'extra/kabi_minimal.ko')), readBytes(installed), true);
-    const rebuilt = join(tempDir(), 'dracut.img');
-    buildDracut(g, 'lz4', true, rebuilt);
-    await expectSameModuleTree(after, await readImage(rebuilt), false);
-    expect((await imageNeedsUpdate({ root: g.root, release: g.release })).needsUpdate).toBe(false);
+    expect(execFileSync('lz4', ['-dc'], { input: mainSegment(after), maxBuffer: 1 << 30 }).length).toBe(after.segments[1]!.decodedSize);
+    await expectAgreesWithDracut(g, img, after, installed, 'lz4');
   });
 });
