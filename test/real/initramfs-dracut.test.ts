@@ -107,6 +107,18 @@ describe('native update against dracut -f making the same change', () => {
   });
 });
 
+/**
+ * A dracut image of `g` at `img` whose compressed segment holds the same cpio, encoded again
+ * by `encode` (cut into smaller blocks or chunks than the test image would have).
+ */
+async function recutDracutImage(g: ReturnType<typeof prepareRoot>, img: string, format: DracutCompression, encode: (cpio: Buffer) => Buffer | Buffer[]): Promise<void> {
+  buildDracut(g, format, true, img);
+  const built = await readImage(img);
+  const seg = built.segments[1]!;
+  const cpio = execFileSync(format, ['-dc'], { input: built.bytes.subarray(seg.offset, seg.end), maxBuffer: 1 << 30 });
+  writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), ...[encode(cpio)].flat()]));
+}
+
 /** An image's compressed segment after dracut's early cpio, as it is on disk. */
 const mainSegment = (im: Awaited<ReturnType<typeof readImage>>) => im.bytes.subarray(im.segments[1]!.offset, im.segments[1]!.end);
 
@@ -132,13 +144,8 @@ describe('xz images in blocks: what the change did not reach is kept', () => {
   it.each(['crc32', 'crc64'])('%s: two updates in a row keep the untouched blocks; xz -t, lsinitrd, lsinitramfs and a dracut rebuild agree', async (check) => {
     const g = prepareRoot(K61, K61_OTHER);
     const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
-    buildDracut(g, 'xz', true, img);
-    const built = await readImage(img);
-    const seg = built.segments[1]!;
-    const cpio = execFileSync('xz', ['-dc'], { input: built.bytes.subarray(seg.offset, seg.end), maxBuffer: 1 << 30 });
-    const blocked = execFileSync('xz', [`--check=${check}`, '--lzma2=dict=1MiB', '--block-size=262144', '-T1', '-c'], { input: cpio, maxBuffer: 1 << 30 });
-    writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), blocked]));
-    const blocks = walkXzStream(blocked, 0, { file: img, base: 0 }).blocks;
+    await recutDracutImage(g, img, 'xz', (cpio) => execFileSync('xz', [`--check=${check}`, '--lzma2=dict=1MiB', '--block-size=262144', '-T1', '-c'], { input: cpio, maxBuffer: 1 << 30 }));
+    const blocks = walkXzStream(mainSegment(await readImage(img)), 0, { file: img, base: 0 }).blocks;
     expect(blocks).toBeGreaterThan(4);
     expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
 
@@ -163,13 +170,11 @@ describe('legacy lz4 images in several chunks: what the change did not reach is 
   it('an update keeps the untouched chunks; lsinitrd, lsinitramfs, unmkinitramfs and a dracut rebuild agree', async () => {
     const g = prepareRoot(K61, K61_OTHER);
     const img = join(g.root, 'boot', `initramfs-${g.release}.img`);
-    buildDracut(g, 'lz4', true, img);
-    const built = await readImage(img);
-    const seg = built.segments[1]!;
-    const cpio = execFileSync('lz4', ['-dc'], { input: built.bytes.subarray(seg.offset, seg.end), maxBuffer: 1 << 30 });
-    const pieces: Buffer[] = [];
-    for (let at = 0; at < cpio.length; at += 262144) pieces.push(execFileSync('lz4', ['-l', '-9', '-c', '-q'], { input: cpio.subarray(at, at + 262144) }));
-    writeFileSync(img, Buffer.concat([built.bytes.subarray(0, seg.offset), ...pieces]));
+    await recutDracutImage(g, img, 'lz4', (cpio) => {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < cpio.length; at += 262144) pieces.push(execFileSync('lz4', ['-l', '-9', '-c', '-q'], { input: cpio.subarray(at, at + 262144) }));
+      return pieces;
+    });
     expect(walkLegacy(mainSegment(await readImage(img)), 0, { file: img, base: 0 }).chunks.length).toBeGreaterThan(8);
     expect((await imageNeedsUpdate({ root: g.root, release: g.release })).changes).toEqual([]);
 
