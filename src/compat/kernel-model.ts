@@ -9,6 +9,7 @@ import { chooseModules, scanModuleFiles, type ModuleFile } from '../kernel/modul
 import { confinedPath, readSystemFile } from '../kernel/paths.js';
 import { isCompressedName, readModuleFile, type KernelModule } from '../module/read-module.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
+import { SharedModuleValues } from '../module/shared-values.js';
 import { readSymversFile } from '../symvers/read-file.js';
 import { isGplOnlyExport, type SymversEntry, type SymversTable } from '../symvers/parse.js';
 import { mapPool } from '../util/pool.js';
@@ -22,6 +23,8 @@ import type { KernelExport, KernelModel, MissingCrcPolicy, TreeModule } from './
  */
 export class ModuleCache {
   private readonly byPath = new Map<string, Promise<KernelModule>>();
+  /** Modules read together share their recurring values (a whole tree held at once is mostly these). */
+  private readonly shared = new SharedModuleValues();
   private pool: ModuleReaderPool | undefined | null = null;
   private requests = 0;
   private holds = 0;
@@ -64,9 +67,9 @@ export class ModuleCache {
       if (this.pool === null) this.pool = ModuleReaderPool.create(undefined, { held: this.holds > 0 });
       const pool = this.pool;
       // A pool closed under a read (release() meanwhile, a worker that died): read it here.
-      if (pool) return pool.read(host).catch((e: unknown) => (pool.closed && !(e instanceof KabiError) ? readModuleFile(host, { fs: this.fs }) : Promise.reject(e)));
+      if (pool) return pool.read(host, this.shared).catch((e: unknown) => (pool.closed && !(e instanceof KabiError) ? readModuleFile(host, { fs: this.fs, shared: this.shared }) : Promise.reject(e)));
     }
-    return readModuleFile(host, { fs: this.fs });
+    return readModuleFile(host, { fs: this.fs, shared: this.shared });
   }
 }
 

@@ -370,6 +370,16 @@ export class SymbolTable {
     return n;
   }
 
+  /**
+   * name(i), decoded by `texts` instead (which may hand back a string it already has) and not
+   * kept in this table.
+   */
+  nameVia(i: number, texts: { textAt(bytes: Uint8Array, start: number, end: number): string }): string {
+    const start = this.strOffset + this.nameOff[i]!;
+    // The string table ends in a NUL (checked in the constructor): the end is inside it.
+    return texts.textAt(this.elf.bytes, start, this.elf.bytes.indexOf(0, start));
+  }
+
   /** Does symbol i's name start with these ASCII bytes? (No string is made.) */
   nameStartsWith(i: number, prefix: Uint8Array): boolean {
     const b = this.elf.bytes;

@@ -1,4 +1,5 @@
 import { KabiError } from '../errors.js';
+import { latin1 } from '../elf/reader.js';
 
 /** One DER TLV: tag byte, and the bounds of its contents inside the input. */
 export interface Der {
@@ -73,10 +74,9 @@ export class DerReader {
     return parts.join('.');
   }
 
+  /** The bytes as Latin-1 characters, one flat string (not one string a byte, joined). */
   text(el: Der): string {
-    let s = '';
-    for (let i = el.start; i < el.end; i++) s += String.fromCharCode(this.bytes[i]!);
-    return s;
+    return latin1(this.bytes, el.start, el.end);
   }
 
   content(el: Der): Uint8Array {

@@ -1,4 +1,5 @@
 import { latin1 } from '../elf/reader.js';
+import type { SharedModuleValues } from './shared-values.js';
 
 /**
  * `.modinfo` as the kernel and kmod see it: an ordered multimap. Repeated keys (alias,
@@ -45,8 +46,8 @@ export class ModInfo {
  * between entries (both the kernel and kmod skip them too). A string without '=' is kept
  * with an empty value so nothing in the section is silently dropped.
  */
-export function parseModinfo(data: Uint8Array): ModInfo {
-  const entries: [string, string][] = [];
+export function parseModinfo(data: Uint8Array, shared?: SharedModuleValues): ModInfo {
+  const entries: (readonly [string, string])[] = [];
   let p = 0;
   const n = data.length;
   while (p < n) {
@@ -58,12 +59,19 @@ export function parseModinfo(data: Uint8Array): ModInfo {
     while (end < n && data[end] !== 0) end++;
     let eq = p;
     while (eq < end && data[eq] !== 0x3d) eq++;
-    if (eq < end) entries.push([latin1(data, p, eq), latin1(data, eq + 1, end)]);
-    else entries.push([latin1(data, p, end), '']);
+    if (shared === undefined) entries.push(eq < end ? [latin1(data, p, eq), latin1(data, eq + 1, end)] : [latin1(data, p, end), '']);
+    else {
+      const key = shared.textAt(data, p, eq);
+      const value = eq < end ? eq + 1 : end;
+      entries.push(REPEATED_VALUES.has(key) ? shared.entry(shared.textAt(data, p, end), key, () => latin1(data, value, end)) : [key, latin1(data, value, end)]);
+    }
     p = end + 1;
   }
   return new ModInfo(entries);
 }
+
+/** Keys whose values many modules of a tree share (aliases, parameters, names are each their own). */
+export const REPEATED_VALUES: ReadonlySet<string> = new Set(['license', 'intree', 'retpoline', 'vermagic', 'author', 'import_ns', 'depends']);
 
 /** A module's `vermagic=` string, split as the loader's same_magic() sees it. */
 export interface Vermagic {

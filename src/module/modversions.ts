@@ -1,6 +1,7 @@
 import { KabiError } from '../errors.js';
 import { SHF_ALLOC, SHT_NOBITS } from '../elf/constants.js';
 import type { ElfFile, ElfSection } from '../elf/reader.js';
+import type { SharedModuleValues } from './shared-values.js';
 
 /** One `__versions` entry: a symbol the module uses and the CRC it was built against. */
 export interface ModVersion {
@@ -21,7 +22,7 @@ export interface VersionsTable {
 const ENTRY_SIZE = 64;
 
 /** `__versions`: struct modversion_info { unsigned long crc; char name[64 - sizeof(long)]; }. */
-export function readVersions(elf: ElfFile): VersionsTable | undefined {
+export function readVersions(elf: ElfFile, shared?: SharedModuleValues): VersionsTable | undefined {
   const sec = elf.section('__versions');
   if (!sec) return undefined;
   if (sec.type === SHT_NOBITS) throw elf.error('__versions has no file contents (SHT_NOBITS)', sec.headerOffset);
@@ -37,7 +38,7 @@ export function readVersions(elf: ElfFile): VersionsTable | undefined {
     let end = off + crcWidth;
     while (end < off + ENTRY_SIZE && data[end] !== 0) end++;
     if (end >= off + ENTRY_SIZE) throw elf.error('__versions entry name is not NUL-terminated', abs + crcWidth);
-    entries.push({ symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc });
+    entries.push(shared ? shared.version(shared.textAt(data, off + crcWidth, end), crc) : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc });
   }
   return { entries, allocated: (sec.flags & SHF_ALLOC) !== 0 };
 }

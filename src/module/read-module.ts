@@ -10,6 +10,7 @@ import { readCrcSymbols, readExports, readKsymtabStrings, type CrcSymbol, type E
 import { ModInfo, parseModinfo, parseVermagic, type Vermagic } from './modinfo.js';
 import { readExtendedVersions, readVersions, type ModVersion } from './modversions.js';
 import { withPlainModuleSync } from './read-plain.js';
+import type { SharedModuleValues } from './shared-values.js';
 import { splitSignature, type ModuleSignature } from './signature.js';
 
 export { isCompressedName } from './read-plain.js';
@@ -95,17 +96,19 @@ export interface KernelModule {
 export interface ReadModuleOptions {
   /** The file the bytes came from: named in errors and kept as KernelModule.file. */
   file?: string;
+  /** Share recurring values with other modules read through the same object (see SharedModuleValues). */
+  shared?: SharedModuleValues;
 }
 
 /** Parse an uncompressed module image (ELF, optionally followed by a signature). Pure. */
 export function readModule(bytes: Uint8Array, opts: ReadModuleOptions = {}): KernelModule {
-  return attributeTo(opts.file, () => parseModule(bytes, opts.file, undefined));
+  return attributeTo(opts.file, () => parseModule(bytes, opts.file, undefined, opts.shared));
 }
 
 /** Parse a module file's bytes, decompressing first when its magic says so. */
 export async function readModuleBytes(bytes: Uint8Array, opts: ReadModuleOptions = {}): Promise<KernelModule> {
   const { data, format } = await decompressModule(bytes, opts.file);
-  return attributeTo(opts.file, () => parseModule(data, opts.file, format));
+  return attributeTo(opts.file, () => parseModule(data, opts.file, format, opts.shared));
 }
 
 /**
@@ -145,6 +148,8 @@ export async function decompressModules(
 export interface ReadModuleFileOptions {
   /** The filesystem to read through (default node:fs). */
   fs?: KabiFs;
+  /** See ReadModuleOptions.shared. */
+  shared?: SharedModuleValues;
 }
 
 /**
@@ -154,7 +159,8 @@ export interface ReadModuleFileOptions {
  */
 export async function readModuleFile(path: string, opts: ReadModuleFileOptions = {}): Promise<KernelModule> {
   const fs = opts.fs ?? nodeFs;
-  return (fs === nodeFs ? readPlainModuleSync(path) : undefined) ?? readModuleBytes(await readModuleFileBytes(path, fs), { file: path });
+  const shared = opts.shared;
+  return (fs === nodeFs ? readPlainModuleSync(path, shared) : undefined) ?? readModuleBytes(await readModuleFileBytes(path, fs), { file: path, ...(shared ? { shared } : {}) });
 }
 
 /**
@@ -162,9 +168,9 @@ export async function readModuleFile(path: string, opts: ReadModuleFileOptions =
  * (read-plain.ts), with no decompression step to wait for. Undefined for a compressed name,
  * or a file that is not a plain ELF after all: it is read the general way.
  */
-function readPlainModuleSync(path: string): KernelModule | undefined {
+function readPlainModuleSync(path: string, shared?: SharedModuleValues): KernelModule | undefined {
   try {
-    return withPlainModuleSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined)));
+    return withPlainModuleSync(path, (image) => attributeTo(path, () => parseModule(image, path, undefined, shared)));
   } catch (e) {
     throw e instanceof KabiError ? e : new KabiError('IO', `cannot read module: ${(e as Error).message}`, { file: path, cause: e });
   }
@@ -213,16 +219,16 @@ export async function readModuleFiles(paths: readonly string[], each: (index: nu
   });
 }
 
-function parseModule(bytes: Uint8Array, file: string | undefined, compression: Compression | undefined): KernelModule {
+function parseModule(bytes: Uint8Array, file: string | undefined, compression: Compression | undefined, shared?: SharedModuleValues): KernelModule {
   const { elf: image, signature } = splitSignature(bytes, file);
   const elf = new ElfFile(image, file);
   const symbols = elf.symbolTable();
 
   const modinfoSecs = elf.sectionsNamed('.modinfo');
-  const modinfo = modinfoSecs[0] ? parseModinfo(elf.data(modinfoSecs[0])) : new ModInfo([]);
+  const modinfo = modinfoSecs[0] ? parseModinfo(elf.data(modinfoSecs[0]), shared) : new ModInfo([]);
   const vermagicRaw = modinfo.get('vermagic');
 
-  const versions = readVersions(elf);
+  const versions = readVersions(elf, shared);
   const extendedVersions = readExtendedVersions(elf);
   const crcSymbols = readCrcSymbols(elf, symbols);
   const exports = readExports(elf, symbols, crcSymbols);
@@ -234,7 +240,8 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
     const shndx = symbols.shndx(i);
     if (shndx === SHN_UNDEF) {
       if (symbols.isNameEmpty(i) || (sparc && symbols.type(i) === STT_SPARC_REGISTER)) continue;
-      undefinedSymbols.push({ name: symbols.name(i), weak: symbols.bind(i) === STB_WEAK });
+      const weak = symbols.bind(i) === STB_WEAK;
+      undefinedSymbols.push(shared ? shared.undefinedSymbol(symbols.nameVia(i, shared), weak) : { name: symbols.name(i), weak });
     } else if (shndx === SHN_COMMON) {
       const name = symbols.name(i);
       if (!name.startsWith('__gnu_lto')) commonSymbols.push(name);
@@ -276,7 +283,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
       flags: elf.flags,
     },
     modinfo,
-    vermagic: vermagicRaw === undefined ? undefined : parseVermagic(vermagicRaw),
+    vermagic: vermagicRaw === undefined ? undefined : shared ? shared.vermagic(vermagicRaw) : parseVermagic(vermagicRaw),
     license: modinfo.get('license'),
     depends: splitDepends(modinfo.get('depends')),
     importNamespaces: modinfo.getAll('import_ns'),
@@ -288,7 +295,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
     crcSymbols,
     ksymtabStrings: crcSymbols.length === 0 ? readKsymtabStrings(elf) : [],
     thisModule,
-    signature,
+    signature: shared && signature ? shared.signature(signature) : signature,
     loader: {
       modinfoSections: modinfoSecs.length,
       symtabSections: elf.sections.filter((s) => s.type === 2).length,

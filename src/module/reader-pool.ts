@@ -8,6 +8,7 @@ import { withJsonForm } from '../json.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
 import { ModInfo } from './modinfo.js';
 import type { KernelModule } from './read-module.js';
+import type { SharedModuleValues } from './shared-values.js';
 import type { ReplyError, WorkerTask } from './read-worker.js';
 
 type Reply = { id: number; value: unknown } | { id: number; error: ReplyError };
@@ -57,10 +58,10 @@ export class ModuleReaderPool {
     return this.workers.length;
   }
 
-  async read(path: string): Promise<KernelModule> {
+  async read(path: string, shared?: SharedModuleValues): Promise<KernelModule> {
     const m = await this.request<KernelModule>({ kind: 'module', path });
     // Structured cloning keeps the data but not the class: give modinfo its methods back.
-    return withJsonForm({ ...m, modinfo: new ModInfo(m.modinfo.entries) });
+    return withJsonForm(shared ? shared.adopt(m) : { ...m, modinfo: new ModInfo(m.modinfo.entries) });
   }
 
   /**
