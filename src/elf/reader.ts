@@ -371,13 +371,13 @@ export class SymbolTable {
   }
 
   /**
-   * name(i), decoded by `texts` instead (which may hand back a string it already has) and not
-   * kept in this table.
+   * What `make` makes of symbol i's name, given as bytes[start, end) (no string is made here,
+   * nor kept in this table): for a caller that may already hold what the name stands for.
    */
-  nameVia(i: number, texts: { textAt(bytes: Uint8Array, start: number, end: number): string }): string {
+  nameVia<T>(i: number, make: (bytes: Uint8Array, start: number, end: number) => T): T {
     const start = this.strOffset + this.nameOff[i]!;
     // The string table ends in a NUL (checked in the constructor): the end is inside it.
-    return texts.textAt(this.elf.bytes, start, this.elf.bytes.indexOf(0, start));
+    return make(this.elf.bytes, start, this.elf.bytes.indexOf(0, start));
   }
 
   /** Does symbol i's name start with these ASCII bytes? (No string is made.) */

@@ -63,7 +63,7 @@ export function parseModinfo(data: Uint8Array, shared?: SharedModuleValues): Mod
     else {
       const key = shared.textAt(data, p, eq);
       const value = eq < end ? eq + 1 : end;
-      entries.push(REPEATED_VALUES.has(key) ? shared.entry(shared.textAt(data, p, end), key, () => latin1(data, value, end)) : [key, latin1(data, value, end)]);
+      entries.push(REPEATED_VALUES.has(key) ? shared.entryAt(data, p, end, key, () => latin1(data, value, end)) : [key, latin1(data, value, end)]);
     }
     p = end + 1;
   }

@@ -38,7 +38,7 @@ export function readVersions(elf: ElfFile, shared?: SharedModuleValues): Version
     let end = off + crcWidth;
     while (end < off + ENTRY_SIZE && data[end] !== 0) end++;
     if (end >= off + ENTRY_SIZE) throw elf.error('__versions entry name is not NUL-terminated', abs + crcWidth);
-    entries.push(shared ? shared.version(shared.textAt(data, off + crcWidth, end), crc) : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc });
+    entries.push(shared ? shared.versionAt(data, off + crcWidth, end, crc) : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc });
   }
   return { entries, allocated: (sec.flags & SHF_ALLOC) !== 0 };
 }

@@ -241,7 +241,7 @@ function parseModule(bytes: Uint8Array, file: string | undefined, compression: C
     if (shndx === SHN_UNDEF) {
       if (symbols.isNameEmpty(i) || (sparc && symbols.type(i) === STT_SPARC_REGISTER)) continue;
       const weak = symbols.bind(i) === STB_WEAK;
-      undefinedSymbols.push(shared ? shared.undefinedSymbol(symbols.nameVia(i, shared), weak) : { name: symbols.name(i), weak });
+      undefinedSymbols.push(shared ? symbols.nameVia(i, (bytes, start, end) => shared.undefinedSymbolAt(bytes, start, end, weak)) : { name: symbols.name(i), weak });
     } else if (shndx === SHN_COMMON) {
       const name = symbols.name(i);
       if (!name.startsWith('__gnu_lto')) commonSymbols.push(name);

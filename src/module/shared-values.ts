@@ -20,80 +20,82 @@ import type { ModuleSignature } from './signature.js';
  * to what a module read alone gets.
  */
 export class SharedModuleValues {
-  /** FNV-1a of the bytes → the string, or the strings when several share a hash. */
-  private readonly byHash = new Map<number, string | string[]>();
-  private readonly strong = new Map<string, UndefinedSymbol>();
-  private readonly weak = new Map<string, UndefinedSymbol>();
-  private readonly versions = new Map<string, ModVersion>();
-  private readonly vermagics = new Map<string, Vermagic>();
-  /** Keyed by the entry's whole `key=value` text. */
-  private readonly entries = new Map<string, readonly [string, string]>();
+  /** FNV-1a of the text's bytes → its record, or its records when several texts share a hash. */
+  private readonly byHash = new Map<number, Text | Text[]>();
 
   /** bytes[start, end) as Latin-1 text (as latin1() decodes it), one string per distinct text. */
   textAt(bytes: Uint8Array, start: number, end: number): string {
-    let h = 0x811c9dc5;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-    const hit = this.byHash.get(h);
-    if (typeof hit === 'string') {
-      if (sameText(hit, bytes, start, end)) return hit;
-    } else if (hit !== undefined) {
-      for (const s of hit) if (sameText(s, bytes, start, end)) return s;
-    }
-    return this.add(h, hit, latin1(bytes, start, end));
+    return this.recordAt(bytes, start, end).text;
   }
 
   /** A string already made (a signer, a key id): the one copy of it. */
   text(s: string): string {
-    // The same hash as textAt() gives the string's Latin-1 bytes.
+    return this.recordOf(s).text;
+  }
+
+  /** The import of the symbol named by bytes[start, end). */
+  undefinedSymbolAt(bytes: Uint8Array, start: number, end: number, weak: boolean): UndefinedSymbol {
+    return this.undefinedSymbolOf(this.recordAt(bytes, start, end), weak);
+  }
+
+  /** The `__versions` entry for the symbol named by bytes[start, end): the first CRC seen for it is shared, another is the module's own. */
+  versionAt(bytes: Uint8Array, start: number, end: number, crc: bigint): ModVersion {
+    return this.versionOf(this.recordAt(bytes, start, end), crc);
+  }
+
+  /**
+   * A modinfo entry whose value many modules repeat (license=GPL, intree=Y, vermagic=…),
+   * from its whole `key=value` text at bytes[start, end).
+   */
+  entryAt(bytes: Uint8Array, start: number, end: number, key: string, value: () => string): readonly [string, string] {
+    const r = this.recordAt(bytes, start, end);
+    return (r.entry ??= [key, value()]);
+  }
+
+  private undefinedSymbolOf(r: Text, weak: boolean): UndefinedSymbol {
+    return weak ? (r.weak ??= { name: r.text, weak: true }) : (r.strong ??= { name: r.text, weak: false });
+  }
+
+  private versionOf(r: Text, crc: bigint): ModVersion {
+    const v = (r.version ??= { symbol: r.text, crc });
+    return v.crc === crc ? v : { symbol: r.text, crc };
+  }
+
+  private recordAt(bytes: Uint8Array, start: number, end: number): Text {
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+    const hit = this.byHash.get(h);
+    if (hit !== undefined) {
+      if (!Array.isArray(hit)) {
+        if (sameText(hit.text, bytes, start, end)) return hit;
+      } else {
+        for (const r of hit) if (sameText(r.text, bytes, start, end)) return r;
+      }
+    }
+    return this.add(h, hit, latin1(bytes, start, end));
+  }
+
+  private recordOf(s: string): Text {
+    // The same hash as recordAt() gives the string's Latin-1 bytes.
     let h = 0x811c9dc5;
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
     const hit = this.byHash.get(h);
-    if (typeof hit === 'string') {
-      if (hit === s) return hit;
-    } else if (hit !== undefined) {
-      for (const t of hit) if (t === s) return t;
+    if (hit !== undefined) {
+      if (!Array.isArray(hit)) {
+        if (hit.text === s) return hit;
+      } else {
+        for (const r of hit) if (r.text === s) return r;
+      }
     }
     return this.add(h, hit, s);
   }
 
-  private add(h: number, hit: string | string[] | undefined, s: string): string {
-    if (hit === undefined) this.byHash.set(h, s);
-    else if (typeof hit === 'string') this.byHash.set(h, [hit, s]);
-    else hit.push(s);
-    return s;
-  }
-
-  /** `name` should come from textAt: its hash is then computed once, not per lookup. */
-  undefinedSymbol(name: string, weak: boolean): UndefinedSymbol {
-    const map = weak ? this.weak : this.strong;
-    let u = map.get(name);
-    if (u === undefined) {
-      u = { name, weak };
-      map.set(name, u);
-    }
-    return u;
-  }
-
-  /** The first CRC seen for a symbol is shared; a module built against another gets its own. */
-  version(symbol: string, crc: bigint): ModVersion {
-    const v = this.versions.get(symbol);
-    if (v !== undefined) return v.crc === crc ? v : { symbol: v.symbol, crc };
-    const made = { symbol, crc };
-    this.versions.set(symbol, made);
-    return made;
-  }
-
-  /**
-   * A modinfo entry whose value many modules repeat (license=GPL, intree=Y, vermagic=…):
-   * `raw` is its whole `key=value` text, from textAt.
-   */
-  entry(raw: string, key: string, value: () => string): readonly [string, string] {
-    let e = this.entries.get(raw);
-    if (e === undefined) {
-      e = [key, value()];
-      this.entries.set(raw, e);
-    }
-    return e;
+  private add(h: number, hit: Text | Text[] | undefined, text: string): Text {
+    const r: Text = { text, strong: undefined, weak: undefined, version: undefined, entry: undefined, vermagic: undefined };
+    if (hit === undefined) this.byHash.set(h, r);
+    else if (!Array.isArray(hit)) this.byHash.set(h, [hit, r]);
+    else hit.push(r);
+    return r;
   }
 
   /** The signer, key and hash of a tree's signatures are the same in every module. */
@@ -103,12 +105,8 @@ export class SharedModuleValues {
   }
 
   vermagic(raw: string): Vermagic {
-    let v = this.vermagics.get(raw);
-    if (v === undefined) {
-      v = parseVermagic(raw);
-      this.vermagics.set(raw, v);
-    }
-    return v;
+    const r = this.recordOf(raw);
+    return (r.vermagic ??= parseVermagic(r.text));
   }
 
   /**
@@ -121,15 +119,27 @@ export class SharedModuleValues {
       modinfo: new ModInfo(
         mod.modinfo.entries.map(([k, v]): readonly [string, string] => {
           const key = this.text(k);
-          return REPEATED_VALUES.has(key) ? this.entry(this.text(`${k}=${v}`), key, () => v) : [key, v];
+          if (!REPEATED_VALUES.has(key)) return [key, v];
+          const r = this.recordOf(`${k}=${v}`);
+          return (r.entry ??= [key, v]);
         }),
       ),
-      vermagic: mod.vermagic && this.vermagic(this.text(mod.vermagic.raw)),
-      versions: mod.versions?.map((v) => this.version(this.text(v.symbol), v.crc)),
-      undefinedSymbols: mod.undefinedSymbols.map((u) => this.undefinedSymbol(this.text(u.name), u.weak)),
+      vermagic: mod.vermagic && this.vermagic(mod.vermagic.raw),
+      versions: mod.versions?.map((v) => this.versionOf(this.recordOf(v.symbol), v.crc)),
+      undefinedSymbols: mod.undefinedSymbols.map((u) => this.undefinedSymbolOf(this.recordOf(u.name), u.weak)),
       signature: mod.signature && this.signature(mod.signature),
     };
   }
+}
+
+/** One distinct text, and the shared values made of it so far. */
+interface Text {
+  readonly text: string;
+  strong: UndefinedSymbol | undefined;
+  weak: UndefinedSymbol | undefined;
+  version: ModVersion | undefined;
+  entry: readonly [string, string] | undefined;
+  vermagic: Vermagic | undefined;
 }
 
 function sameText(s: string, bytes: Uint8Array, start: number, end: number): boolean {
