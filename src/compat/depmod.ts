@@ -19,22 +19,25 @@ export const DEPMOD_FAKE_SYMBOLS = ['__this_module', '_GLOBAL_OFFSET_TABLE_', 'T
 
 /** What kmod lists as a module's dependency symbols (kmod_elf_get_dependency_symbols). */
 export function depmodDependencySymbols(mod: Pick<KernelModule, 'undefinedSymbols' | 'versions'>): { name: string; crc: bigint; weak: boolean; versioned: boolean }[] {
+  const out: { name: string; crc: bigint; weak: boolean; versioned: boolean }[] = [];
+  forEachDependencySymbol(mod, (name, crc, weak, versioned) => out.push({ name, crc, weak, versioned }));
+  return out;
+}
+
+/** depmodDependencySymbols(), one symbol at a time: a whole tree's worth is 190k of them, judged and let go. */
+function forEachDependencySymbol(mod: Pick<KernelModule, 'undefinedSymbols' | 'versions'>, each: (name: string, crc: bigint, weak: boolean, versioned: boolean) => void): void {
   const versions = mod.versions ?? [];
   const visited = new Uint8Array(versions.length);
-  const out: { name: string; crc: bigint; weak: boolean; versioned: boolean }[] = [];
   // kmod matches __versions names exactly and takes the first entry; no entry means CRC 0.
   const first = new Map<string, number>();
   for (let i = versions.length - 1; i >= 0; i--) first.set(versions[i]!.symbol, i);
   for (const u of mod.undefinedSymbols) {
     const idx = first.get(u.name) ?? -1;
     if (idx >= 0) visited[idx] = 1;
-    out.push({ name: u.name, crc: idx >= 0 ? versions[idx]!.crc : 0n, weak: u.weak, versioned: idx >= 0 });
+    each(u.name, idx >= 0 ? versions[idx]!.crc : 0n, u.weak, idx >= 0);
   }
   // Entries no undefined symbol refers to (module_layout at least) are dependencies too.
-  versions.forEach((v, i) => {
-    if (!visited[i]) out.push({ name: v.symbol, crc: v.crc, weak: false, versioned: true });
-  });
-  return out;
+  for (let i = 0; i < versions.length; i++) if (!visited[i]) each(versions[i]!.symbol, versions[i]!.crc, false, true);
 }
 
 /**
@@ -45,30 +48,30 @@ export function depmodDependencySymbols(mod: Pick<KernelModule, 'undefinedSymbol
  */
 export function depmodReasons(mod: KernelModule, path: string, symbols: DepmodSymbols, checkSymvers: boolean): Reason[] {
   const out: Reason[] = [];
-  for (const dep of depmodDependencySymbols(mod)) {
-    const lookup = dep.name.startsWith('.') ? dep.name.slice(1) : dep.name;
+  forEachDependencySymbol(mod, (name, crc, weak, versioned) => {
+    const lookup = name.startsWith('.') ? name.slice(1) : name;
     const sym = symbols.get(lookup);
     if (sym === undefined) {
-      if (dep.weak) continue;
+      if (weak) return;
       const blocked = symbols.blockedProvider(lookup);
       out.push({
         kind: blocked ? 'provider-incompatible' : 'unknown-symbol',
         severity: 'error',
-        symbol: dep.name,
-        message: `${path} needs unknown symbol ${dep.name}`,
+        symbol: name,
+        message: `${path} needs unknown symbol ${name}`,
         ...(blocked ? { provider: blocked.name } : {}),
       });
-      continue;
+      return;
     }
-    if (checkSymvers && sym.crc !== dep.crc && !dep.weak) {
+    if (checkSymvers && sym.crc !== crc && !weak) {
       // Same words either way; the kind says whether the module had no CRC for it at all (depmod compares 0).
       out.push({
-        kind: dep.versioned ? 'crc-mismatch' : 'missing-crc',
+        kind: versioned ? 'crc-mismatch' : 'missing-crc',
         severity: 'error',
-        symbol: dep.name,
-        message: `${path} disagrees about version of symbol ${dep.name}`,
+        symbol: name,
+        message: `${path} disagrees about version of symbol ${name}`,
       });
     }
-  }
+  });
   return out;
 }
