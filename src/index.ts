@@ -98,6 +98,7 @@ export {
   type ReadModuleFileOptions,
 } from './module/read-module.js';
 export { ModInfo, parseModinfo, parseVermagic, isGplCompatible, type Vermagic } from './module/modinfo.js';
+export { SharedModuleValues } from './module/shared-values.js';
 export { formatCrc, type ModVersion } from './module/modversions.js';
 export { type ExportedSymbol, type CrcSymbol } from './module/exports.js';
 export { splitSignature, type ModuleSignature, type SplitModule } from './module/signature.js';
