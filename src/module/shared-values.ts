@@ -94,7 +94,8 @@ export class SharedModuleValues {
     const r: Text = { text, strong: undefined, weak: undefined, version: undefined, entry: undefined, vermagic: undefined };
     if (hit === undefined) this.byHash.set(h, r);
     else if (!Array.isArray(hit)) this.byHash.set(h, [hit, r]);
-    else hit.push(r);
+    else if (hit.length < MAX_PER_HASH) hit.push(r);
+    // Past that, the text is this module's own: not kept, not shared.
     return r;
   }
 
@@ -131,6 +132,13 @@ export class SharedModuleValues {
     };
   }
 }
+
+/**
+ * Texts kept under one hash. FNV-1a collisions can be chained (a 72 KB .ko.xz named 32768
+ * imports with one hash, so each new name was compared with all before it: 15 s to read), so
+ * past this many a text is not shared, and a lookup compares with at most this many.
+ */
+const MAX_PER_HASH = 8;
 
 /** One distinct text, and the shared values made of it so far. */
 interface Text {

@@ -101,6 +101,43 @@ describe('SharedModuleValues', () => {
     expect(shared.textAt(bytes(''), 0, 0)).toBe('');
   });
 
+  it('shares only a few texts of one hash, so colliding names cannot make reading quadratic', () => {
+    // 2^5 names with one FNV-1a hash: the hash's state is its output, so a collision of two
+    // blocks from a common state chains (five such pairs, each found by counting).
+    const step = (h: number, s: string) => {
+      for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+      return h;
+    };
+    const pairs: [string, string][] = [];
+    let h = 0x811c9dc5;
+    for (let b = 0; b < 5; b++) {
+      const seen = new Map<number, string>();
+      for (let n = 0; ; n++) {
+        const block = `b${b}_${n.toString(36)}`;
+        const v = step(h, block);
+        const twin = seen.get(v);
+        if (twin !== undefined) {
+          pairs.push([twin, block]);
+          h = v;
+          break;
+        }
+        seen.set(v, block);
+      }
+    }
+    const names = Array.from({ length: 32 }, (_, m) => pairs.map((p, b) => p[(m >> b) & 1]).join(''));
+    expect(new Set(names.map((n) => step(0x811c9dc5, n))).size).toBe(1);
+    expect(new Set(names).size).toBe(32);
+
+    const shared = new SharedModuleValues();
+    const bytes = (s: string) => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
+    const first = names.map((n) => shared.undefinedSymbolAt(bytes(n), 0, n.length, false));
+    const again = names.map((n) => shared.undefinedSymbolAt(bytes(n), 0, n.length, false));
+    expect(again.map((u) => u.name)).toEqual(names);
+    // The first eight are shared; the rest are each module's own, equal all the same.
+    expect(again.filter((u, i) => u === first[i]).length).toBe(8);
+    expect(again).toEqual(first);
+  });
+
   it('gives a module copied from a reader thread the shared values, equal to what it held', () => {
     const shared = new SharedModuleValues();
     const here = readModule(a, { file: 'a.ko', shared });
