@@ -16,8 +16,9 @@ import type { ModuleSignature } from './signature.js';
  * Text is looked up by its bytes (textAt), so a name already seen costs no new string: making
  * a string only to hash it and find its twin cost as much as the collector's copying saved.
  *
- * Sharing is invisible to callers: the values are plain readonly data, equal field by field
- * to what a module read alone gets.
+ * Sharing is invisible to callers that treat modules as their types say, read-only: the
+ * values are equal field by field to what a module read alone gets, but one object may now
+ * sit in many modules, so changing it in one would change it in all.
  */
 export class SharedModuleValues {
   /** FNV-1a of the text's bytes → its record, or its records when several texts share a hash. */
