@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/sequencer.js';
 
 // Two projects: `unit` runs on synthetic modules and fixture roots built under a temp dir
 // (kmod, readelf and openssl serve as oracles there; .ci/run installs them); `real` runs against the Debian corpus (downloaded and cached by corpus/debian/fetch.mjs
@@ -9,6 +10,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 1_800_000,
     reporters: ['default'],
+    // Longest files first, by the durations of the last CI run (test/sequencer.ts).
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         extends: true,
@@ -17,6 +20,8 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: ['test/real/**', 'test/hosts/**', 'test/package-install/install.test.ts'],
           globalSetup: ['test/temp-dir-setup.ts'],
+          // Vitest's default is one worker less than the cores: one, on the two-core CI machine.
+          maxWorkers: 2,
         },
       },
       {
@@ -29,7 +34,7 @@ export default defineConfig({
           globalSetup: ['test/temp-dir-setup.ts', 'test/real/global-setup.ts'],
           testTimeout: 1_800_000,
           // The corpus tests are CPU-bound and spawn many kmod processes; two cores. Run them
-          // after the unit project (vitest needs a separate group for a different worker count).
+          // after the unit project.
           maxWorkers: 2,
           sequence: { groupOrder: 1 },
         },
