@@ -11,6 +11,7 @@
 // Library (plain Node >= 20, no npm dependencies):
 //   ensureChroot({ suite, packages, arch, mirror })   → path of the pristine chroot (never write to it)
 //   copyChroot(pristine, dest)                         → a private, writable copy (cp -a --reflink=auto)
+//   TEST_CHROOTS, prebuildTestChroots()              the chroots the tests use, built ahead by fetch.mjs
 //   runInChroot(dir, argv, { env, input, timeoutMs, binds, overlay, cwd }) → { status, stdout, stderr }
 //       runs argv chrooted into dir inside a private mount namespace with /proc, /dev, /sys
 //       and /dev/pts mounted (objtool and dracut need /proc; package scriptlets need /dev/null),
@@ -23,7 +24,7 @@
 // with a `.kabi-chroot-complete` stamp written last: a half-built chroot is never used.
 // Needs root, debootstrap, unshare and mount (util-linux): .ci/run installs debootstrap.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,14 +63,20 @@ function hostArch() {
   return mustRun('dpkg', ['--print-architecture']).stdout.trim();
 }
 
+/** Where the pristine chroot for a spec is cached (its lock is DIR.lock, its build DIR.tmp). */
+function chrootDir({ suite, packages = [], arch = hostArch(), mirror = DEFAULT_MIRROR, variant = 'minbase' }) {
+  const pkgs = [...new Set(packages)].sort();
+  const key = createHash('sha256').update(JSON.stringify({ RECIPE, suite, arch, mirror, variant, pkgs })).digest('hex').slice(0, 12);
+  return path.join(CACHE, 'chroots', `${suite}-${arch}-${key}`);
+}
+
 /**
  * The pristine chroot for a suite and package set, built on first use. Concurrent callers
  * (parallel test files, helpers) wait for one build through a lock directory.
  */
 export function ensureChroot({ suite, packages = [], arch = hostArch(), mirror = DEFAULT_MIRROR, variant = 'minbase' }) {
   const pkgs = [...new Set(packages)].sort();
-  const key = createHash('sha256').update(JSON.stringify({ RECIPE, suite, arch, mirror, variant, pkgs })).digest('hex').slice(0, 12);
-  const dir = path.join(CACHE, 'chroots', `${suite}-${arch}-${key}`);
+  const dir = chrootDir({ suite, packages: pkgs, arch, mirror, variant });
   if (fs.existsSync(path.join(dir, STAMP))) return dir;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const lock = `${dir}.lock`;
@@ -185,6 +192,64 @@ export function runInChroot(dir, argv, { env = {}, input, timeoutMs = 600_000, b
 export function runInChrootAsync(dir, argv, { env = {}, timeoutMs = 600_000, binds = {}, overlay = false, cwd = '/' } = {}) {
   const { script, cleanup } = chrootScript(dir, argv, { env, binds, overlay, cwd });
   return spawnAsync('unshare', [...UNSHARE, script], { timeoutMs }).finally(cleanup);
+}
+
+/**
+ * The chroots the tests build for themselves (ensureChroot with these specs): bookworm hosts for
+ * the package-manager tests (test/hosts/host-root.ts: kmod, systemd, rpm; with dracut-core and
+ * cpio for test/hosts/suse and test/real/initramfs-rpm), bookworm with initramfs-tools
+ * (test/real/kernel-package-apt) and trixie with dracut 106 (test/real/initramfs-inclusion-trixie).
+ * fetch.mjs builds them while the DKMS modules compile: debootstrap waits on the network, the
+ * compilers on the CPU, and a test that finds its chroot ready does not hold a worker for it.
+ */
+export const TEST_CHROOTS = {
+  host: { suite: 'bookworm', packages: ['kmod', 'rpm', 'systemd'] },
+  hostDracut: { suite: 'bookworm', packages: ['cpio', 'dracut-core', 'kmod', 'rpm', 'systemd'] },
+  initramfsTools: { suite: 'bookworm', packages: ['initramfs-tools', 'kmod', 'linux-base'] },
+  trixieDracut: { suite: 'trixie', packages: ['binutils', 'cpio', 'dracut-core', 'kmod', 'zstd'] },
+};
+
+/**
+ * Build the TEST_CHROOTS that are missing, one at a time, each by this file's CLI in a child
+ * process (ensureChroot blocks its thread for minutes) with its output in a log beside the
+ * cache. Resolves with the names that failed: a test builds its chroot itself if this did not,
+ * and fails there, loudly, if it cannot.
+ */
+export async function prebuildTestChroots(report = log) {
+  const failed = [];
+  fs.mkdirSync(path.join(CACHE, 'chroots'), { recursive: true });
+  for (const [name, spec] of Object.entries(TEST_CHROOTS)) {
+    if (fs.existsSync(path.join(chrootDir(spec), STAMP))) continue;
+    const t0 = Date.now();
+    const logFile = path.join(CACHE, 'chroots', `prebuild-${name}.log`);
+    const fd = fs.openSync(logFile, 'w');
+    let killed = false;
+    const status = await new Promise((resolve) => {
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), spec.suite, ...spec.packages], { stdio: ['ignore', fd, fd] });
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, 1_800_000);
+      child.on('error', () => resolve(-1));
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve(code ?? signal);
+      });
+    });
+    fs.closeSync(fd);
+    if (killed) {
+      // Its lock would make a test wait an hour for a build that is gone.
+      const dir = chrootDir(spec);
+      fs.rmSync(`${dir}.lock`, { recursive: true, force: true });
+      fs.rmSync(`${dir}.tmp`, { recursive: true, force: true });
+    }
+    if (status === 0) report(`test chroot ${name} ready (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    else {
+      failed.push(name);
+      report(`test chroot ${name} could not be built here (${status}; ${logFile}); the tests that use it will build it`);
+    }
+  }
+  return failed;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

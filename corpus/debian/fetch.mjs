@@ -48,6 +48,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptSpec, hostApt, offered, pkgKey, privateApt } from './apt.mjs';
+import { prebuildTestChroots } from './chroot.mjs';
 import { prepareDkms } from './dkms.mjs';
 import { TOOLCHAINS, toolchainId, toolchainRun } from './toolchains.mjs';
 import { CACHE, CorpusError, compareDebVersions, duKiB, inParallel, isInside, log, readJson, rmrf, run, sameJson, satisfies, sleep, walk, writeFileAtomic } from './util.mjs';
@@ -695,7 +696,8 @@ async function main() {
     }
 
     // 3. build the test modules against every header set with a toolchain (not the twin: it
-    // stands in for a kernel the modules were not built for)
+    // stands in for a kernel the modules were not built for); meanwhile, the tests' own chroots
+    const chroots = opts.only ? Promise.resolve([]) : prebuildTestChroots((m) => log(m));
     const hash = sourcesHash();
     const builds = kernels.filter(({ c }) => c.spec.toolchain && c.role !== 'twin');
     await inParallel(builds, 2, async ({ c, entry }) => {
@@ -708,6 +710,7 @@ async function main() {
     // 4. DKMS packages, built against the same kernels
     const dkms = await prepareDkms(builds.map(({ c, entry }) => ({ entry, toolchain: TOOLCHAINS[c.spec.toolchain === 'host' ? 'bookworm' : c.spec.toolchain] })), apts.private);
     for (const { entry } of builds) entry.dkms = dkms.byKernel.get(entry.krel) ?? [];
+    await chroots;
 
     // 5. manifest
     const entries = kernels.map((k) => k.entry);

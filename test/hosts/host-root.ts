@@ -9,8 +9,9 @@
 // that runs the real node under `timeout` (so a hang cannot stall the test run) and appends
 // start, end, status and argv to /var/log/kabi-test-node.log. nodeRuns() reads it back.
 //
-// Reuse: makeHostRoot({ packages: ['dracut-core'] }) gives a root with more Debian packages
-// (another cached chroot is built once for that set); root.chroot([...]) runs a command inside.
+// Reuse: makeHostRoot({ chroot: 'hostDracut' }) gives a root with dracut-core and cpio too
+// (the chroots are chroot.mjs's TEST_CHROOTS, which the corpus builds ahead); root.chroot([...])
+// runs a command inside.
 
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,9 +20,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-
-/** What every host test root has besides minbase: depmod (oracle), kernel-install, rpm (kmodtool %preun runs rpm -ql). */
-export const HOST_PACKAGES = ['kmod', 'systemd', 'rpm'] as const;
 
 /** A kabi process (any node process in the root) must finish within this; the wrapper kills it later. */
 export const NODE_LIMIT_S = 60;
@@ -35,7 +33,14 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * The host roots' chroots (chroot.mjs's TEST_CHROOTS): `host` has, besides minbase, depmod (the
+ * oracle), kernel-install and rpm (kmodtool's %preun runs rpm -ql); `hostDracut` adds dracut-core and cpio.
+ */
+export type HostChroot = 'host' | 'hostDracut';
+
 interface ChrootModule {
+  TEST_CHROOTS: Record<HostChroot, { suite: string; packages: string[] }>;
   ensureChroot(o: { suite: string; packages?: string[] }): string;
   copyChroot(pristine: string, dest: string): string;
   runInChroot(dir: string, argv: string[], o?: { env?: Record<string, string>; input?: string; timeoutMs?: number; binds?: Record<string, string> }): RunResult;
@@ -137,13 +142,13 @@ export class HostRoot {
 }
 
 /**
- * A private, writable bookworm root with HOST_PACKAGES (and `packages`), node installed as
+ * A private, writable bookworm root (a copy of the `chroot` of TEST_CHROOTS), node installed as
  * /usr/bin/node (timed wrapper), and /etc/rpm/macros pointing rpm's database at /var/lib/rpm
  * (Debian's rpm defaults to ~/.rpmdb) so that rpm inside the root and `rpm --root` outside agree.
  */
-export async function makeHostRoot(opts: { packages?: readonly string[]; prefix?: string } = {}): Promise<HostRoot> {
+export async function makeHostRoot(opts: { chroot?: HostChroot; prefix?: string } = {}): Promise<HostRoot> {
   const lib = await chrootLib();
-  const pristine = lib.ensureChroot({ suite: 'bookworm', packages: [...HOST_PACKAGES, ...(opts.packages ?? [])] });
+  const pristine = lib.ensureChroot(lib.TEST_CHROOTS[opts.chroot ?? 'host']);
   const parent = mkdtempSync(join(tmpdir(), opts.prefix ?? 'kabi-host-'));
   const dir = lib.copyChroot(pristine, join(parent, 'root'));
   const root = new HostRoot(dir, lib);

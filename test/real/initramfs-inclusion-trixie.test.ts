@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 //
-// The same acceptance as initramfs-inclusion.test.ts for trixie's dracut 106 (dracut-ng) and
+// The same acceptance as initramfs-inclusion-*.test.ts (inclusion-generators.ts) for trixie's dracut 106 (dracut-ng) and
 // kmod 34, in a trixie chroot (corpus/debian/chroot.mjs): kabi runs on the host with --root
 // pointing at the chroot, as on a mounted image, and runs dracut inside it (chroot), with
 // /proc, /sys and /dev mounted there as a booted system has them.
@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs module without types
-import { copyChroot, ensureChroot, runInChroot } from '../../corpus/debian/chroot.mjs';
+import { copyChroot, ensureChroot, runInChroot, TEST_CHROOTS } from '../../corpus/debian/chroot.mjs';
 import { cleanupTemps, tempDir } from '../initramfs/helpers.js';
 import { generatorKernels } from './corpus.js';
 import { inclusionModules, runInclusionScenario, type InclusionRoot } from './initramfs-env.js';
@@ -39,7 +39,7 @@ function withMounts(dir: string, argv: string[]): Chroot {
 
 describe("trixie's dracut 106 in a chroot", () => {
   it('for the add, upgrade and removal of each kind of module, kabi (--root) leaves the module list a fresh dracut run makes, and rebuilds only when it differs', async () => {
-    const pristine = ensureChroot({ suite: 'trixie', packages: ['binutils', 'cpio', 'dracut-core', 'kmod', 'zstd'] }) as string;
+    const pristine = ensureChroot(TEST_CHROOTS.trixieDracut) as string;
     const dir = copyChroot(pristine, join(tempDir('kabi-trixie-'), 'root')) as string;
     expect(inChroot(dir, ['dracut', '--version']).stdout).toMatch(/dracut 10[6-9]/);
     const k = K61;

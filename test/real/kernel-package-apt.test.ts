@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript module without types
-import { copyChroot, ensureChroot, runInChroot } from '../../corpus/debian/chroot.mjs';
+import { copyChroot, ensureChroot, runInChroot, TEST_CHROOTS } from '../../corpus/debian/chroot.mjs';
 import { INTEGRATIONS, REPO } from '../integrations/host.js';
 import { buildDeb } from '../package/helpers.js';
 import { loadCorpus } from './corpus.js';
@@ -37,7 +37,7 @@ function sh(script: string, env: Record<string, string> = {}): ChrootResult {
 }
 
 beforeAll(() => {
-  const pristine = ensureChroot({ suite: 'bookworm', packages: ['kmod', 'linux-base', 'initramfs-tools'] }) as string;
+  const pristine = ensureChroot(TEST_CHROOTS.initramfsTools) as string;
   work = mkdtempSync(join(tmpdir(), 'kabi-apt-chroot-'));
   root = copyChroot(pristine, join(work, 'root')) as string;
   // kabi as a package would install it: the bin on PATH, the hook and the apt snippet.

@@ -38,7 +38,7 @@ describe('rpm --root on a SUSE-like system: kabi as weak-modules2', () => {
     const byAbi = (abi: string) => corpus.kernels({ arch: 'amd64', series: '6.1' }).find((k) => k.krel === `6.1.0-${abi}-amd64`)!;
     [K47, K56, K57] = [byAbi('47'), byAbi('56'), byAbi('57')];
     [D47, D56, D57, R57] = [suseRelease(K47, 'default'), suseRelease(K56, 'default'), suseRelease(K57, 'default'), suseRelease(K57, 'rt')];
-    root = await makeHostRoot({ packages: ['dracut-core', 'cpio'], prefix: 'kabi-suse-' });
+    root = await makeHostRoot({ chroot: 'hostDracut', prefix: 'kabi-suse-' });
     // A small, quick initrd: dracut's base module and the drivers named here.
     mkdirSync(root.path('etc/dracut.conf.d'), { recursive: true });
     writeFileSync(root.path('etc/dracut.conf.d/50-kabi-test.conf'), 'hostonly="no"\ndracutmodules="base"\ncompress="gzip"\n');
