@@ -4,7 +4,8 @@
 // and the longest files here are short ones that drive dracut or kmod for many minutes: run
 // last, one of them kept one worker busy for twenty minutes while the other had nothing left.
 // test/durations.json holds the seconds each file took in a CI run (test/durations.mjs writes
-// it from the JSON report); files it does not know follow, larger first as vitest would have it.
+// it from the JSON report); files it does not know follow, in vitest's own order (larger first
+// on a first run).
 
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

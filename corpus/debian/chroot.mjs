@@ -211,9 +211,9 @@ export const TEST_CHROOTS = {
 
 /**
  * Build the TEST_CHROOTS that are missing, one at a time, each by this file's CLI in a child
- * process (ensureChroot blocks its thread for minutes) with its output in a log beside the
- * cache. Resolves with the names that failed: a test builds its chroot itself if this did not,
- * and fails there, loudly, if it cannot.
+ * process (ensureChroot blocks its thread for minutes), its output in CACHE/chroots/prebuild-NAME.log.
+ * Resolves with the names that failed: ensureChroot tries again when a test (or the next
+ * fetch.mjs) asks for that chroot, and fails there, loudly, if it cannot.
  */
 export async function prebuildTestChroots(report = log) {
   const failed = [];
@@ -223,30 +223,32 @@ export async function prebuildTestChroots(report = log) {
     const t0 = Date.now();
     const logFile = path.join(CACHE, 'chroots', `prebuild-${name}.log`);
     const fd = fs.openSync(logFile, 'w');
-    let killed = false;
     const status = await new Promise((resolve) => {
-      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), spec.suite, ...spec.packages], { stdio: ['ignore', fd, fd] });
+      // Its own process group: a timeout kills debootstrap too, not only the node that waits for it.
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), spec.suite, ...spec.packages], { stdio: ['ignore', fd, fd], detached: true });
       const timer = setTimeout(() => {
-        killed = true;
-        child.kill('SIGKILL');
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }, 1_800_000);
-      child.on('error', () => resolve(-1));
+      child.on('error', () => {
+        clearTimeout(timer);
+        resolve(-1);
+      });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         resolve(code ?? signal);
       });
     });
     fs.closeSync(fd);
-    if (killed) {
-      // Its lock would make a test wait an hour for a build that is gone.
-      const dir = chrootDir(spec);
-      fs.rmSync(`${dir}.lock`, { recursive: true, force: true });
-      fs.rmSync(`${dir}.tmp`, { recursive: true, force: true });
-    }
     if (status === 0) report(`test chroot ${name} ready (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     else {
+      // Nothing is removed here: a killed debootstrap may leave mounts in its tree, and its lock
+      // is ensureChroot's to judge. The next ensureChroot for this spec tries again.
       failed.push(name);
-      report(`test chroot ${name} could not be built here (${status}; ${logFile}); the tests that use it will build it`);
+      report(`test chroot ${name} was not built ahead (${status}; ${logFile}); the next run of this script or the test that needs it builds it`);
     }
   }
   return failed;

@@ -7,7 +7,7 @@
 // so dracut, update-initramfs and kabi itself (root /) all run as on an installed system.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tempDir } from '../initramfs/helpers.js';
 import { loadCorpus, type CorpusKernel } from './corpus.js';
@@ -63,10 +63,24 @@ export function inclusionModules(k: CorpusKernel): Record<1 | 2, Record<Inclusio
       for (const e of ['ARCH', 'CROSS_COMPILE', 'KBUILD_OUTPUT', 'O', 'KCFLAGS', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'CC', 'LD']) delete env[e];
       const r = spawnSync('make', ['-C', k.headersDir, `M=${build}`, 'modules', '-j2'], { encoding: 'utf8', env });
       if (r.status !== 0) throw new Error(`building the inclusion test modules against ${k.krel} failed:\n${r.stdout}\n${r.stderr}`);
-      rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
-      for (const m of INCLUSION_MODULES) copyFileSync(join(build, `${m}.ko`), files[m]);
+      // Several test files build these at once on a new machine: each renames a whole set into
+      // place, and a complete set, once there, is never removed under another file's feet.
+      const ready = `${dir}.ready-${process.pid}`;
+      rmSync(ready, { recursive: true, force: true });
+      mkdirSync(ready, { recursive: true });
+      for (const m of INCLUSION_MODULES) copyFileSync(join(build, `${m}.ko`), join(ready, `${m}.ko`));
       rmSync(build, { recursive: true, force: true });
+      const complete = () => Object.values(files).every((f) => existsSync(f));
+      if (!complete()) {
+        // A set a killed run left half-copied (looked at again: another file may have just finished).
+        if (existsSync(dir) && !complete()) rmSync(dir, { recursive: true, force: true });
+        try {
+          renameSync(ready, dir);
+        } catch (e) {
+          if (!complete()) throw e;
+        }
+      }
+      rmSync(ready, { recursive: true, force: true });
     }
     out[v] = files;
   }
