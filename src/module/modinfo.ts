@@ -60,18 +60,11 @@ export function parseModinfo(data: Uint8Array, shared?: SharedModuleValues): Mod
     let eq = p;
     while (eq < end && data[eq] !== 0x3d) eq++;
     if (shared === undefined) entries.push(eq < end ? [latin1(data, p, eq), latin1(data, eq + 1, end)] : [latin1(data, p, end), '']);
-    else {
-      const key = shared.textAt(data, p, eq);
-      const value = eq < end ? eq + 1 : end;
-      entries.push(REPEATED_VALUES.has(key) ? shared.entryAt(data, p, end, key, () => latin1(data, value, end)) : [key, latin1(data, value, end)]);
-    }
+    else entries.push(shared.modinfoEntryAt(data, p, eq, end));
     p = end + 1;
   }
   return new ModInfo(entries);
 }
-
-/** Keys whose values many modules of a tree share (aliases, parameters, names are each their own). */
-export const REPEATED_VALUES: ReadonlySet<string> = new Set(['license', 'intree', 'retpoline', 'vermagic', 'author', 'import_ns', 'depends']);
 
 /** A module's `vermagic=` string, split as the loader's same_magic() sees it. */
 export interface Vermagic {

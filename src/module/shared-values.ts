@@ -1,7 +1,7 @@
 import { latin1 } from '../elf/reader.js';
 import type { KernelModule, UndefinedSymbol } from './read-module.js';
 import type { ModVersion } from './modversions.js';
-import { ModInfo, parseVermagic, REPEATED_VALUES, type Vermagic } from './modinfo.js';
+import { ModInfo, parseVermagic, type Vermagic } from './modinfo.js';
 import type { ModuleSignature } from './signature.js';
 
 /**
@@ -45,12 +45,23 @@ export class SharedModuleValues {
   }
 
   /**
-   * A modinfo entry whose value many modules repeat (license=GPL, intree=Y, vermagic=…),
-   * from its whole `key=value` text at bytes[start, end).
+   * The modinfo entry `key=value` at bytes[start, end), its '=' at eq (eq === end: none, an
+   * empty value). The key is shared; so is the whole entry when many modules repeat it
+   * (license=GPL, intree=Y, vermagic=…).
    */
-  entryAt(bytes: Uint8Array, start: number, end: number, key: string, value: () => string): readonly [string, string] {
+  modinfoEntryAt(bytes: Uint8Array, start: number, eq: number, end: number): readonly [string, string] {
+    const key = this.textAt(bytes, start, eq);
+    const value = eq < end ? eq + 1 : end;
+    if (!REPEATED_VALUES.has(key)) return [key, latin1(bytes, value, end)];
     const r = this.recordAt(bytes, start, end);
-    return (r.entry ??= [key, value()]);
+    return (r.entry ??= [key, latin1(bytes, value, end)]);
+  }
+
+  private modinfoEntryOf(k: string, v: string): readonly [string, string] {
+    const key = this.text(k);
+    if (!REPEATED_VALUES.has(key)) return [key, v];
+    const r = this.recordOf(`${k}=${v}`);
+    return (r.entry ??= [key, v]);
   }
 
   private undefinedSymbolOf(r: Text, weak: boolean): UndefinedSymbol {
@@ -62,6 +73,9 @@ export class SharedModuleValues {
     return v.crc === crc ? v : { symbol: r.text, crc };
   }
 
+  // recordAt and recordOf repeat the bucket search rather than share it through a callback:
+  // recordAt runs for every name of every module (400k times a tree), where a closure per call
+  // is not free.
   private recordAt(bytes: Uint8Array, start: number, end: number): Text {
     let h = 0x811c9dc5;
     for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
@@ -118,14 +132,7 @@ export class SharedModuleValues {
   adopt(mod: KernelModule): KernelModule {
     return {
       ...mod,
-      modinfo: new ModInfo(
-        mod.modinfo.entries.map(([k, v]): readonly [string, string] => {
-          const key = this.text(k);
-          if (!REPEATED_VALUES.has(key)) return [key, v];
-          const r = this.recordOf(`${k}=${v}`);
-          return (r.entry ??= [key, v]);
-        }),
-      ),
+      modinfo: new ModInfo(mod.modinfo.entries.map(([k, v]) => this.modinfoEntryOf(k, v))),
       vermagic: mod.vermagic && this.vermagic(mod.vermagic.raw),
       versions: mod.versions?.map((v) => this.versionOf(this.recordOf(v.symbol), v.crc)),
       undefinedSymbols: mod.undefinedSymbols.map((u) => this.undefinedSymbolOf(this.recordOf(u.name), u.weak)),
@@ -133,6 +140,9 @@ export class SharedModuleValues {
     };
   }
 }
+
+/** Modinfo keys whose values many modules of a tree share (aliases, parameters, names are each their own). */
+const REPEATED_VALUES: ReadonlySet<string> = new Set(['license', 'intree', 'retpoline', 'vermagic', 'author', 'import_ns', 'depends']);
 
 /**
  * Texts kept under one hash. FNV-1a collisions can be chained (a 72 KB .ko.xz named 32768
