@@ -306,12 +306,15 @@ export class ElfFile {
 export class SymbolTable {
   readonly count: number;
   readonly section: ElfSection;
-  private readonly nameOff: Uint32Array;
-  private readonly infoArr: Uint8Array;
-  private readonly shndxArr: Uint16Array;
-  private readonly valueArr: Float64Array;
   private readonly strOffset: number;
-  private readonly names: (string | undefined)[];
+  private readonly base: number;
+  private readonly entsize: number;
+  private readonly le: boolean;
+  private readonly view: DataView;
+  // Read in place rather than copied into typed arrays: a fresh process parsing a whole tree
+  // spent more time allocating four arrays per module (fresh pages, the first time) than
+  // reading the entries it needed. Names alone are remembered, once made.
+  private names: (string | undefined)[] | undefined;
 
   constructor(private readonly elf: ElfFile) {
     const symtab = elf.symtabSection();
@@ -329,43 +332,34 @@ export class SymbolTable {
     }
     this.section = symtab;
     this.strOffset = strtab.offset;
+    this.base = symtab.offset;
+    this.entsize = entsize;
+    this.le = elf.littleEndian;
+    this.view = elf.view;
     const count = symtab.size / entsize;
     this.count = count;
-    this.nameOff = new Uint32Array(count);
-    this.infoArr = new Uint8Array(count);
-    this.shndxArr = new Uint16Array(count);
-    this.valueArr = new Float64Array(count);
-    this.names = new Array(count);
+    // Every name offset is checked once, here, so that the accessors need no check.
     const v = elf.view;
     const le = elf.littleEndian;
-    const hiFirst = le ? 4 : 0;
-    const loFirst = le ? 0 : 4;
-    for (let i = 0; i < count; i++) {
-      const e = symtab.offset + i * entsize;
+    for (let i = 0, e = symtab.offset; i < count; i++, e += entsize) {
       const name = v.getUint32(e, le);
       if (name >= strtab.size) {
         throw elf.error(`name of symbol ${i}: string offset ${name} is past the end of its table (${strtab.size} bytes)`, e);
       }
-      this.nameOff[i] = name;
-      if (elf.is64) {
-        this.infoArr[i] = v.getUint8(e + 4);
-        this.shndxArr[i] = v.getUint16(e + 6, le);
-        this.valueArr[i] = v.getUint32(e + 8 + hiFirst, le) * 0x1_0000_0000 + v.getUint32(e + 8 + loFirst, le);
-      } else {
-        this.valueArr[i] = v.getUint32(e + 4, le);
-        this.infoArr[i] = v.getUint8(e + 12);
-        this.shndxArr[i] = v.getUint16(e + 14, le);
-      }
     }
   }
 
+  private nameOffset(i: number): number {
+    return this.strOffset + this.view.getUint32(this.base + i * this.entsize, this.le);
+  }
+
   name(i: number): string {
-    let n = this.names[i];
+    const names = (this.names ??= new Array<string | undefined>(this.count));
+    let n = names[i];
     if (n === undefined) {
-      const start = this.strOffset + this.nameOff[i]!;
-      const end = this.elf.bytes.indexOf(0, start);
-      n = latin1(this.elf.bytes, start, end);
-      this.names[i] = n;
+      const start = this.nameOffset(i);
+      n = latin1(this.elf.bytes, start, this.elf.bytes.indexOf(0, start));
+      names[i] = n;
     }
     return n;
   }
@@ -375,7 +369,7 @@ export class SymbolTable {
    * nor kept in this table): for a caller that may already hold what the name stands for.
    */
   nameVia<T>(i: number, make: (bytes: Uint8Array, start: number, end: number) => T): T {
-    const start = this.strOffset + this.nameOff[i]!;
+    const start = this.nameOffset(i);
     // The string table ends in a NUL (checked in the constructor): the end is inside it.
     return make(this.elf.bytes, start, this.elf.bytes.indexOf(0, start));
   }
@@ -383,30 +377,38 @@ export class SymbolTable {
   /** Does symbol i's name start with these ASCII bytes? (No string is made.) */
   nameStartsWith(i: number, prefix: Uint8Array): boolean {
     const b = this.elf.bytes;
-    const start = this.strOffset + this.nameOff[i]!;
+    const start = this.nameOffset(i);
     for (let k = 0; k < prefix.length; k++) if (b[start + k] !== prefix[k]) return false;
     return true;
   }
 
   isNameEmpty(i: number): boolean {
-    return this.elf.bytes[this.strOffset + this.nameOff[i]!] === 0;
+    return this.elf.bytes[this.nameOffset(i)] === 0;
   }
 
   shndx(i: number): number {
-    return this.shndxArr[i]!;
+    return this.view.getUint16(this.base + i * this.entsize + (this.entsize === 24 ? 6 : 14), this.le);
   }
 
   bind(i: number): number {
-    return this.infoArr[i]! >> 4;
+    return this.info(i) >> 4;
   }
 
   type(i: number): number {
-    return this.infoArr[i]! & 0xf;
+    return this.info(i) & 0xf;
+  }
+
+  private info(i: number): number {
+    return this.view.getUint8(this.base + i * this.entsize + (this.entsize === 24 ? 4 : 12));
   }
 
   /** st_value; exact up to 2^53 (ElfFile.symbolValue gives the full width). */
   value(i: number): number {
-    return this.valueArr[i]!;
+    const e = this.base + i * this.entsize;
+    if (this.entsize === 16) return this.view.getUint32(e + 4, this.le);
+    const hi = this.view.getUint32(e + (this.le ? 12 : 8), this.le);
+    const lo = this.view.getUint32(e + (this.le ? 8 : 12), this.le);
+    return hi * 0x1_0000_0000 + lo;
   }
 
   entryOffset(i: number): number {

@@ -32,13 +32,20 @@ export function readVersions(elf: ElfFile, shared?: SharedModuleValues): Version
   const crcWidth = elf.is64 ? 8 : 4;
   const data = elf.data(sec);
   const entries: ModVersion[] = [];
+  // elf.data() checked the section lies inside the file: the CRC words are read directly.
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const le = elf.littleEndian;
   for (let off = 0; off < sec.size; off += ENTRY_SIZE) {
-    const abs = sec.offset + off;
-    const crc = elf.word(abs);
     let end = off + crcWidth;
     while (end < off + ENTRY_SIZE && data[end] !== 0) end++;
-    if (end >= off + ENTRY_SIZE) throw elf.error('__versions entry name is not NUL-terminated', abs + crcWidth);
-    entries.push(shared ? shared.versionAt(data, off + crcWidth, end, crc) : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc });
+    if (end >= off + ENTRY_SIZE) throw elf.error('__versions entry name is not NUL-terminated', sec.offset + off + crcWidth);
+    const high = crcWidth === 8 ? view.getUint32(off + (le ? 4 : 0), le) : 0;
+    const low = crcWidth === 8 ? view.getUint32(off + (le ? 0 : 4), le) : view.getUint32(off, le);
+    entries.push(
+      shared
+        ? shared.versionAt(data, off + crcWidth, end, high, low)
+        : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc: BigInt(high) * 0x1_0000_0000n + BigInt(low) },
+    );
   }
   return { entries, allocated: (sec.flags & SHF_ALLOC) !== 0 };
 }

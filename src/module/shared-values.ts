@@ -40,8 +40,17 @@ export class SharedModuleValues {
   }
 
   /** The `__versions` entry for the symbol named by bytes[start, end): the first CRC seen for it is shared, another is the module's own. */
-  versionAt(bytes: Uint8Array, start: number, end: number, crc: bigint): ModVersion {
-    return this.versionOf(this.recordAt(bytes, start, end), crc);
+  versionAt(bytes: Uint8Array, start: number, end: number, crcHigh: number, crcLow: number): ModVersion {
+    const r = this.recordAt(bytes, start, end);
+    // The CRC as two 32-bit halves: a tree lists 189k entries, and most repeat the CRC already
+    // shared, so a BigInt is made only for a CRC not seen with this name yet.
+    const v = r.version;
+    if (v !== undefined && r.crcHigh === crcHigh && r.crcLow === crcLow) return v;
+    const crc = BigInt(crcHigh) * 0x1_0000_0000n + BigInt(crcLow);
+    if (v !== undefined) return { symbol: r.text, crc };
+    r.crcHigh = crcHigh;
+    r.crcLow = crcLow;
+    return (r.version = { symbol: r.text, crc });
   }
 
   /**
@@ -69,7 +78,12 @@ export class SharedModuleValues {
   }
 
   private versionOf(r: Text, crc: bigint): ModVersion {
-    const v = (r.version ??= { symbol: r.text, crc });
+    if (r.version === undefined) {
+      r.crcHigh = Number(crc >> 32n);
+      r.crcLow = Number(crc & 0xffff_ffffn);
+      r.version = { symbol: r.text, crc };
+    }
+    const v = r.version;
     return v.crc === crc ? v : { symbol: r.text, crc };
   }
 
@@ -106,7 +120,7 @@ export class SharedModuleValues {
   }
 
   private add(h: number, hit: Text | Text[] | undefined, text: string): Text {
-    const r: Text = { text, strong: undefined, weak: undefined, version: undefined, entry: undefined, vermagic: undefined };
+    const r: Text = { text, strong: undefined, weak: undefined, version: undefined, crcHigh: 0, crcLow: 0, entry: undefined, vermagic: undefined };
     if (hit === undefined) this.byHash.set(h, r);
     else if (!Array.isArray(hit)) this.byHash.set(h, [hit, r]);
     else if (hit.length < MAX_PER_HASH) hit.push(r);
@@ -157,6 +171,9 @@ interface Text {
   strong: UndefinedSymbol | undefined;
   weak: UndefinedSymbol | undefined;
   version: ModVersion | undefined;
+  /** The shared version's CRC, as high and low 32 bits. */
+  crcHigh: number;
+  crcLow: number;
   entry: readonly [string, string] | undefined;
   vermagic: Vermagic | undefined;
 }
