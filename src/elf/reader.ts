@@ -350,7 +350,13 @@ export class SymbolTable {
   }
 
   private nameOffset(i: number): number {
-    return this.strOffset + this.view.getUint32(this.base + i * this.entsize, this.le);
+    return this.strOffset + this.view.getUint32(this.at(i), this.le);
+  }
+
+  /** Where entry i starts. An index outside the table is the caller's mistake, said as such, not bytes read past it. */
+  private at(i: number): number {
+    if (!(i >= 0 && i < this.count && Number.isInteger(i))) throw new RangeError(`symbol index ${i} is outside the symbol table (${this.count} entries)`);
+    return this.base + i * this.entsize;
   }
 
   name(i: number): string {
@@ -387,7 +393,7 @@ export class SymbolTable {
   }
 
   shndx(i: number): number {
-    return this.view.getUint16(this.base + i * this.entsize + (this.entsize === 24 ? 6 : 14), this.le);
+    return this.view.getUint16(this.at(i) + (this.entsize === 24 ? 6 : 14), this.le);
   }
 
   bind(i: number): number {
@@ -399,12 +405,12 @@ export class SymbolTable {
   }
 
   private info(i: number): number {
-    return this.view.getUint8(this.base + i * this.entsize + (this.entsize === 24 ? 4 : 12));
+    return this.view.getUint8(this.at(i) + (this.entsize === 24 ? 4 : 12));
   }
 
   /** st_value; exact up to 2^53 (ElfFile.symbolValue gives the full width). */
   value(i: number): number {
-    const e = this.base + i * this.entsize;
+    const e = this.at(i);
     if (this.entsize === 16) return this.view.getUint32(e + 4, this.le);
     const hi = this.view.getUint32(e + (this.le ? 12 : 8), this.le);
     const lo = this.view.getUint32(e + (this.le ? 8 : 12), this.le);
@@ -412,7 +418,7 @@ export class SymbolTable {
   }
 
   entryOffset(i: number): number {
-    return this.section.offset + i * (this.elf.is64 ? 24 : 16);
+    return this.at(i);
   }
 
   symbol(i: number): ElfSymbol {

@@ -3,6 +3,8 @@ import { buildModule, type ExportStyle, type FixtureModuleSpec } from '../../cor
 import { readModule } from '../../src/module/read-module.js';
 import { formatCrc } from '../../src/module/modversions.js';
 import { KabiError } from '../../src/errors.js';
+import { ElfFile } from '../../src/elf/reader.js';
+import { SHN_UNDEF } from '../../src/elf/constants.js';
 
 const flavours: { elfClass: 32 | 64; endian: 'little' | 'big' }[] = [
   { elfClass: 64, endian: 'little' },
@@ -36,6 +38,26 @@ const base: FixtureModuleSpec = {
 
 describe('readModule on synthetic modules', () => {
   for (const f of flavours) {
+    it(`reads an ELF${f.elfClass} ${f.endian}-endian symbol table in place, and refuses an index outside it`, () => {
+      const t = new ElfFile(buildModule({ ...base, ...f }).bytes, 'x.ko').symbolTable();
+      const undef = Array.from({ length: t.count - 1 }, (_, k) => k + 1).filter((i) => t.shndx(i) === SHN_UNDEF && !t.isNameEmpty(i));
+      expect(undef.map((i) => [t.name(i), t.bind(i)])).toEqual([
+        ['usb_register_driver', 1],
+        ['kfree', 1],
+        ['optional_hook', 2],
+      ]);
+      // Each accessor agrees with the entry as symbol() reads it from its own offset.
+      for (let i = 0; i < t.count; i++) {
+        const s = t.symbol(i);
+        expect([s.shndx, s.bind, s.type, s.value, s.entryOffset]).toEqual([t.shndx(i), t.bind(i), t.type(i), t.value(i), t.section.offset + i * (f.elfClass === 64 ? 24 : 16)]);
+      }
+      for (const bad of [-1, t.count, t.count + 1000, 1.5, Number.NaN]) {
+        for (const read of [() => t.shndx(bad), () => t.value(bad), () => t.bind(bad), () => t.name(bad), () => t.symbol(bad), () => t.isNameEmpty(bad)]) {
+          expect(read).toThrow(RangeError);
+        }
+      }
+    });
+
     it(`reads every part of an ELF${f.elfClass} ${f.endian}-endian module`, () => {
       const built = buildModule({ ...base, ...f });
       const mod = readModule(built.bytes, { file: 'x.ko' });
