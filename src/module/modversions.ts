@@ -44,7 +44,7 @@ export function readVersions(elf: ElfFile, shared?: SharedModuleValues): Version
     entries.push(
       shared
         ? shared.versionAt(data, off + crcWidth, end, high, low)
-        : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc: BigInt(high) * 0x1_0000_0000n + BigInt(low) },
+        : { symbol: elf.stringAt(sec.offset, sec.size, off + crcWidth, '__versions entry'), crc: crcFromHalves(high, low) },
     );
   }
   return { entries, allocated: (sec.flags & SHF_ALLOC) !== 0 };
@@ -80,6 +80,14 @@ export function readExtendedVersions(elf: ElfFile): ModVersion[] | undefined {
     out.push({ symbol, crc: BigInt(elf.u32(crcs.offset + i * 4)) });
   }
   return out;
+}
+
+/**
+ * A CRC word from its two 32-bit halves, as readers take it from the bytes without making a
+ * BigInt per entry; a set high half is part of the value (the loader compares full width).
+ */
+export function crcFromHalves(high: number, low: number): bigint {
+  return BigInt(high) * 0x1_0000_0000n + BigInt(low);
 }
 
 /** `0x` + lowercase hex, at least 8 digits: the format of `modprobe --dump-modversions`. */

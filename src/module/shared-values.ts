@@ -1,6 +1,6 @@
 import { latin1 } from '../elf/reader.js';
 import type { KernelModule, UndefinedSymbol } from './read-module.js';
-import type { ModVersion } from './modversions.js';
+import { crcFromHalves, type ModVersion } from './modversions.js';
 import { ModInfo, parseVermagic, type Vermagic } from './modinfo.js';
 import type { ModuleSignature } from './signature.js';
 
@@ -46,7 +46,7 @@ export class SharedModuleValues {
     // shared, so a BigInt is made only for a CRC not seen with this name yet.
     const v = r.version;
     if (v !== undefined && r.crcHigh === crcHigh && r.crcLow === crcLow) return v;
-    const crc = BigInt(crcHigh) * 0x1_0000_0000n + BigInt(crcLow);
+    const crc = crcFromHalves(crcHigh, crcLow);
     if (v !== undefined) return { symbol: r.text, crc };
     r.crcHigh = crcHigh;
     r.crcLow = crcLow;

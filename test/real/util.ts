@@ -56,7 +56,6 @@ export async function perFile(cmd: string, args: readonly string[], files: reado
   // The marker cannot occur in an output: kmod prints names, paths and hex, never \u0001.
   const q = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
   const script = `for f; do printf '\\001kabi-next-file\\001\\n'; ${[cmd, ...args].map(q).join(' ')} "$f" 2>/dev/null; done; exit 0`;
-  const out: string[] = [];
   const parts = await pool(chunks(files, 400), 2, async (c) => {
     const r = await capture('sh', ['-c', script, 'sh', ...c]);
     if (r.status !== 0) throw new Error(`sh looping ${cmd} over ${c.length} files exited ${r.status}: ${r.stderr}`);
@@ -64,8 +63,7 @@ export async function perFile(cmd: string, args: readonly string[], files: reado
     if (each.length !== c.length) throw new Error(`${cmd}: ${each.length} outputs for ${c.length} files`);
     return each;
   });
-  for (const p of parts) out.push(...p);
-  return out;
+  return parts.flat();
 }
 
 /** Run the built kabi bin (the README's command) and parse its JSON. */
