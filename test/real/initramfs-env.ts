@@ -193,13 +193,24 @@ export function removeModule(r: InclusionRoot, m: InclusionModule): string {
   return `/lib/modules/${r.release}/${rel}`;
 }
 
+/**
+ * Module files named in a dracut-style listing (lsinitrd's, or `cpio --list --verbose`'s): the
+ * name from the ninth field on, a symlink's ` -> target` cut off, in sorted order with repeats kept.
+ */
+export function modulesInListing(out: string): string[] {
+  return out
+    .split('\n')
+    .map((l) => l.split(/\s+/).slice(8).join(' ').replace(/ -> .*$/, ''))
+    .filter((n) => MODULE_FILE.test(n))
+    .sort();
+}
+
+const MODULE_FILE = /\.ko(\.(xz|zst|gz))?$/;
+
 /** Module files an image holds, as lsinitrd (dracut) or lsinitramfs (initramfs-tools) lists them. */
 export function imageModules(file: string, lister: 'lsinitrd' | 'lsinitramfs'): string[] {
-  const out = execFileSync(lister, lister === 'lsinitrd' ? [file] : [file], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const names = out
-    .split('\n')
-    .map((l) => (lister === 'lsinitrd' ? l.split(/\s+/).slice(8).join(' ').replace(/ -> .*$/, '') : l))
-    .filter((n) => /\.ko(\.(xz|zst|gz))?$/.test(n));
+  const out = execFileSync(lister, [file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const names = lister === 'lsinitrd' ? modulesInListing(out) : out.split('\n').filter((n) => MODULE_FILE.test(n));
   return [...new Set(names)].sort();
 }
 
