@@ -52,19 +52,16 @@ export function checkAgainstKernel(candidates: readonly Candidate[], model: Kern
     else members.push({ name: tm.name, path: tm.path, module: tm.module, candidate: false });
   }
 
-  // The tree's exports do not change between rounds: tabled once, each round adding only its live members.
-  const tree = semantics === 'loader' ? loaderTreeTable(inTree) : depmodTreeTable(inTree);
   const dropped = new Map<string, { member: Member; reason: string }>();
   // Loader: which members carry the proprietary taint. It starts from each licence; a member
   // inherits it from a proprietary provider it uses, so it is settled together with the drops.
   const taint = new Map(members.map((m) => [m.path, proprietaryByLicence(m.name, m.module.license)]));
+  // The tree's exports do not change between rounds: tabled once, each round adding only its live members.
+  const evaluatorFor = semantics === 'loader' ? loaderEvaluator(model, inTree, dropped, taint) : depmodEvaluator(model, inTree, dropped, checkSymvers);
   let reasons = new Map<Member, Reason[]>();
   for (let round = 0; round <= 2 * members.length; round++) {
     const live = members.filter((m) => !dropped.has(m.path));
-    const evaluate =
-      semantics === 'loader'
-        ? loaderEvaluator(model, tree as Map<string, ProvidedSymbol>, live, dropped, taint)
-        : depmodEvaluator(model, tree as Map<string, DepmodSymbol>, live, dropped, checkSymvers);
+    const evaluate = evaluatorFor(live);
     const outcomes = new Map<Member, LoaderOutcome>();
     reasons = new Map(
       members.map((m) => {
@@ -110,18 +107,18 @@ function blockedIndex(dropped: Map<string, { member: Member; reason: string }>, 
   return idx;
 }
 
-/** The in-tree providers the loader finds after vmlinux: the first module exporting a symbol wins. */
-function loaderTreeTable(inTree: readonly TreeModule[]): Map<string, ProvidedSymbol> {
-  const table = new Map<string, ProvidedSymbol>();
+/** The loader's judge for a set of live members: in-tree providers (the first module exporting a symbol wins), then the live members'. */
+function loaderEvaluator(model: KernelModel, inTree: readonly TreeModule[], dropped: Map<string, { member: Member; reason: string }>, taint: ReadonlyMap<string, boolean>) {
+  const tree = new Map<string, ProvidedSymbol>();
   for (const tm of inTree) {
     // In-tree providers use only vmlinux and other in-tree modules: their licence is their taint.
     const proprietary = tm.licenseKnown ? proprietaryByLicence(tm.name, tm.license) : undefined;
-    for (const e of tm.exports) if (!table.has(e.symbol)) table.set(e.symbol, { exp: e, proprietary });
+    for (const e of tm.exports) if (!tree.has(e.symbol)) tree.set(e.symbol, { exp: e, proprietary });
   }
-  return table;
+  return (live: readonly Member[]) => loaderEvaluatorOf(model, tree, live, dropped, taint);
 }
 
-function loaderEvaluator(
+function loaderEvaluatorOf(
   model: KernelModel,
   tree: ReadonlyMap<string, ProvidedSymbol>,
   live: readonly Member[],
@@ -151,17 +148,17 @@ function loaderEvaluator(
   return (m: Member, outcome: LoaderOutcome) => loaderReasons(m.module, model, symbols, outcome);
 }
 
-/** The in-tree part of depmod's symbol hash: a later module's export replaces an earlier one's (hash_add). */
-function depmodTreeTable(inTree: readonly TreeModule[]): Map<string, DepmodSymbol> {
-  const table = new Map<string, DepmodSymbol>();
-  for (const tm of inTree) for (const e of tm.depmodExports) table.set(e.symbol, { crc: e.crc, owner: tm.name });
-  return table;
+/** depmod's judge for a set of live members; the in-tree part of its symbol hash (a later module's export replaces an earlier one's: hash_add) is tabled once. */
+function depmodEvaluator(model: KernelModel, inTree: readonly TreeModule[], dropped: Map<string, { member: Member; reason: string }>, checkSymvers: boolean) {
+  const tree = new Map<string, DepmodSymbol>();
+  for (const tm of inTree) for (const e of tm.depmodExports) tree.set(e.symbol, { crc: e.crc, owner: tm.name });
+  return (live: readonly Member[]) => depmodEvaluatorOf(model, tree, live, dropped, checkSymvers);
 }
 
 const FAKE_SYMBOL: DepmodSymbol = { crc: 0n, owner: undefined };
 const FAKE_SYMBOLS = new Set(DEPMOD_FAKE_SYMBOLS);
 
-function depmodEvaluator(
+function depmodEvaluatorOf(
   model: KernelModel,
   tree: ReadonlyMap<string, DepmodSymbol>,
   live: readonly Member[],
