@@ -1,6 +1,6 @@
 import { findTool, runTool } from './cli.js';
 import { checkDeadline, corrupt, isAllZero, readU32LE, tooLarge, u32le, type Where } from './common.js';
-import { decodeLz4Block, Lz4BlockError } from './lz4-block.js';
+import { decodeLz4Block, lz4BlockLength, Lz4BlockError } from './lz4-block.js';
 import { lz4Napi, type Lz4Napi } from './native.js';
 
 /*
@@ -53,28 +53,36 @@ export function walkLegacy(b: Uint8Array, at: number, where: Where): LegacyWalk 
  * and it lets every chunk be checked the same way. So lz4-napi is used for compression only.
  */
 function decodeChunks(b: Uint8Array, walk: LegacyWalk, limit: number, where: Where): Uint8Array {
-  const packed = walk.chunks.reduce((n, c) => n + c.size, 0);
-  // Start from a guess (typical ratio) and grow by doubling; never past the limit.
-  let out = new Uint8Array(Math.min(limit, walk.chunks.length * CHUNK_OUT_MAX, Math.max(packed * 4, 1 << 16)));
-  let op = 0;
+  // Sized exactly from the sequence headers first: a guessed buffer grown by doubling, then
+  // cut to size, touched two or three times the output's worth of new memory, which costs
+  // more than decoding on a machine where first-touched pages are slow.
+  const lengths: number[] = [];
+  let total = 0;
   for (const c of walk.chunks) {
-    const room = Math.min(CHUNK_OUT_MAX, limit - op);
-    if (out.length < op + room) {
-      const bigger = new Uint8Array(Math.min(limit, Math.max(op + room, out.length * 2)));
-      bigger.set(out.subarray(0, op));
-      out = bigger;
-    }
-    try {
-      op = decodeLz4Block(b, c.start, c.start + c.size, out, op, op + room, CHUNK_OUT_MAX);
-    } catch (e) {
-      if (!(e instanceof Lz4BlockError)) throw e;
-      if (e.overflow && room < CHUNK_OUT_MAX) throw tooLarge('lz4', limit, where, c.start - 4);
-      throw corrupt('lz4', e.overflow ? 'chunk decodes to more than 8 MiB' : e.message, where, e.at);
-    }
-    checkDeadline('lz4', where);
+    const n = chunkError(where, () => lz4BlockLength(b, c.start, c.start + c.size, CHUNK_OUT_MAX));
+    if (total + n > limit) throw tooLarge('lz4', limit, where, c.start - 4);
+    lengths.push(n);
+    total += n;
   }
-  // Do not keep megabytes of spare capacity alive behind a view.
-  return out.length - op > 1 << 20 ? out.slice(0, op) : out.subarray(0, op);
+  checkDeadline('lz4', where);
+  const out = new Uint8Array(total);
+  let op = 0;
+  walk.chunks.forEach((c, i) => {
+    const end = op + lengths[i]!;
+    op = chunkError(where, () => decodeLz4Block(b, c.start, c.start + c.size, out, op, end, CHUNK_OUT_MAX));
+    checkDeadline('lz4', where);
+  });
+  return out;
+}
+
+/** A chunk's decoding error as the format error it is. */
+function chunkError<T>(where: Where, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    if (!(e instanceof Lz4BlockError)) throw e;
+    throw corrupt('lz4', e.overflow ? 'chunk decodes to more than 8 MiB' : e.message, where, e.at);
+  }
 }
 
 /** A whole legacy .lz4 file; only zero padding may follow the last chunk. */

@@ -141,6 +141,28 @@ export function overBudget(path: string, budget: ReadBudget, decompressed = fals
 }
 
 /**
+ * Filesystems whose files are already in memory and do not change while they are read (an
+ * image's tree for its depmod run): a reader that only parses may take a file's bytes from
+ * here without a copy. The view must never be written to.
+ */
+const views = new WeakMap<KabiFs, (path: string) => Uint8Array | undefined>();
+
+export function offerFileViews(fs: KabiFs, view: (path: string) => Uint8Array | undefined): void {
+  views.set(fs, view);
+}
+
+/**
+ * A regular file's bytes without a copy, when `fs` offers them (offerFileViews), within the
+ * budget (LIMIT past it); undefined otherwise, and for anything but a regular file: read it
+ * the general way, which refuses what it must.
+ */
+export function fileView(fs: KabiFs, path: string, budget: ReadBudget): Uint8Array | undefined {
+  const bytes = views.get(fs)?.(path);
+  if (bytes !== undefined && bytes.length > budget.maxBytes) throw overBudget(path, budget);
+  return bytes;
+}
+
+/**
  * A regular file's bytes, at most `budget.maxBytes` of them: a FIFO, device, socket or
  * directory is refused without blocking (NOT_A_FILE), and a file larger than the budget,
  * or one that grows past it while being read, is refused (LIMIT) before its bytes are

@@ -1,8 +1,13 @@
-import { nodeFs, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
+import { fileView, nodeFs, READ_BUDGETS, readRegularFile, type KabiFs } from '../fs.js';
 import { withPlainModuleSync } from '../module/read-plain.js';
 
-/** The bytes of a module file: a compressed one, or any file withPlainModuleSync leaves. */
+/**
+ * The bytes of a module file: a compressed one, or any file withPlainModuleSync leaves; from
+ * a tree held in memory, the file's own bytes (the readers only parse them).
+ */
 export async function readModuleImage(fs: KabiFs, path: string): Promise<Uint8Array> {
+  const view = fileView(fs, path, READ_BUDGETS.module);
+  if (view !== undefined) return view;
   const t = performance.now();
   try {
     return await readRegularFile(fs, path, READ_BUDGETS.module);

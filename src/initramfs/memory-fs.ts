@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { KabiFs } from '../fs.js';
+import { offerFileViews, type KabiFs } from '../fs.js';
 
 /*
  * A read-only file system held in memory, for running kabi's own depmod over the module tree
@@ -197,5 +197,14 @@ export function memoryFs(tree: MemoryTree): KabiFs {
     lutimes: rofs('lutime'),
     mkdtemp: rofs('mkdtemp'),
   };
-  return api as unknown as KabiFs;
+  const fs = api as unknown as KabiFs;
+  offerFileViews(fs, (path) => {
+    try {
+      const n = lookup(path, true, 'open');
+      return n.kind === 'file' ? n.data : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return fs;
 }

@@ -191,9 +191,10 @@ export async function planUpdate(a: Analysis): Promise<Plan> {
     }
   }
 
-  // Firmware of old copies that no module the image holds names any more.
+  // Firmware of old copies that no module the image holds names any more. Only asked when an
+  // old copy named some: it means reading every module the image holds.
   const named = new Set<string>();
-  for (const n of new Set([...holds.keys(), ...put])) {
+  for (const n of oldFirmware.size > 0 ? new Set([...holds.keys(), ...put]) : []) {
     const f = installed.chosen(n);
     if (f) for (const fw of (await installed.factsOf(f)).firmware) named.add(fw);
   }

@@ -85,7 +85,9 @@ describe('native update after a module changed', () => {
 
     const r = await updateImage(opts(s));
     expect(r.updated).toBe(true);
-    expect(r.segmentsRewritten).toEqual([{ index: 1, compression: format }]);
+    // A small legacy lz4 stream is one chunk, which the change reached: encoded anew, from
+    // its old sequences where they still hold.
+    expect(r.segmentsRewritten).toEqual([{ index: 1, compression: format, ...(format === 'lz4' ? { blocks: { kept: 0, encoded: 1 } } : {}) }]);
     const after = readBytes(s.imageHost);
     const image = await parseImage(after);
     // The early cpio is byte for byte what it was.

@@ -2,10 +2,9 @@
 // for what the spliced stream decodes to.
 
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { lz4BlockLength } from '../../native-bindings/lz4-block.js';
-import { walkLegacy } from '../../native-bindings/lz4-legacy.js';
+import { lz4DecompressAll, walkLegacy } from '../../native-bindings/lz4-legacy.js';
 import { spliceLz4Legacy } from '../../native-bindings/lz4-splice.js';
 
 const where = { file: 'test.lz4', base: 0 };
@@ -32,26 +31,57 @@ describe('spliceLz4Legacy', () => {
     expect(lengths).toEqual([8 * MiB, 8 * MiB, 300_000]);
   });
 
-  it('an edit in the first chunk: the chunks after it are kept although they moved', async () => {
+  it('an edit in the first chunk: the chunks after it are kept although they moved, and the first is mostly made of its old sequences', async () => {
     const next = Buffer.concat([old.subarray(0, 1000), content(5000, 7), old.subarray(1100)]);
     const r = (await spliceLz4Legacy(oldLz4, old, next, [0, 4900], undefined, where))!;
     expect(unlz4(r.bytes).equals(next)).toBe(true);
+    expect(Buffer.from(lz4DecompressAll(r.bytes, next.length, where)).equals(next)).toBe(true);
     expect(r.kept).toBe(2);
-    expect(r.encodedBytes).toBe(8 * MiB + 4900);
-    // The 8 MiB (and a bit) re-encoded in one piece per core (at most 4), each one chunk of
-    // under 8 MiB, of at least 1 MiB: over 8 MiB, so never fewer than two.
-    const cores = Math.max(1, Math.min(availableParallelism(), 4));
-    const piece = Math.min(8 * MiB, Math.max(MiB, Math.ceil((8 * MiB + 4900) / cores)));
-    expect(r.encoded).toBe(Math.ceil((8 * MiB + 4900) / piece));
-    expect(r.encoded).toBeGreaterThanOrEqual(2);
+    // 8 MiB and 4900 bytes, cut where lz4 -l cuts: two new chunks.
+    expect(r.encoded).toBe(2);
+    const lengths = walkLegacy(r.bytes, 0, where).chunks.map((c) => lz4BlockLength(r.bytes, c.start, c.start + c.size));
+    expect(lengths).toEqual([8 * MiB, 4900, 8 * MiB, 300_000]);
+    // What went through the compressor: the new 5000 bytes, and the start of the second new
+    // chunk until old sequences stop reaching back before it (a copy reaches 64 KiB at most),
+    // not the 8 MiB the chunk holds.
+    expect(r.encodedBytes).toBeGreaterThanOrEqual(4000);
+    expect(r.encodedBytes).toBeLessThan(5000 + 2 * 65536);
+    // Made of lz4 -1's own sequences, the stream is about the size lz4 -1 makes of the new content.
+    expect(r.bytes.length).toBeLessThan(lz4(next).length * 1.002);
     const before = chunkHex(oldLz4);
     const after = chunkHex(r.bytes);
     expect(after.slice(-2)).toEqual(before.slice(-2));
   });
 
-  it('nothing kept when every chunk changed', async () => {
+  it('with no chunk kept whole, the old sequences still carry what only moved', async () => {
+    const small = content(2 * MiB, 3);
+    const smallLz4 = lz4(small);
+    expect(walkLegacy(smallLz4, 0, where).chunks).toHaveLength(1);
+    const next = Buffer.concat([small.subarray(0, MiB), content(3000, 9), small.subarray(MiB + 1000)]);
+    const r = (await spliceLz4Legacy(smallLz4, small, next, [0, 2000], undefined, where))!;
+    expect(unlz4(r.bytes).equals(next)).toBe(true);
+    expect(Buffer.from(lz4DecompressAll(r.bytes, next.length, where)).equals(next)).toBe(true);
+    expect(r).toMatchObject({ kept: 0, encoded: 1 });
+    expect(r.encodedBytes).toBeLessThan(3000 + 65536);
+  });
+
+  it('an edit at the very end: copies that would end in the last literals are left out', async () => {
+    // One long run of copies to the end; the new content stops 3 bytes short of it, or runs 1 past.
+    const runs = new Uint8Array(3 * MiB).fill(0x41);
+    for (let i = 0; i < runs.length; i += 4093) runs[i] = 0x42;
+    const runsLz4 = lz4(runs);
+    for (const next of [runs.subarray(0, runs.length - 3), Buffer.concat([runs, Buffer.from('C')])]) {
+      const r = (await spliceLz4Legacy(runsLz4, runs, next, [0], undefined, where))!;
+      expect(unlz4(r.bytes).equals(Buffer.from(next))).toBe(true);
+      expect(Buffer.from(lz4DecompressAll(r.bytes, next.length, where)).equals(next)).toBe(true);
+    }
+  });
+
+  it('when every chunk changed, the stream is encoded anew and still decodes', async () => {
     const next = content(old.length, 2);
-    expect(await spliceLz4Legacy(oldLz4, old, next, [0], undefined, where)).toBeUndefined();
+    const r = (await spliceLz4Legacy(oldLz4, old, next, [0], undefined, where))!;
+    expect(r.kept).toBe(0);
+    expect(unlz4(r.bytes).equals(next)).toBe(true);
   });
 
   it('a stream that is not one legacy stream up to its end is not spliced', async () => {
