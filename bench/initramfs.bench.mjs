@@ -2,7 +2,7 @@
 // Debian 6.1 kernel from the corpus, for zstd, xz, gzip and lz4 images. dracut compresses at
 // its own levels (zstd -15, xz -6 with a 1 MiB dictionary and -T0, gzip -9, lz4 -l -9); kabi at
 // its defaults (zstd -9, gzip -6, lz4 -l -6; xz and lz4 keep the blocks the change did not
-// reach and encode the rest, xz at preset 3). The change: kabi_minimal.ko in extra/ replaced by
+// reach and encode the rest, xz at preset 3, lz4 mostly from its old sequences). The change: kabi_minimal.ko in extra/ replaced by
 // another build. kabi runs through its public API (the bundled package entry), as a library
 // user or `kabi initramfs update --strategy native` would.
 // Both sides run as child processes under /usr/bin/time, so wall time and peak RSS are measured
