@@ -115,71 +115,55 @@ function loaderEvaluator(model: KernelModel, inTree: readonly TreeModule[], drop
     const proprietary = tm.licenseKnown ? proprietaryByLicence(tm.name, tm.license) : undefined;
     for (const e of tm.exports) if (!tree.has(e.symbol)) tree.set(e.symbol, { exp: e, proprietary });
   }
-  return (live: readonly Member[]) => loaderEvaluatorOf(model, tree, live, dropped, taint);
-}
-
-function loaderEvaluatorOf(
-  model: KernelModel,
-  tree: ReadonlyMap<string, ProvidedSymbol>,
-  live: readonly Member[],
-  dropped: Map<string, { member: Member; reason: string }>,
-  taint: ReadonlyMap<string, boolean>,
-) {
-  // After the tree's, the live members' exports: again the first one wins.
-  const liveExports = new Map<string, ProvidedSymbol>();
-  for (const m of live) {
-    for (const e of m.module.exports) {
-      if (!liveExports.has(e.symbol)) {
-        liveExports.set(e.symbol, {
-          exp: { symbol: e.symbol, crc: e.crc, gplOnly: e.gplOnly, namespace: e.namespace, owner: m.name, certain: true },
-          proprietary: taint.get(m.path)!,
-        });
+  return (live: readonly Member[]) => {
+    // After the tree's, the live members' exports: again the first one wins.
+    const liveExports = new Map<string, ProvidedSymbol>();
+    for (const m of live) {
+      for (const e of m.module.exports) {
+        if (!liveExports.has(e.symbol)) {
+          liveExports.set(e.symbol, {
+            exp: { symbol: e.symbol, crc: e.crc, gplOnly: e.gplOnly, namespace: e.namespace, owner: m.name, certain: true },
+            proprietary: taint.get(m.path)!,
+          });
+        }
       }
     }
-  }
-  const blocked = blockedIndex(dropped, (mod) => mod.exports.map((e) => e.symbol));
-  const symbols: LoaderSymbols = {
-    find: (s: string) => {
-      const v = model.vmlinux.get(s);
-      return v ? { exp: v, proprietary: false } : (tree.get(s) ?? liveExports.get(s));
-    },
-    blockedProvider: (s: string) => blocked.get(s),
+    const blocked = blockedIndex(dropped, (mod) => mod.exports.map((e) => e.symbol));
+    const symbols: LoaderSymbols = {
+      find: (s: string) => {
+        const v = model.vmlinux.get(s);
+        return v ? { exp: v, proprietary: false } : (tree.get(s) ?? liveExports.get(s));
+      },
+      blockedProvider: (s: string) => blocked.get(s),
+    };
+    return (m: Member, outcome: LoaderOutcome) => loaderReasons(m.module, model, symbols, outcome);
   };
-  return (m: Member, outcome: LoaderOutcome) => loaderReasons(m.module, model, symbols, outcome);
-}
-
-/** depmod's judge for a set of live members; the in-tree part of its symbol hash (a later module's export replaces an earlier one's: hash_add) is tabled once. */
-function depmodEvaluator(model: KernelModel, inTree: readonly TreeModule[], dropped: Map<string, { member: Member; reason: string }>, checkSymvers: boolean) {
-  const tree = new Map<string, DepmodSymbol>();
-  for (const tm of inTree) for (const e of tm.depmodExports) tree.set(e.symbol, { crc: e.crc, owner: tm.name });
-  return (live: readonly Member[]) => depmodEvaluatorOf(model, tree, live, dropped, checkSymvers);
 }
 
 const FAKE_SYMBOL: DepmodSymbol = { crc: 0n, owner: undefined };
 const FAKE_SYMBOLS = new Set(DEPMOD_FAKE_SYMBOLS);
 
-function depmodEvaluatorOf(
-  model: KernelModel,
-  tree: ReadonlyMap<string, DepmodSymbol>,
-  live: readonly Member[],
-  dropped: Map<string, { member: Member; reason: string }>,
-  checkSymvers: boolean,
-) {
-  // depmod's symbol hash is filled with vmlinux's lines, its fake symbols, then every module
-  // in turn, a later addition replacing an earlier one: so a symbol is looked up in the
-  // reverse order, live members first. vmlinux's table is read in place, not copied for
-  // every kernel and round: in `weak-modules --add-modules` over 8 kernels the copies took
-  // 156 ms of checkAgainstKernel's 174, the judging 5.
-  const liveTable = new Map<string, DepmodSymbol>();
-  for (const m of live) for (const e of kmodExports(m.module)) liveTable.set(e.symbol, { crc: e.crc, owner: m.name });
+/** depmod's judge for a set of live members; the in-tree part of its symbol hash (a later module's export replaces an earlier one's: hash_add) is tabled once. */
+function depmodEvaluator(model: KernelModel, inTree: readonly TreeModule[], dropped: Map<string, { member: Member; reason: string }>, checkSymvers: boolean) {
+  const tree = new Map<string, DepmodSymbol>();
+  for (const tm of inTree) for (const e of tm.depmodExports) tree.set(e.symbol, { crc: e.crc, owner: tm.name });
   const fromVmlinux = (s: string): DepmodSymbol | undefined => {
     if (FAKE_SYMBOLS.has(s)) return FAKE_SYMBOL;
     const crc = model.depmodVmlinux.get(s);
     return crc === undefined ? undefined : { crc, owner: undefined };
   };
-  const blocked = blockedIndex(dropped, (mod) => kmodExports(mod).map((e) => e.symbol));
-  const symbols = { get: (s: string) => liveTable.get(s) ?? tree.get(s) ?? fromVmlinux(s), blockedProvider: (s: string) => blocked.get(s) };
-  return (m: Member) => depmodReasons(m.module, m.path, symbols, checkSymvers);
+  return (live: readonly Member[]) => {
+    // depmod's symbol hash is filled with vmlinux's lines, its fake symbols, then every module
+    // in turn, a later addition replacing an earlier one: so a symbol is looked up in the
+    // reverse order, live members first. vmlinux's table is read in place, not copied for
+    // every kernel and round: in `weak-modules --add-modules` over 8 kernels the copies took
+    // 156 ms of checkAgainstKernel's 174, the judging 5.
+    const liveTable = new Map<string, DepmodSymbol>();
+    for (const m of live) for (const e of kmodExports(m.module)) liveTable.set(e.symbol, { crc: e.crc, owner: m.name });
+    const blocked = blockedIndex(dropped, (mod) => kmodExports(mod).map((e) => e.symbol));
+    const symbols = { get: (s: string) => liveTable.get(s) ?? tree.get(s) ?? fromVmlinux(s), blockedProvider: (s: string) => blocked.get(s) };
+    return (m: Member) => depmodReasons(m.module, m.path, symbols, checkSymvers);
+  };
 }
 
 /** kmod_module_get_symbols(): the `__crc_` symbols, or `__ksymtab_strings` with CRC 0 when there are none. */
