@@ -64,6 +64,24 @@ describe('what a module brings along, and what goes with it', () => {
     expect((await imageNeedsUpdate({ root: s.root, release: K })).needsUpdate).toBe(false);
   });
 
+  it('firmware only an old copy named leaves the image with it; the new build names none', async () => {
+    const s = makeImageSystem({ compression: 'zstd' });
+    s.fx.write('/lib/firmware/kabi/beta.fw', 'firmware blob');
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '7', false, [['firmware', 'kabi/beta.fw']]));
+    execFileSync('depmod', ['-a', '-b', s.root, K]);
+    await updateImage(opts(s.root));
+    expect((await tree(s.imageHost)).get('usr/lib/firmware/kabi/beta.fw')?.kind).toBe('file');
+
+    s.install(`/lib/modules/${K}/kernel/drivers/beta.ko`, beta(K, '8'));
+    execFileSync('depmod', ['-a', '-b', s.root, K]);
+    const r = await updateImage(opts(s.root));
+    expect(r.operations.filter((o) => o.path.includes('firmware'))).toEqual([{ op: 'remove', path: 'usr/lib/firmware/kabi/beta.fw', detail: 'firmware no module in the image names any more' }]);
+    expect((await tree(s.imageHost)).get('usr/lib/firmware/kabi/beta.fw')).toBeUndefined();
+    const out = join(tempDir(), 'generated.img');
+    s.generate({ out });
+    expect((await tree(out)).get('usr/lib/firmware/kabi/beta.fw')).toBeUndefined();
+  });
+
   it("a module the image lacks that a module it holds now needs (its softdep) is added: that module's generator run would install it", async () => {
     const s = makeImageSystem({ compression: 'gzip' });
     s.fx.write('/etc/modprobe.d/kabi-test.conf', 'softdep alpha post: gamma\n');
