@@ -101,12 +101,18 @@ function grow(s: Sequences, cap: number): Sequences {
   return { start: more(s.start), literals: more(s.literals), offset: more(s.offset), length: more(s.length), count: s.count };
 }
 
-/** Whether a copy of `length` bytes from `offset` back, made at `at`, gives data's own bytes there, inside [floor, end). */
-function copyHolds(data: Uint8Array, at: number, offset: number, length: number, floor: number, end: number): boolean {
+/**
+ * Whether a copy of `length` bytes from `offset` back, made at `at`, gives data's own bytes
+ * there, inside [floor, end). For an overlapping copy too, this is each byte against the one
+ * `offset` before it in the content wanted, so one comparison of the two ranges decides it.
+ * The bytes compared are charged to `budget` (a unit per 256), so that hostile content cannot
+ * make the checks unbounded.
+ */
+function copyHolds(data: Uint8Array, at: number, offset: number, length: number, floor: number, end: number, budget: { left: number }): boolean {
   const from = at - offset;
   if (offset <= 0 || from < floor || at + length > end) return false;
-  if (length >= 64 && offset >= length) return Buffer.compare(data.subarray(at, at + length), data.subarray(from, from + length)) === 0;
-  // Byte by byte is also what an overlapping copy means: each byte from the one `offset` back.
+  budget.left -= length >>> 8;
+  if (length >= 64) return Buffer.compare(data.subarray(at, at + length), data.subarray(from, from + length)) === 0;
   for (let k = 0; k < length; k++) if (data[at + k] !== data[from + k]) return false;
   return true;
 }
@@ -172,11 +178,13 @@ class EqualSpan {
     lo: number,
     private readonly hi: number,
     at: number,
+    private readonly budget: { left: number },
   ) {
     // Back as far as a copy can reach (64 KiB), while the bytes agree.
     let from = at;
     const floor = Math.max(lo, at - 65536);
     while (from > floor && data[from - 1] === oldData[from - 1 - d]) from--;
+    budget.left -= (at - from) >>> 8;
     this.from = from;
     this.to = Math.max(from, Math.min(at, hi));
   }
@@ -193,6 +201,7 @@ class EqualSpan {
       this.ended = true;
       return;
     }
+    this.budget.left -= n >>> 8;
     const x = this.data.subarray(this.to, this.to + n);
     const y = this.oldData.subarray(this.to - this.d, this.to - this.d + n);
     if (Buffer.compare(x, y) === 0) {
@@ -203,6 +212,50 @@ class EqualSpan {
     while (x[k] === y[k]) k++;
     this.to += k;
     this.ended = true;
+  }
+}
+
+/** Candidate places, one per move, nearest first (a binary heap of [new position, move]). */
+class MoveHeap {
+  private readonly at: number[] = [];
+  private readonly move: number[] = [];
+  get size(): number {
+    return this.at.length;
+  }
+  push(at: number, move: number): void {
+    let i = this.at.length;
+    this.at.push(at);
+    this.move.push(move);
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (this.at[up]! <= at) break;
+      this.swap(i, up);
+      i = up;
+    }
+  }
+  pop(): [number, number] {
+    const top: [number, number] = [this.at[0]!, this.move[0]!];
+    const lastAt = this.at.pop()!;
+    const lastMove = this.move.pop()!;
+    if (this.at.length > 0) {
+      this.at[0] = lastAt;
+      this.move[0] = lastMove;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < this.at.length && this.at[l]! < this.at[m]!) m = l;
+        if (r < this.at.length && this.at[r]! < this.at[m]!) m = r;
+        if (m === i) break;
+        this.swap(i, m);
+        i = m;
+      }
+    }
+    return top;
+  }
+  private swap(a: number, b: number): void {
+    [this.at[a], this.at[b]] = [this.at[b]!, this.at[a]!];
+    [this.move[a], this.move[b]] = [this.move[b]!, this.move[a]!];
   }
 }
 
@@ -220,7 +273,7 @@ function planChunk(old: Sequences, oldData: Uint8Array, data: Uint8Array, c0: nu
     let p = from;
     for (; i < count && start[i]! + d === p && p - from < enough; i++) {
       const end = p + literals[i]! + length[i]!;
-      if (end > c1 || (length[i]! > 0 && !copyHolds(data, p + literals[i]!, offset[i]!, length[i]!, c0, c1))) break;
+      if (end > c1 || (length[i]! > 0 && !copyHolds(data, p + literals[i]!, offset[i]!, length[i]!, c0, c1, budget))) break;
       budget.left--;
       p = end;
     }
@@ -243,19 +296,15 @@ function planChunk(old: Sequences, oldData: Uint8Array, data: Uint8Array, c0: nu
     // candidates are visited in the order of where they would land, so no move is scanned
     // past the first one that works.
     const next = moves.map((d) => lowerBound(cur - d));
+    budget.left -= moves.length;
+    const heap = new MoveHeap();
+    next.forEach((i, m) => i < count && heap.push(start[i]! + moves[m]!, m));
     let found: { i: number; d: number } | undefined;
-    while (found === undefined && budget.left > 0) {
-      let k = -1;
-      let p = c1;
-      for (let m = 0; m < moves.length; m++) {
-        const i = next[m]!;
-        if (i < count && start[i]! + moves[m]! < p) {
-          p = start[i]! + moves[m]!;
-          k = m;
-        }
-      }
-      if (k < 0) break;
+    while (found === undefined && budget.left > 0 && heap.size > 0) {
+      const [p, k] = heap.pop();
+      if (p >= c1) break;
       const i = next[k]!++;
+      if (i + 1 < count) heap.push(start[i + 1]! + moves[k]!, k);
       budget.left--;
       // A run must begin with a copy: literals alone hold anywhere and save nothing.
       if (length[i]! > 0 && run(i, moves[k]!, MIN_RUN) >= Math.min(MIN_RUN, c1 - p)) found = { i, d: moves[k]! };
@@ -263,7 +312,7 @@ function planChunk(old: Sequences, oldData: Uint8Array, data: Uint8Array, c0: nu
     if (found === undefined) break;
     const from = start[found.i]! + found.d;
     if (from > cur) stretches.push({ from: cur, to: from, fresh: true, first: 0, end: 0 });
-    const span = new EqualSpan(data, oldData, found.d, Math.max(c0, found.d), Math.min(c1, oldData.length + found.d), from);
+    const span = new EqualSpan(data, oldData, found.d, Math.max(c0, found.d), Math.min(c1, oldData.length + found.d), from, budget);
     let p = from;
     let i = found.i;
     for (; i < count && start[i]! + found.d === p; i++) {
@@ -272,7 +321,7 @@ function planChunk(old: Sequences, oldData: Uint8Array, data: Uint8Array, c0: nu
       // Where the new content equals the old around a copy, it holds as it did in the old
       // stream; elsewhere it is checked byte for byte.
       const at = p + literals[i]!;
-      if (length[i]! > 0 && !span.covers(at - offset[i]!, end) && !copyHolds(data, at, offset[i]!, length[i]!, c0, c1)) break;
+      if (length[i]! > 0 && !span.covers(at - offset[i]!, end) && !copyHolds(data, at, offset[i]!, length[i]!, c0, c1, budget)) break;
       budget.left--;
       p = end;
     }
@@ -419,6 +468,8 @@ export async function reencodeGaps(old: Sequences, oldData: Uint8Array, data: Ui
     at += s.to - s.from;
   }
   const encoded = await compressFresh(joined, level, where);
+  // The compressor's copies are a fraction of the content: checked without a budget.
+  const unbounded = { left: Infinity };
   const compressed = new Copies();
   let f = 0;
   let open = -1;
@@ -430,7 +481,7 @@ export async function reencodeGaps(old: Sequences, oldData: Uint8Array, data: Ui
       while (q >= joinedAt + fresh[f]!.s.to - fresh[f]!.s.from) joinedAt += fresh[f]!.s.to - fresh[f++]!.s.from;
       const { s, c } = fresh[f]!;
       const newAt = q - joinedAt + s.from;
-      if (newAt + seqs.length[i]! > s.to || !copyHolds(data, newAt, seqs.offset[i]!, seqs.length[i]!, c.c0, c.c1)) continue;
+      if (newAt + seqs.length[i]! > s.to || !copyHolds(data, newAt, seqs.offset[i]!, seqs.length[i]!, c.c0, c.c1, unbounded)) continue;
       if (f !== open) {
         if (open >= 0) fresh[open]!.s.end = compressed.count;
         s.first = compressed.count;

@@ -16,8 +16,9 @@ import { planSplice, type Splice } from './splice-plan.js';
 
 /**
  * `old` is exactly one legacy stream (an initramfs segment as the kernel delimits it), which
- * decodes to `oldData`; `newData` is the content wanted. Undefined when `old` is not one
- * stream of well-formed chunks that decodes to `oldData`.
+ * decodes to `oldData` (which the caller vouches for: only its length is checked here);
+ * `newData` is the content wanted. Undefined when `old` is not one stream of well-formed
+ * chunks whose output is as long as `oldData`.
  */
 export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, level, where) => {
   const walk = walkLegacy(old, 0, where);
@@ -36,14 +37,16 @@ export const spliceLz4Legacy: Splice = async (old, oldData, newData, shifts, lev
     from += length;
   }
   if (from !== oldData.length) return undefined;
+  // Read once (`shifts` may be a one-shot iterable); a move is a whole number of bytes.
+  const moves = [...new Set(shifts)].filter((d) => Number.isInteger(d));
   // With no chunk kept whole, the old sequences may still hold for most of the content.
-  const pieces = planSplice(oldChunks, oldData, newData, shifts) ?? [{ gap: [0, newData.length] as const }];
+  const pieces = planSplice(oldChunks, oldData, newData, moves) ?? [{ gap: [0, newData.length] as const }];
 
   // The gaps' content, encoded again mostly from the old sequences of the chunks not kept.
   const keptChunks = new Set(pieces.flatMap((p) => ('keep' in p ? [p.keep] : [])));
   const reusable = oldChunks.filter((c) => !keptChunks.has(c)).map((c) => ({ ...c.chunk, decodedStart: c.decodedStart }));
   const gaps = pieces.flatMap((p) => ('gap' in p ? [p.gap] : []));
-  const re = await reencodeGaps(readSequences(old, reusable), oldData, newData, gaps, [...new Set(shifts)], level, where);
+  const re = await reencodeGaps(readSequences(old, reusable), oldData, newData, gaps, moves, level, where);
 
   // Kept chunks and the new ones, in the order of the pieces.
   const parts: Uint8Array[] = [u32le(LEGACY_MAGIC)];
