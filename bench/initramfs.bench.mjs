@@ -9,7 +9,7 @@
 // the same way. dracut runs in a private mount namespace over a temp root; /lib/modules and /boot
 // of this machine are never touched.
 //
-//   node bench/initramfs.bench.mjs [--quick]   (needs `npm run build`, root, dracut, unshare)
+//   node bench/initramfs.bench.mjs [--quick] [--runs N] [--format F]...   (needs `npm run build`, root, dracut, unshare)
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const quick = process.argv.includes('--quick');
-const RUNS = quick ? 1 : 3;
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 1 : 3;
+// `--format lz4` (repeatable) measures only those formats, to iterate on one of them.
+const FORMATS = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--format' ? [a] : []));
 const here = dirname(fileURLToPath(import.meta.url));
 // A private copy of dist/: the tree is shared, and a concurrent `npm run build` empties dist/
 // while the children below import from it. Under node_modules so packages still resolve.
@@ -97,7 +100,7 @@ prepare();
 const image = join(root, 'boot', `initramfs-${K.krel}.img`);
 const rows = [];
 const json = {};
-for (const format of ['zstd', 'xz', 'gzip', 'lz4']) {
+for (const format of FORMATS.length ? FORMATS : ['zstd', 'xz', 'gzip', 'lz4']) {
   // The image before the change, made by dracut.
   const pristine = join(work, `pristine-${format}.img`);
   copyFileSync(K.builtModules.kabi_minimal, join(md, 'extra', 'kabi_minimal.ko'));
@@ -145,4 +148,5 @@ for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 console.log(`\n(${RUNS} run${RUNS === 1 ? '' : 's'} each, median wall time; dracut: --no-hostonly -m kernel-modules, ${DRIVERS.length} drivers plus dependencies, early microcode.`);
 console.log('"modules" runs while the image is read, so the phases add up to more than the wall time when they overlap.)');
 console.log('BENCH-JSON ' + JSON.stringify({ name: 'initramfs', ...json }));
-rmSync(work, { recursive: true, force: true });
+if (process.env.KABI_BENCH_KEEP) console.log(`kept ${work}`);
+else rmSync(work, { recursive: true, force: true });

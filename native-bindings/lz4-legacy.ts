@@ -117,12 +117,19 @@ export async function lz4Compress(data: Uint8Array, level: number | undefined, w
 function legacyFromNapi(napi: Lz4Napi, data: Uint8Array): Uint8Array {
   const parts: Uint8Array[] = [u32le(LEGACY_MAGIC)];
   for (let at = 0; at < data.length; at += CHUNK_OUT_MAX) {
-    const piece = Buffer.from(data.buffer, data.byteOffset + at, Math.min(CHUNK_OUT_MAX, data.length - at));
-    // compressSync prepends the uncompressed size; legacy framing wants the block alone.
-    const block = napi.compressSync(piece).subarray(4);
+    const block = napiBlock(napi, data.subarray(at, Math.min(data.length, at + CHUNK_OUT_MAX)));
     parts.push(u32le(block.length), block);
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * One raw LZ4 block of `data` (at most a chunk's 8 MiB) from lz4-napi, at its only level (it
+ * has no setting for one). compressSync puts the decoded size before the block; legacy
+ * framing wants the block alone.
+ */
+export function napiBlock(napi: Lz4Napi, data: Uint8Array): Uint8Array {
+  return napi.compressSync(Buffer.from(data.buffer, data.byteOffset, data.length)).subarray(4);
 }
 
 export function lz4Implementations(): { decompress: string; compress: string } {

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { mapPool } from '../src/util/pool.js';
 import { corrupt, u32le, type Where } from './common.js';
 import { decodeLz4Block, lz4BlockLength, Lz4BlockError } from './lz4-block.js';
-import { lz4Compress, walkLegacy } from './lz4-legacy.js';
+import { lz4Compress, napiBlock, walkLegacy } from './lz4-legacy.js';
 import { lz4Napi } from './native.js';
 
 /*
@@ -396,16 +396,16 @@ function writeBlock(data: Uint8Array, c0: number, c1: number, stretches: readonl
 /**
  * The compressor's sequences for `joined`, at positions in it. A little (the usual case: a
  * few changed members) goes through lz4-napi in this process, when it is there, rather than
- * lz4 processes started from a big one; more goes through lz4 -l as lz4Compress chooses, in
- * pieces side by side (one process per core), each under one chunk.
+ * lz4 processes started from a big one; lz4-napi has one level, so `level` is not asked of
+ * that little. More goes through lz4 -l as lz4Compress chooses, at `level`, in pieces side
+ * by side (one process per core), each under one chunk.
  */
 async function compressFresh(joined: Uint8Array, level: number | undefined, where: Where): Promise<Sequences[]> {
   const total = joined.length;
   if (total === 0) return [];
   const napi = total <= IN_PROCESS ? lz4Napi() : undefined;
   if (napi) {
-    // compressSync puts the decoded size before one block.
-    const block = napi.compressSync(joined).subarray(4);
+    const block = napiBlock(napi, joined);
     if (blockLength(block, 0, block.length, where) !== total) throw corrupt('lz4', 'lz4-napi wrote a block of another length (internal error)', where);
     return [readSequences(block, [{ start: 0, size: block.length, decodedStart: 0 }])];
   }

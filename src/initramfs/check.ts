@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { KabiError } from '../errors.js';
 import type { KabiFs } from '../fs.js';
-import { nodeFs, READ_BUDGETS, readRegularFile } from '../fs.js';
+import { fileEquals, nodeFs, READ_BUDGETS, readRegularFile } from '../fs.js';
 import { readingFs } from '../depmod/sync-fs.js';
 import { discoverKernels, type InitramfsStyle, type InstalledKernel } from '../kernel/discover.js';
 import type { ModuleFile } from '../kernel/module-tree.js';
@@ -15,7 +15,7 @@ import type { KeepBody } from './cpio-listing.js';
 import { imageModuleData, listImageModules, locateModuleDir, moduleExt, moduleStem, type ImageModule } from './image-modules.js';
 import { BodyNotKept, ImageTree } from './image-tree.js';
 import type { ImageLimits } from './limits.js';
-import { bytesEqual, compareModules, moduleContents } from './module-compare.js';
+import { compareModules, moduleContents } from './module-compare.js';
 
 /*
  * The one decision, per image and change: would the image's generator, run now, put into it
@@ -355,13 +355,14 @@ async function difference(fs: KabiFs, root: string, tree: ImageTree, m: ImageMod
   if (img === undefined) return 'the image copy is missing';
   let installedBytes: Uint8Array;
   try {
+    // The same file as installed (a signed module, which no generator strips; or the image
+    // made from this very file): nothing to hold or decompress.
+    if (await fileEquals(fs, f.host, img, READ_BUDGETS.module)) return undefined;
     installedBytes = await readRegularFile(fs, f.host, READ_BUDGETS.module);
   } catch (e) {
     if (e instanceof KabiError) throw e;
     throw new KabiError('IO', `cannot read the installed module: ${(e as Error).message}`, { file: f.host, cause: e });
   }
-  // The same file as installed (a signed module, which no generator strips): nothing to decompress.
-  if (bytesEqual(img, installedBytes)) return undefined;
   const [a, b] = await Promise.all([moduleContents(img, m.path), moduleContents(installedBytes, f.host)]);
   return compareModules(a, b) === 'different' ? 'contents differ' : undefined;
 }

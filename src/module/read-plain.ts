@@ -43,9 +43,10 @@ const scratch = Buffer.alloc(SCRATCH_BYTES);
 
 /**
  * The few larger files are read into one more buffer, grown by doubling (never past the
- * module budget) and dropped one to two seconds after its last use. A fresh buffer per file made the first pass over a tree pay
- * for memory the process had never touched: on the 6.1 tree the 38 files over 1 MiB (104 MB)
- * took 252 ms to read in a new process, against 23 ms once freed memory was being reused.
+ * module budget) and dropped one to two seconds after its last use. A fresh buffer per file
+ * made the first pass over a tree pay for memory the process had never touched: on the 6.1
+ * tree the 38 files over 1 MiB (104 MB) took 252 ms to read in a new process, against 23 ms
+ * once freed memory was being reused.
  */
 function bigScratch(size: number): Buffer {
   // `size` is within the module budget (checked by the caller), so the cap never cuts it.

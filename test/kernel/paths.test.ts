@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync, type KabiFs } from '../../src/fs.js';
+import { fileEquals, nodeFs, READ_BUDGETS, readRegularFile, readRegularFileSync, type KabiFs } from '../../src/fs.js';
 import { confinedPath, hostPath, readSystemFile, resolveEntryInRoot, resolveInRoot } from '../../src/kernel/paths.js';
 import { KabiError } from '../../src/errors.js';
 
@@ -131,6 +131,68 @@ describe('readRegularFile', () => {
   it('reads a file with no size (/proc) up to the budget', () => {
     expect(readRegularFileSync('/proc/self/status', READ_BUDGETS.text).toString()).toMatch(/^Name:/);
     expect(() => readRegularFileSync('/proc/self/maps', { what: 'map', maxBytes: 10 })).toThrow(KabiError);
+  });
+});
+
+describe('fileEquals', () => {
+  const budget = { what: 'test file', maxBytes: 4 << 20 };
+  /** 2.5 MiB of varied bytes: the file is read in 1 MiB pieces. */
+  const big = Buffer.from(Array.from({ length: (5 << 20) / 2 }, (_, i) => (i * 7 + (i >> 11)) & 255));
+  for (const [name, fs] of [['node:fs', nodeFs], ['another KabiFs', proxied]] as const) {
+    it(`${name}: true only for the same bytes, wherever they differ`, async () => {
+      const r = root();
+      const f = join(r, 'm.ko');
+      writeFileSync(f, big);
+      expect(await fileEquals(fs, f, big, budget)).toBe(true);
+      for (const at of [0, (1 << 20) - 1, 1 << 20, big.length - 1]) {
+        const other = Buffer.from(big);
+        other[at] = (other[at]! + 1) & 255;
+        expect(await fileEquals(fs, f, other, budget), `byte ${at}`).toBe(false);
+      }
+      expect(await fileEquals(fs, f, big.subarray(0, big.length - 1), budget)).toBe(false);
+      expect(await fileEquals(fs, f, Buffer.concat([big, Buffer.from([0])]), budget)).toBe(false);
+      // The buffer kept between calls holds nothing over: a shorter file after a longer one.
+      writeFileSync(join(r, 'small'), big.subarray(0, 300));
+      expect(await fileEquals(fs, join(r, 'small'), big.subarray(0, 300), budget)).toBe(true);
+      expect(await fileEquals(fs, join(r, 'small'), big.subarray(1, 301), budget)).toBe(false);
+      writeFileSync(join(r, 'empty'), '');
+      expect(await fileEquals(fs, join(r, 'empty'), new Uint8Array(0), budget)).toBe(true);
+    });
+
+    it(`${name}: refuses what readRegularFile refuses`, async () => {
+      const r = root();
+      execFileSync('mkfifo', [join(r, 'fifo')]);
+      await expect(fileEquals(fs, join(r, 'fifo'), big, budget)).rejects.toMatchObject({ code: 'NOT_A_FILE', file: join(r, 'fifo') });
+      await expect(fileEquals(fs, '/dev/zero', big, budget)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      await expect(fileEquals(fs, r, big, budget)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      await expect(fileEquals(fs, join(r, 'missing'), big, budget)).rejects.toMatchObject({ code: 'ENOENT' });
+      truncateSync((writeFileSync(join(r, 'huge'), ''), join(r, 'huge')), (4 << 20) + 1);
+      await expect(fileEquals(fs, join(r, 'huge'), big, budget)).rejects.toMatchObject({ code: 'LIMIT' });
+    });
+  }
+
+  it('a file longer than its size said is not equal to bytes of that size', async () => {
+    const r = root();
+    writeFileSync(join(r, 'grew'), Buffer.alloc(900, 5));
+    const shrunk: KabiFs = new Proxy(nodeFs, {
+      get: (t, k) =>
+        k === 'open'
+          ? async (...a: Parameters<KabiFs['open']>) => {
+              const h = await nodeFs.open(...a);
+              const tell = async () => Object.assign(await h.stat(), { size: 100 });
+              return new Proxy(h, {
+                get: (ht, hk) => {
+                  if (hk === 'stat') return tell;
+                  const v: unknown = Reflect.get(ht, hk);
+                  return typeof v === 'function' ? v.bind(ht) : v;
+                },
+              });
+            }
+          : Reflect.get(t, k),
+    });
+    expect(await fileEquals(shrunk, join(r, 'grew'), Buffer.alloc(100, 5), budget)).toBe(false);
+    writeFileSync(join(r, 'exact'), Buffer.alloc(100, 6));
+    expect(await fileEquals(shrunk, join(r, 'exact'), Buffer.alloc(100, 6), budget)).toBe(true);
   });
 });
 
