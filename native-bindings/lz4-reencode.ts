@@ -347,8 +347,8 @@ function putLength(out: Uint8Array, at: number, n: number): number {
 }
 
 /**
- * One block for data[c0, c1) from its stretches' checked copies (in order, not overlapping),
- * the bytes between them as literals. Copies near the end are cut short or left out, so that
+ * One legacy chunk (its size word, then one block) for data[c0, c1) from its stretches'
+ * checked copies (in order, not overlapping), the bytes between them as literals. Copies near the end are cut short or left out, so that
  * the block keeps LZ4's end rules (its last LAST_LITERALS bytes literals, no copy starting in
  * its last MF_LIMIT), which the kernel's decoder enforces against the chunk's 8 MiB space; the
  * block's own end is nearer, so the rules hold there too.
@@ -367,8 +367,10 @@ function writeBlock(data: Uint8Array, c0: number, c1: number, stretches: readonl
   };
   for (const s of stretches) eachCopy(s, count);
   size += 1 + extra(c1 - p) + (c1 - p);
-  const out = new Uint8Array(size);
-  let o = 0;
+  // The chunk's size word first, so that the chunk needs no second copy.
+  const out = new Uint8Array(4 + size);
+  out.set(u32le(size));
+  let o = 4;
   p = c0;
   const sequence = (at: number, offset: number, length: number) => {
     const n = length === 0 ? 0 : usable(at, length);
@@ -389,7 +391,7 @@ function writeBlock(data: Uint8Array, c0: number, c1: number, stretches: readonl
   for (const s of stretches) eachCopy(s, sequence);
   // The last sequence: literals only.
   sequence(c1, 0, 0);
-  if (o !== size) throw new Error('lz4 block size miscounted (internal error)');
+  if (o !== out.length) throw new Error('lz4 block size miscounted (internal error)');
   return out;
 }
 
@@ -497,10 +499,10 @@ export async function reencodeGaps(old: Sequences, oldData: Uint8Array, data: Ui
   const back = new Uint8Array(Math.max(0, ...plans.flat().map((c) => c.c1 - c.c0)));
   const chunks = plans.map((gap) =>
     gap.map(({ c0, c1, stretches }) => {
-      const block = writeBlock(data, c0, c1, stretches);
-      const n = decodeLz4Block(block, 0, block.length, back, 0, c1 - c0, CHUNK);
+      const chunk = writeBlock(data, c0, c1, stretches);
+      const n = decodeLz4Block(chunk, 4, chunk.length, back, 0, c1 - c0, CHUNK);
       if (n !== c1 - c0 || Buffer.compare(back.subarray(0, n), data.subarray(c0, c1)) !== 0) throw corrupt('lz4', 'a re-encoded chunk does not decode to its content (internal error)', where);
-      return Buffer.concat([u32le(block.length), block]);
+      return chunk;
     }),
   );
   return { chunks, compressedBytes: total };

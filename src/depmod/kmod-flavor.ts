@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import type { IndexLayout } from './index-format.js';
 
 /**
@@ -43,18 +43,46 @@ export function parseKmodVersion(text: string): KmodFlavor | undefined {
 }
 
 let hostFlavor: KmodFlavor | null | undefined;
+let probing: Promise<KmodFlavor> | undefined;
+
+const DEPMODS = ['depmod', '/usr/sbin/depmod', '/sbin/depmod'];
+const PROBE_TIMEOUT_MS = 5000;
+
+function orDefault(found: KmodFlavor | null): KmodFlavor {
+  return found ?? { ...kmodFlavor(30), extensions: ALL_EXTENSIONS, source: 'default (no depmod found)' };
+}
 
 /** The flavor of this machine's depmod, or a kmod-30-like default when there is none. */
 export function installedKmodFlavor(): KmodFlavor {
   if (hostFlavor === undefined) {
-    hostFlavor = null;
-    for (const cmd of ['depmod', '/usr/sbin/depmod', '/sbin/depmod']) {
-      const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 5000 });
-      if (r.status === 0) {
-        hostFlavor = parseKmodVersion(r.stdout) ?? null;
-        if (hostFlavor) break;
-      }
+    let found: KmodFlavor | null = null;
+    for (const cmd of DEPMODS) {
+      const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS });
+      if (r.status === 0) found = parseKmodVersion(r.stdout) ?? null;
+      if (found) break;
     }
+    hostFlavor = found;
   }
-  return hostFlavor ?? { ...kmodFlavor(30), extensions: ALL_EXTENSIONS, source: 'default (no depmod found)' };
+  return orDefault(hostFlavor);
+}
+
+/**
+ * installedKmodFlavor without holding up this thread while `depmod --version` runs (about
+ * 20 ms): an initramfs update asks early, and the answer is there by the time its depmod runs.
+ */
+export function installedKmodFlavorSoon(): Promise<KmodFlavor> {
+  if (hostFlavor !== undefined) return Promise.resolve(orDefault(hostFlavor));
+  probing ??= (async () => {
+    let found: KmodFlavor | null = null;
+    for (const cmd of DEPMODS) {
+      const out = await new Promise<string | undefined>((resolve) => {
+        execFile(cmd, ['--version'], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS }, (err, stdout) => resolve(err ? undefined : stdout));
+      });
+      if (out !== undefined) found = parseKmodVersion(out) ?? null;
+      if (found) break;
+    }
+    hostFlavor ??= found;
+    return orDefault(hostFlavor);
+  })();
+  return probing;
 }

@@ -13,7 +13,7 @@ import { DEPMOD_CONFIG_DIRS, loadDepmodConfig, type DepmodConfig } from './confi
 import { incrementalRun } from './incremental.js';
 import { indexTables } from './index-patch.js';
 import { parseSymversForDepmod, parseSystemMapForDepmod, type KernelSymbols } from './kernel-symbols.js';
-import { installedKmodFlavor, type KmodFlavor } from './kmod-flavor.js';
+import { installedKmodFlavorSoon, type KmodFlavor } from './kmod-flavor.js';
 import { HOST_ENDIAN } from './kmod-hash.js';
 import { ModuleReaderPool } from '../module/reader-pool.js';
 import { readerPoolOf, type DepmodReaderThreads } from './reader-threads.js';
@@ -144,7 +144,7 @@ async function runOnce(opts: DepmodOptions, readCache: boolean, onCache: () => v
   // Found inside the root as a chroot would: lib/modules/K -> /somewhere never leads out of it.
   const moduleDirHost = await confinedPath(readingFs(fs), root, moduleDir);
   const dirname = opts.messageDir ?? (root === '/' ? moduleDir : posix.join(root, moduleDir));
-  const kmod = opts.kmod ?? installedKmodFlavor();
+  const kmod = opts.kmod ?? (await installedKmodFlavorSoon());
   const messages: DepmodMessage[] = [];
   const timings: Record<string, number> = {};
   let t = performance.now();

@@ -1,4 +1,5 @@
 import { KabiError } from '../errors.js';
+import { installedKmodFlavorSoon } from '../depmod/kmod-flavor.js';
 import type { Runner } from '../util/run.js';
 import { analyseImage, type Analysis, type ImageCheck } from './check.js';
 import { deferRefresh } from './deferred.js';
@@ -54,6 +55,9 @@ export async function refreshInitramfs(opts: RefreshOptions): Promise<RefreshRes
   const strategy = opts.strategy ?? 'auto';
   const dryRun = opts.dryRun === true;
   if (dryRun || strategy === 'defer') return act(await analyseImage(opts), opts, strategy, []);
+  // A native update runs depmod over the new image's tree, in kmod's flavor: asked now, the
+  // answer is found while the image is read.
+  if (strategy !== 'generator' && opts.depmod === undefined) void installedKmodFlavorSoon();
   return withImageLock(opts, async (cleaned) => act(await analyseImage(opts), opts, strategy, cleaned));
 }
 
