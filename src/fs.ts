@@ -222,47 +222,70 @@ export async function readRegularFileHead(fs: KabiFs, path: string, n: number, b
   }
 }
 
-/** Bytes fileEquals reads at a time, into one buffer kept for the process. */
+/** Bytes fileEquals reads at a time, into a buffer kept for the process. */
 const COMPARE_PIECE = 1 << 20;
-let compareScratch: Buffer | undefined;
+/** The kept buffer while no comparison holds it; one running meanwhile reads into its own. */
+let idleCompareBuffer: Buffer | undefined;
 
 /**
  * Whether a regular file holds exactly `expected`, refused as readRegularFile refuses a FIFO,
- * device, directory or a file over the budget. The file is read a piece at a time into one
+ * device, directory or a file over the budget. The file is read a piece at a time into a
  * buffer reused across calls: an initramfs check compares a hundred installed modules with
  * their image copies, mostly equal, and reading each into new memory cost more than the
  * reading itself where first-touched pages are slow.
  */
 export async function fileEquals(fs: KabiFs, path: string, expected: Uint8Array, budget: ReadBudget): Promise<boolean> {
-  const buf = (compareScratch ??= Buffer.allocUnsafeSlow(COMPARE_PIECE));
-  const same = async (size: number, read: (at: number, n: number) => number | Promise<number>): Promise<boolean> => {
+  const buf = idleCompareBuffer ?? Buffer.allocUnsafeSlow(COMPARE_PIECE);
+  idleCompareBuffer = undefined;
+  const want = (at: number) => Math.min(buf.length, expected.length - at + 1);
+  const sized = (size: number) => {
     if (size > budget.maxBytes) throw overBudget(path, budget);
-    if (size !== expected.length) return false;
-    for (let at = 0; ; ) {
-      const n = await read(at, Math.min(buf.length, expected.length - at + 1));
-      if (n === 0) return at === expected.length;
-      if (at + n > expected.length || Buffer.compare(buf.subarray(0, n), expected.subarray(at, at + n)) !== 0) return false;
-      at += n;
-    }
+    return size === expected.length;
   };
-  if (fs === nodeFs) {
-    const fd = openSync(path, OPEN_FOR_READ);
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw notAFile(path, budget, st);
-      return await same(st.size, (at, n) => readSync(fd, buf, 0, n, at));
-    } finally {
-      closeSync(fd);
-    }
-  }
-  const h = await fs.open(path, OPEN_FOR_READ);
   try {
-    const st = await h.stat();
-    if (!st.isFile()) throw notAFile(path, budget, st);
-    return await same(st.size, async (at, n) => (await h.read(buf, 0, n, at)).bytesRead);
+    if (fs === nodeFs) {
+      const fd = openSync(path, OPEN_FOR_READ);
+      try {
+        const st = fstatSync(fd);
+        if (!st.isFile()) throw notAFile(path, budget, st);
+        if (!sized(st.size)) return false;
+        for (let at = 0; ; ) {
+          const n = readSync(fd, buf, 0, want(at), at);
+          const verdict = comparePiece(buf, n, at, expected);
+          if (verdict !== undefined) return verdict;
+          at += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const h = await fs.open(path, OPEN_FOR_READ);
+    try {
+      const st = await h.stat();
+      if (!st.isFile()) throw notAFile(path, budget, st);
+      if (!sized(st.size)) return false;
+      for (let at = 0; ; ) {
+        const n = (await h.read(buf, 0, want(at), at)).bytesRead;
+        const verdict = comparePiece(buf, n, at, expected);
+        if (verdict !== undefined) return verdict;
+        at += n;
+      }
+    } finally {
+      await h.close();
+    }
   } finally {
-    await h.close();
+    idleCompareBuffer = buf;
   }
+}
+
+/**
+ * The verdict after `n` bytes were read at `at` into `buf`, or undefined to read on (the last
+ * read asks for one byte more than expected: a file that grew since fstat differs).
+ */
+function comparePiece(buf: Buffer, n: number, at: number, expected: Uint8Array): boolean | undefined {
+  if (n === 0) return at === expected.length;
+  if (at + n > expected.length || Buffer.compare(buf.subarray(0, n), expected.subarray(at, at + n)) !== 0) return false;
+  return undefined;
 }
 
 /** One read(2) the loop asks for: into `buf` from `at`, as much as fits. */

@@ -171,6 +171,17 @@ describe('fileEquals', () => {
     });
   }
 
+  it('comparisons running at once each read into their own buffer', async () => {
+    const r = root();
+    const other = Buffer.from(big).reverse();
+    writeFileSync(join(r, 'a'), big);
+    writeFileSync(join(r, 'b'), other);
+    for (const fs of [nodeFs, proxied]) {
+      const got = await Promise.all([fileEquals(fs, join(r, 'a'), big, budget), fileEquals(fs, join(r, 'b'), other, budget), fileEquals(fs, join(r, 'a'), big, budget), fileEquals(fs, join(r, 'b'), big, budget)]);
+      expect(got).toEqual([true, true, true, false]);
+    }
+  });
+
   it('a file longer than its size said is not equal to bytes of that size', async () => {
     const r = root();
     writeFileSync(join(r, 'grew'), Buffer.alloc(900, 5));
