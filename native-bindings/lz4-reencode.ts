@@ -399,8 +399,8 @@ function writeBlock(data: Uint8Array, c0: number, c1: number, stretches: readonl
  * The compressor's sequences for `joined`, at positions in it. A little (the usual case: a
  * few changed members) goes through lz4-napi in this process, when it is there, rather than
  * lz4 processes started from a big one; lz4-napi has one level, so `level` is not asked of
- * that little. More goes through lz4 -l as lz4Compress chooses, at `level`, in pieces side
- * by side (one process per core), each under one chunk.
+ * that little. More goes through lz4Compress (lz4 -l at `level`, or lz4-napi where the
+ * program is missing), in pieces side by side (one per core), each under one chunk.
  */
 async function compressFresh(joined: Uint8Array, level: number | undefined, where: Where): Promise<Sequences[]> {
   const total = joined.length;

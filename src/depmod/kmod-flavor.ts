@@ -76,7 +76,13 @@ export function installedKmodFlavorSoon(): Promise<KmodFlavor> {
     let found: KmodFlavor | null = null;
     for (const cmd of DEPMODS) {
       const out = await new Promise<string | undefined>((resolve) => {
-        execFile(cmd, ['--version'], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS }, (err, stdout) => resolve(err ? undefined : stdout));
+        try {
+          execFile(cmd, ['--version'], { encoding: 'utf8', timeout: PROBE_TIMEOUT_MS }, (err, stdout) => resolve(err ? undefined : stdout));
+        } catch {
+          // execFile throws at once where spawn(2) fails other than ENOENT-like (E2BIG, ENOMEM):
+          // no answer, as spawnSync gives none there.
+          resolve(undefined);
+        }
       });
       if (out !== undefined) found = parseKmodVersion(out) ?? null;
       if (found) break;

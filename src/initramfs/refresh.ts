@@ -56,8 +56,9 @@ export async function refreshInitramfs(opts: RefreshOptions): Promise<RefreshRes
   const dryRun = opts.dryRun === true;
   if (dryRun || strategy === 'defer') return act(await analyseImage(opts), opts, strategy, []);
   // A native update runs depmod over the new image's tree, in kmod's flavor: asked now, the
-  // answer is found while the image is read.
-  if (strategy !== 'generator' && opts.depmod === undefined) void installedKmodFlavorSoon();
+  // answer is found while the image is read. Asked once per process, whether or not an
+  // update follows; it never rejects.
+  if (strategy !== 'generator' && opts.depmod === undefined) void installedKmodFlavorSoon().catch(() => undefined);
   return withImageLock(opts, async (cleaned) => act(await analyseImage(opts), opts, strategy, cleaned));
 }
 

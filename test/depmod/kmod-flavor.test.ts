@@ -20,7 +20,6 @@ describe('installedKmodFlavorSoon', () => {
     const [a, b] = await Promise.all([m.installedKmodFlavorSoon(), m.installedKmodFlavorSoon()]);
     expect(a).toEqual(sync);
     expect(b).toEqual(sync);
-    expect(sync.source).toBe('depmod --version');
     expect(execFile).toHaveBeenCalledTimes(1);
     expect(m.installedKmodFlavor()).toEqual(sync);
     expect(spawnSync).not.toHaveBeenCalled();
@@ -37,6 +36,17 @@ describe('installedKmodFlavorSoon', () => {
     expect(f).toMatchObject({ version: 30, source: 'default (no depmod found)', layout: 'post-order' });
     expect(f.extensions).toEqual(['.ko', '.ko.gz', '.ko.xz', '.ko.zst']);
     expect(execFile.mock.calls.map((c) => c[0])).toEqual(['depmod', '/usr/sbin/depmod', '/sbin/depmod']);
+  });
+
+  it('a spawn that throws at once (E2BIG, ENOMEM) is no answer, not a rejection', async () => {
+    const cp = await vi.importActual<typeof import('node:child_process')>('node:child_process');
+    const execFile = vi.fn(() => {
+      throw Object.assign(new Error('spawn E2BIG'), { code: 'E2BIG' });
+    });
+    vi.doMock('node:child_process', () => ({ ...cp, execFile }));
+    const m = await import('../../src/depmod/kmod-flavor.js');
+    expect(await m.installedKmodFlavorSoon()).toMatchObject({ version: 30, source: 'default (no depmod found)' });
+    expect(execFile).toHaveBeenCalledTimes(3);
   });
 
   it('reads the version and features of the first depmod that prints them', async () => {
