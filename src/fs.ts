@@ -162,6 +162,45 @@ export function fileView(fs: KabiFs, path: string, budget: ReadBudget): Uint8Arr
   return bytes;
 }
 
+type OpenFile = Awaited<ReturnType<KabiFs['open']>>;
+
+/**
+ * `path` opened for reading without blocking (a FIFO without a writer cannot hang it) and
+ * refused unless it is a regular file (NOT_A_FILE); `use` gets its descriptor and size.
+ */
+function withRegularFileSync<T>(path: string, budget: ReadBudget, use: (fd: number, size: number) => T): T {
+  const fd = openSync(path, OPEN_FOR_READ);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notAFile(path, budget, st);
+    return use(fd, st.size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * withRegularFileSync through any KabiFs: on node:fs synchronously (`sync`; callers read
+ * thousands of files, and the synchronous calls cost a tenth of the promise round trips),
+ * through a file handle otherwise (`other`).
+ */
+async function withRegularFile<T>(fs: KabiFs, path: string, budget: ReadBudget, sync: (fd: number, size: number) => T, other: (h: OpenFile, size: number) => Promise<T>): Promise<T> {
+  if (fs === nodeFs) return withRegularFileSync(path, budget, sync);
+  const h = await fs.open(path, OPEN_FOR_READ);
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw notAFile(path, budget, st);
+    return await other(h, st.size);
+  } finally {
+    await h.close();
+  }
+}
+
+function withinBudget(path: string, size: number, budget: ReadBudget): number {
+  if (size > budget.maxBytes) throw overBudget(path, budget);
+  return size;
+}
+
 /**
  * A regular file's bytes, at most `budget.maxBytes` of them: a FIFO, device, socket or
  * directory is refused without blocking (NOT_A_FILE), and a file larger than the budget,
@@ -170,29 +209,18 @@ export function fileView(fs: KabiFs, path: string, budget: ReadBudget): Uint8Arr
  * the file's own (never a slice of a shared pool), as readFile's is.
  */
 export async function readRegularFile(fs: KabiFs, path: string, budget: ReadBudget): Promise<Buffer> {
-  if (fs === nodeFs) return readRegularFileSync(path, budget);
-  const h = await fs.open(path, OPEN_FOR_READ);
-  try {
-    const st = await h.stat();
-    if (!st.isFile()) throw notAFile(path, budget, st);
-    if (st.size > budget.maxBytes) throw overBudget(path, budget);
-    return await readAll((buf, at) => h.read(buf, at, buf.length - at, null).then((r) => r.bytesRead), st.size, path, budget);
-  } finally {
-    await h.close();
-  }
+  return withRegularFile(
+    fs,
+    path,
+    budget,
+    (fd, size) => readAllSync((buf, at) => readSync(fd, buf, at, buf.length - at, null), withinBudget(path, size, budget), path, budget),
+    (h, size) => readAll((buf, at) => h.read(buf, at, buf.length - at, null).then((r) => r.bytesRead), withinBudget(path, size, budget), path, budget),
+  );
 }
 
 /** readRegularFile on node:fs, synchronously (thousands of module files are read this way). */
 export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
-  const fd = openSync(path, OPEN_FOR_READ);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw notAFile(path, budget, st);
-    if (st.size > budget.maxBytes) throw overBudget(path, budget);
-    return readAllSync((buf, at) => readSync(fd, buf, at, buf.length - at, null), st.size, path, budget);
-  } finally {
-    closeSync(fd);
-  }
+  return withRegularFileSync(path, budget, (fd, size) => readAllSync((buf, at) => readSync(fd, buf, at, buf.length - at, null), withinBudget(path, size, budget), path, budget));
 }
 
 /**
@@ -202,24 +230,13 @@ export function readRegularFileSync(path: string, budget: ReadBudget): Buffer {
  */
 export async function readRegularFileHead(fs: KabiFs, path: string, n: number, budget: ReadBudget): Promise<Buffer> {
   const buf = Buffer.alloc(n);
-  if (fs === nodeFs) {
-    const fd = openSync(path, OPEN_FOR_READ);
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw notAFile(path, budget, st);
-      return buf.subarray(0, readSync(fd, buf, 0, n, 0));
-    } finally {
-      closeSync(fd);
-    }
-  }
-  const h = await fs.open(path, OPEN_FOR_READ);
-  try {
-    const st = await h.stat();
-    if (!st.isFile()) throw notAFile(path, budget, st);
-    return buf.subarray(0, (await h.read(buf, 0, n, 0)).bytesRead);
-  } finally {
-    await h.close();
-  }
+  return withRegularFile(
+    fs,
+    path,
+    budget,
+    (fd) => buf.subarray(0, readSync(fd, buf, 0, n, 0)),
+    async (h) => buf.subarray(0, (await h.read(buf, 0, n, 0)).bytesRead),
+  );
 }
 
 /** Bytes fileEquals reads at a time, into a buffer kept for the process. */
@@ -237,51 +254,36 @@ let idleCompareBuffer: Buffer | undefined;
 export async function fileEquals(fs: KabiFs, path: string, expected: Uint8Array, budget: ReadBudget): Promise<boolean> {
   const buf = idleCompareBuffer ?? Buffer.allocUnsafeSlow(COMPARE_PIECE);
   idleCompareBuffer = undefined;
+  // The last read asks for one byte more than expected: a file that grew since fstat differs.
   const want = (at: number) => Math.min(buf.length, expected.length - at + 1);
-  const sized = (size: number) => {
-    if (size > budget.maxBytes) throw overBudget(path, budget);
-    return size === expected.length;
-  };
   try {
-    if (fs === nodeFs) {
-      const fd = openSync(path, OPEN_FOR_READ);
-      try {
-        const st = fstatSync(fd);
-        if (!st.isFile()) throw notAFile(path, budget, st);
-        if (!sized(st.size)) return false;
-        for (let at = 0; ; ) {
-          const n = readSync(fd, buf, 0, want(at), at);
+    return await withRegularFile(
+      fs,
+      path,
+      budget,
+      (fd, size) => {
+        if (withinBudget(path, size, budget) !== expected.length) return false;
+        for (let at = 0, n; ; at += n) {
+          n = readSync(fd, buf, 0, want(at), at);
           const verdict = comparePiece(buf, n, at, expected);
           if (verdict !== undefined) return verdict;
-          at += n;
         }
-      } finally {
-        closeSync(fd);
-      }
-    }
-    const h = await fs.open(path, OPEN_FOR_READ);
-    try {
-      const st = await h.stat();
-      if (!st.isFile()) throw notAFile(path, budget, st);
-      if (!sized(st.size)) return false;
-      for (let at = 0; ; ) {
-        const n = (await h.read(buf, 0, want(at), at)).bytesRead;
-        const verdict = comparePiece(buf, n, at, expected);
-        if (verdict !== undefined) return verdict;
-        at += n;
-      }
-    } finally {
-      await h.close();
-    }
+      },
+      async (h, size) => {
+        if (withinBudget(path, size, budget) !== expected.length) return false;
+        for (let at = 0, n; ; at += n) {
+          n = (await h.read(buf, 0, want(at), at)).bytesRead;
+          const verdict = comparePiece(buf, n, at, expected);
+          if (verdict !== undefined) return verdict;
+        }
+      },
+    );
   } finally {
     idleCompareBuffer = buf;
   }
 }
 
-/**
- * The verdict after `n` bytes were read at `at` into `buf`, or undefined to read on (the last
- * read asks for one byte more than expected: a file that grew since fstat differs).
- */
+/** The verdict after `n` bytes were read at `at` into `buf`, or undefined to read on. */
 function comparePiece(buf: Buffer, n: number, at: number, expected: Uint8Array): boolean | undefined {
   if (n === 0) return at === expected.length;
   if (at + n > expected.length || Buffer.compare(buf.subarray(0, n), expected.subarray(at, at + n)) !== 0) return false;

@@ -18,6 +18,26 @@ function root(): string {
 /** A KabiFs that is not node:fs itself (the promise-based paths of the readers). */
 const proxied: KabiFs = new Proxy(nodeFs, {});
 
+/** A KabiFs whose file handles say every file is `size` bytes long (as if it grew after fstat). */
+function sizeSaying(size: number): KabiFs {
+  return new Proxy(nodeFs, {
+    get: (t, k) =>
+      k === 'open'
+        ? async (...a: Parameters<KabiFs['open']>) => {
+            const h = await nodeFs.open(...a);
+            const tell = async () => Object.assign(await h.stat(), { size });
+            return new Proxy(h, {
+              get: (ht, hk) => {
+                if (hk === 'stat') return tell;
+                const v: unknown = Reflect.get(ht, hk);
+                return typeof v === 'function' ? v.bind(ht) : v;
+              },
+            });
+          }
+        : Reflect.get(t, k),
+  });
+}
+
 describe('hostPath', () => {
   it('never climbs out of the root by its spelling', () => {
     expect(hostPath('/r', '/../../etc/passwd')).toBe('/r/etc/passwd');
@@ -105,22 +125,7 @@ describe('readRegularFile', () => {
     const r = root();
     writeFileSync(join(r, 'grew'), Buffer.alloc(900, 5));
     // fstat says 100 bytes: the reader finds the rest after the size it was told.
-    const shrunk: KabiFs = new Proxy(nodeFs, {
-      get: (t, k) =>
-        k === 'open'
-          ? async (...a: Parameters<KabiFs['open']>) => {
-              const h = await nodeFs.open(...a);
-              const tell = async () => Object.assign(await h.stat(), { size: 100 });
-              return new Proxy(h, {
-                get: (ht, hk) => {
-                  if (hk === 'stat') return tell;
-                  const v: unknown = Reflect.get(ht, hk);
-                  return typeof v === 'function' ? v.bind(ht) : v;
-                },
-              });
-            }
-          : Reflect.get(t, k),
-    });
+    const shrunk = sizeSaying(100);
     expect((await readRegularFile(shrunk, join(r, 'grew'), budget)).equals(Buffer.alloc(900, 5))).toBe(true);
     writeFileSync(join(r, 'grew'), Buffer.alloc(1001, 5));
     await expect(readRegularFile(shrunk, join(r, 'grew'), budget)).rejects.toMatchObject({ code: 'LIMIT' });
@@ -185,22 +190,7 @@ describe('fileEquals', () => {
   it('a file longer than its size said is not equal to bytes of that size', async () => {
     const r = root();
     writeFileSync(join(r, 'grew'), Buffer.alloc(900, 5));
-    const shrunk: KabiFs = new Proxy(nodeFs, {
-      get: (t, k) =>
-        k === 'open'
-          ? async (...a: Parameters<KabiFs['open']>) => {
-              const h = await nodeFs.open(...a);
-              const tell = async () => Object.assign(await h.stat(), { size: 100 });
-              return new Proxy(h, {
-                get: (ht, hk) => {
-                  if (hk === 'stat') return tell;
-                  const v: unknown = Reflect.get(ht, hk);
-                  return typeof v === 'function' ? v.bind(ht) : v;
-                },
-              });
-            }
-          : Reflect.get(t, k),
-    });
+    const shrunk = sizeSaying(100);
     expect(await fileEquals(shrunk, join(r, 'grew'), Buffer.alloc(100, 5), budget)).toBe(false);
     writeFileSync(join(r, 'exact'), Buffer.alloc(100, 6));
     expect(await fileEquals(shrunk, join(r, 'exact'), Buffer.alloc(100, 6), budget)).toBe(true);
